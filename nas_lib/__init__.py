@@ -1,0 +1,1 @@
+"""EHNAS core library: spaces, blocks, proxies, search, LLM, pruning. No Prefect, no MLflow."""

@@ -1,0 +1,77 @@
+"""Pre-norm transformer block with windowed multi-head self-attention (ViT: Dosovitskiy et al.,
+arXiv 2010.11929; windows as in Swin: Liu et al., arXiv 2103.14030).
+
+x = x + Proj(WindowMSA(LN(x))); x = x + MLP(LN(x)). Attention runs inside non-overlapping
+windows (the window is clipped to the feature map, which is zero-padded to a multiple of it)
+through `torch.nn.functional.scaled_dot_product_attention`. qkv_dim is the total width of the
+queries, keys and values across heads, so qkv_dim % num_heads == 0 is required.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from nas_lib.blocks.base import BLOCKS, BlockFamily, BuiltBlock, Params, TokenBlock
+
+
+class WindowAttentionBlock(TokenBlock):
+    def __init__(self, dim: int, num_heads: int, mlp_ratio: int, qkv_dim: int, window_size: int) -> None:
+        super().__init__()
+        self.num_heads = num_heads
+        self.qkv_dim = qkv_dim
+        self.window_size = window_size
+        self.norm1 = nn.LayerNorm(dim)
+        self.qkv = nn.Linear(dim, 3 * qkv_dim)
+        self.proj = nn.Linear(qkv_dim, dim)
+        self.norm2 = nn.LayerNorm(dim)
+        self.mlp = nn.Sequential(nn.Linear(dim, mlp_ratio * dim), nn.GELU(), nn.Linear(mlp_ratio * dim, dim))
+
+    def attend(self, x: torch.Tensor, h: int, w: int) -> torch.Tensor:
+        b, _, c = x.shape
+        ws = min(self.window_size, h, w)
+        pad_h, pad_w = (-h) % ws, (-w) % ws
+        grid = x.view(b, h, w, c)
+        if pad_h or pad_w:
+            grid = F.pad(grid, (0, 0, 0, pad_w, 0, pad_h))
+        hp, wp = h + pad_h, w + pad_w
+        # (B, Hp, Wp, C) -> (B * windows, ws*ws, C)
+        windows = grid.view(b, hp // ws, ws, wp // ws, ws, c).permute(0, 1, 3, 2, 4, 5).reshape(-1, ws * ws, c)
+        head_dim = self.qkv_dim // self.num_heads
+        qkv = self.qkv(windows).view(windows.shape[0], ws * ws, 3, self.num_heads, head_dim).permute(2, 0, 3, 1, 4)
+        out = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2])
+        out = self.proj(out.transpose(1, 2).reshape(windows.shape[0], ws * ws, self.qkv_dim))
+        out = out.view(b, hp // ws, wp // ws, ws, ws, c).permute(0, 1, 3, 2, 4, 5).reshape(b, hp, wp, c)
+        return out[:, :h, :w].reshape(b, h * w, c)
+
+    def forward_tokens(self, tokens: torch.Tensor, h: int, w: int) -> torch.Tensor:
+        tokens = tokens + self.attend(self.norm1(tokens), h, w)
+        return tokens + self.mlp(self.norm2(tokens))
+
+
+def qkv_rule(p: Params) -> str | None:
+    if p["qkv_dim"] % p["num_heads"]:
+        return f"qkv_dim {p['qkv_dim']} is not divisible by num_heads {p['num_heads']}"
+    return None
+
+
+def make_vit(in_channels: int, hw: tuple[int, int], p: Params) -> BuiltBlock:
+    block = WindowAttentionBlock(in_channels, p["num_heads"], p["mlp_ratio"], p["qkv_dim"], p["window_size"])
+    return BuiltBlock(block, in_channels, hw)
+
+
+BLOCKS.add(
+    "vit",
+    BlockFamily(
+        name="vit",
+        fields=(
+            ("num_heads", (3, 4, 6, 8)),
+            ("mlp_ratio", (4, 6, 8)),
+            ("qkv_dim", (192, 256, 384, 512)),
+            ("window_size", (7, 14)),
+        ),
+        make=make_vit,
+        rule=qkv_rule,
+    ),
+)
