@@ -115,10 +115,9 @@ class NB201Space(SearchSpace):
         return NB201Arch(tuple(allowed[int(rng.integers(len(allowed)))] for allowed in self.edge_ops))
 
     def enumerate(self) -> Iterator[NB201Arch]:
-        """Every cell of the space, in NB201 index order when unconstrained."""
-        # NB201's index runs with the first edge fastest, so iterate edges in reverse.
-        for combo in itertools.product(*reversed(self.edge_ops)):
-            yield NB201Arch(tuple(reversed(combo)))
+        """Every cell of the space (the last edge varies fastest; NB201's own index order differs)."""
+        for combo in itertools.product(*self.edge_ops):
+            yield NB201Arch(combo)
 
     def mutate(self, spec: NB201Arch, rng: np.random.Generator) -> NB201Arch:
         editable = [k for k, allowed in enumerate(self.edge_ops) if len(allowed) > 1]
