@@ -1,7 +1,78 @@
-"""Placeholder: registers no command yet."""
+"""`ehnas bench search`: search strategies against a tabular benchmark (NB201 by default)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
 
 import typer
 
+from nas_lib.artifacts import atomic_write_json
+
 
 def register(app: typer.Typer) -> None:
-    """Adds this module's commands to `app`."""
+    """Adds `search` to the `bench` group."""
+    app.command("search")(search)
+
+
+def search(
+    table: Path = typer.Option(..., "--table", exists=True, dir_okay=False, help="CSV or Parquet with an arch column and a metric column."),
+    metric: str = typer.Option("cifar10_test_acc", "--metric", help="Column with the true metric (higher is better)."),
+    strategies: str = typer.Option("all", "--strategies", help="'all' or comma-separated strategy names."),
+    budget: int = typer.Option(100, "--budget", min=1, help="Queries per search."),
+    seeds: int = typer.Option(20, "--seeds", min=1, help="Searches per strategy (seeds 0..N-1)."),
+    fitness: str = typer.Option("table", "--fitness", help="'table' (strategies see the metric) or 'proxy:<name>' (they see only the proxy score)."),
+    images: Path = typer.Option(None, "--images", exists=True, dir_okay=False, help="NPZ of images (x, y) for data-dependent proxies."),
+    batch_images: int = typer.Option(64, "--proxy-batch", min=1, help="Images in the proxy's fixed batch."),
+    cache: Path = typer.Option(None, "--cache", dir_okay=False, help="JSON file caching proxy scores across runs."),
+    options: str = typer.Option("", "--options", help='JSON of per-strategy options, e.g. {"rea": {"population": 20}}.'),
+    out: Path = typer.Option(Path("search_bench.json"), "--out", dir_okay=False, help="Result JSON (the PNG of the curves goes beside it)."),
+) -> None:
+    """Run every chosen strategy for BUDGET queries and SEEDS seeds; report the true metric of
+    each strategy's answer (mean, std, regret vs the table optimum, ms per query)."""
+    from nas_lib.bench.search import benchmark, format_results, load_table, nb201_space_for, plot_curves
+    from nas_lib.search import STRATEGIES
+
+    truth = load_table(table, metric)
+    space = nb201_space_for(list(truth))
+    names = ["all"] if strategies == "all" else [s.strip() for s in strategies.split(",") if s.strip()]
+    for name in names:
+        if name != "all" and name not in STRATEGIES:
+            raise typer.BadParameter(f"unknown strategy {name!r}; known: {', '.join(STRATEGIES.names())}", param_hint="--strategies")
+    seen_fitness = _fitness(fitness, space, images, batch_images, cache)
+    try:
+        per_strategy = json.loads(options) if options else {}
+    except json.JSONDecodeError as err:
+        raise typer.BadParameter(f"not JSON: {err}", param_hint="--options") from None
+    typer.echo(f"{table.name}: {len(truth)} cells, space {space.size()} cells; fitness={fitness}; budget {budget}; {seeds} seeds")
+    result = benchmark(truth, names, budget, seeds, fitness=seen_fitness, space=space, options=per_strategy, progress=typer.echo)
+    if hasattr(seen_fitness, "flush"):
+        seen_fitness.flush()
+        result["proxy_cells_scored"] = len(seen_fitness.scores)
+        result["proxy_seconds"] = seen_fitness.seconds
+    result.update({"table": str(table), "metric": metric, "fitness": fitness})
+    atomic_write_json(out, result)
+    png = plot_curves(result, out.with_suffix(".png"), title=f"{table.name} fitness={fitness} budget={budget} seeds={seeds}")
+    typer.echo(format_results(result))
+    typer.echo(f"wrote {out} and {png}")
+
+
+def _fitness(spec: str, space, images: Path | None, batch_images: int, cache: Path | None):  # noqa: ANN001, ANN202
+    """None for the table itself, else a cached `ProxyFitness`."""
+    if spec == "table":
+        return None
+    kind, _, proxy = spec.partition(":")
+    if kind != "proxy" or not proxy:
+        raise typer.BadParameter("expected 'table' or 'proxy:<name>'", param_hint="--fitness")
+    from nas_lib.bench.search import ProxyFitness
+
+    batch = None
+    if images is not None:
+        from nas_lib.data.arrays import fixed_batch, load_npz_images
+
+        x, y = load_npz_images(images)
+        batch = fixed_batch(x, y, batch_images, 0)
+    try:
+        return ProxyFitness(space, proxy, batch=batch, seed=0, cache_path=cache)
+    except (ImportError, KeyError) as err:
+        raise typer.BadParameter(str(err), param_hint="--fitness") from None

@@ -1,0 +1,1 @@
+"""Benchmarks of proxies, search strategies and pruning layers against reference tables."""
