@@ -1,0 +1,208 @@
+"""A scripted OpenAI-compatible chat-completions server on 127.0.0.1 for tests.
+
+Usage (any test, including other helpers' tests)::
+
+    from tests.fake_llm import FakeLLM
+
+    def test_something(tmp_path):
+        with FakeLLM() as llm:                      # random free port, stops on exit
+            llm.push({"answer": 42})                # dict/list -> assistant content = json.dumps
+            llm.push("not json at all")             # other str -> assistant content verbatim
+            llm.push(429, retry_after=0)            # int -> that HTTP status (+ Retry-After)
+            llm.push("timeout")                     # sleep past the client's timeout, no answer
+            llm.push("reset")                       # close the connection without a response
+            llm.push_refusal("I can't help")        # message.refusal set, content null
+            llm.default = lambda body: {"answer": 1}   # used when the queue is empty
+            llm.reject_json_schema = True           # 400 for response_format json_schema
+            settings = llm.settings(tmp_path)       # LLMSettings pointing here, fast retries
+            ...
+            assert len(llm.requests) == 3           # RecordedRequest(path, headers, body)
+
+Each request pops one scripted reply; with an empty queue and no ``default`` the server answers
+500 "script exhausted". ``llm.requests`` records every request (headers lower-cased, body parsed),
+so tests can count retries and check where the key was sent. ``default`` may be a callable that
+receives the request body (dict) and returns anything ``push`` accepts.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+TEST_KEY = "sk-test-SECRET-0123456789abcdef"
+CLIENT_TIMEOUT_S = 0.5
+TIMEOUT_SLEEP_S = 1.5  # > CLIENT_TIMEOUT_S; cut short when the server stops
+
+
+@dataclass
+class Reply:
+    """One scripted answer. kind: content | refusal | status | timeout | reset."""
+
+    kind: str = "content"
+    content: str | None = None
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+    body: Any = None
+    usage: tuple[int, int] = (11, 7)
+
+
+@dataclass
+class RecordedRequest:
+    path: str
+    headers: dict[str, str]
+    body: dict[str, Any]
+    raw: str
+
+
+def as_reply(item: Any, retry_after: float | None = None) -> Reply:
+    """Turns what `FakeLLM.push` accepts into a `Reply`."""
+    if isinstance(item, Reply):
+        return item
+    if isinstance(item, bool):
+        raise TypeError("push a dict, str, int status or Reply")
+    if isinstance(item, int):
+        headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
+        return Reply(kind="status", status=item, headers=headers, body={"error": {"message": f"scripted status {item}", "type": "fake", "code": item}})
+    if item in ("timeout", "reset"):
+        return Reply(kind=item)
+    if isinstance(item, (dict, list)):
+        return Reply(content=json.dumps(item))
+    if isinstance(item, str):
+        return Reply(content=item)
+    raise TypeError(f"cannot script {item!r}")
+
+
+class FakeLLM:
+    """Context manager running the scripted server; see the module docstring."""
+
+    def __init__(self, *, model: str = "fake-model") -> None:
+        self.model = model
+        self.queue: deque[Reply] = deque()
+        self.requests: list[RecordedRequest] = []
+        self.default: Callable[[dict[str, Any]], Any] | Any | None = None
+        self.reject_json_schema = False
+        self.reject_json_object = False
+        self.timeout_sleep_s = TIMEOUT_SLEEP_S
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- scripting ------------------------------------------------------------------------------
+    def push(self, item: Any, *, retry_after: float | None = None) -> FakeLLM:
+        with self._lock:
+            self.queue.append(as_reply(item, retry_after))
+        return self
+
+    def push_refusal(self, text: str = "I'm sorry, but I can't help with that.") -> FakeLLM:
+        with self._lock:
+            self.queue.append(Reply(kind="refusal", content=text))
+        return self
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None, "use FakeLLM as a context manager"
+        return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
+
+    def settings(self, cache_dir: Path | None = None, **overrides: Any) -> Any:
+        """`LLMSettings` for this server: test key, small timeout, no backoff, cache in cache_dir."""
+        from nas_lib.llm import LLMSettings
+
+        values: dict[str, Any] = dict(
+            base_url=self.url, api_key=TEST_KEY, model=self.model, timeout_s=CLIENT_TIMEOUT_S, backoff_s=0.0,
+            max_backoff_s=0.0, retry_after_cap_s=0.0, cache_dir=cache_dir, use_cache=cache_dir is not None,
+        )
+        values.update(overrides)
+        return LLMSettings(**values)
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    def __enter__(self) -> FakeLLM:
+        fake = self
+
+        class Handler(_Handler):
+            owner = fake
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    # -- server side ----------------------------------------------------------------------------
+    def next_reply(self, body: dict[str, Any]) -> Reply:
+        fmt = (body.get("response_format") or {}).get("type")
+        if (fmt == "json_schema" and self.reject_json_schema) or (fmt == "json_object" and self.reject_json_object):
+            return Reply(kind="status", status=400, body={"error": {"message": f"response_format {fmt} is not supported", "type": "invalid_request_error"}})
+        with self._lock:
+            if self.queue:
+                return self.queue.popleft()
+        if self.default is None:
+            return Reply(kind="status", status=500, body={"error": {"message": "script exhausted"}})
+        item = self.default(body) if callable(self.default) else self.default
+        return as_reply(item)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    owner: FakeLLM
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args: Any) -> None:  # keep pytest output clean
+        pass
+
+    def do_POST(self) -> None:  # noqa: N802 (http.server naming)
+        raw = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode("utf-8")
+        body = json.loads(raw or "{}")
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        with self.owner._lock:
+            self.owner.requests.append(RecordedRequest(self.path, headers, body, raw))
+        reply = self.owner.next_reply(body)
+        if reply.kind == "timeout":
+            self.owner._stop.wait(self.owner.timeout_sleep_s)
+            self.close_connection = True
+            return
+        if reply.kind == "reset":
+            self.close_connection = True
+            self.connection.shutdown(2)
+            return
+        if reply.kind == "status":
+            self._send(reply.status, reply.body or {}, reply.headers)
+            return
+        self._send(200, self._completion(reply), reply.headers)
+
+    def _completion(self, reply: Reply) -> dict[str, Any]:
+        refusal = reply.content if reply.kind == "refusal" else None
+        content = None if reply.kind == "refusal" else reply.content
+        prompt, completion = reply.usage
+        return {
+            "id": "chatcmpl-fake", "object": "chat.completion", "created": int(time.time()), "model": self.owner.model,
+            "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": content, "refusal": refusal}}],
+            "usage": {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion},
+        }
+
+    def _send(self, status: int, payload: Any, headers: dict[str, str]) -> None:
+        data = json.dumps(payload).encode()
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            for key, value in headers.items():
+                self.send_header(key, value)
+            self.end_headers()
+            self.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up (timeout test); nothing to do
