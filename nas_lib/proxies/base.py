@@ -1,0 +1,208 @@
+"""The proxy contract: a `Proxy` turns (space, spec, batch, seed) into one `ProxyResult`.
+
+A `ScoringContext` holds what several proxies of one network can share: the model built under
+the seed, its forward pass with activation codes, its cross-entropy gradients. Each shared item
+is computed once, on first use, and its cost is recorded, so a proxy's reported seconds are what
+it would have cost alone (its own work plus every shared item it used), whichever proxy happened
+to trigger the shared work.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar, TypeVar
+
+import torch
+from torch import nn
+
+from nas_lib.registry import Registry
+from nas_lib.space.base import SearchSpace
+
+V = TypeVar("V")
+
+PROXIES: Registry[type[Proxy]] = Registry("proxy")
+
+
+@dataclass(frozen=True)
+class ProxyResult:
+    """One proxy score of one architecture.
+
+    Attributes:
+        value: the score (NaN when failed); compare with the proxy's `higher_is_better`.
+        seconds: cost of the score alone, shared passes included.
+        state: ``"ok"`` or ``"failed"``.
+        error: why it failed (exception type and message), else None.
+    """
+
+    value: float
+    seconds: float
+    state: str
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.state == "ok"
+
+
+class _Failure:
+    """A shared computation that raised: replayed to every proxy that asks for it."""
+
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+
+def set_bn_momentum_zero(model: nn.Module) -> None:
+    """Train-mode forwards then use batch statistics without moving the running statistics,
+    so the order in which proxies run cannot change what later (eval-mode) proxies see."""
+    for module in model.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            module.momentum = 0.0
+
+
+class ScoringContext:
+    """Everything proxies of one (space, spec, batch, seed, device) can share.
+
+    Args:
+        space: the search space that builds the model.
+        spec: the architecture.
+        batch: images (N, C, H, W) float32 and integer labels (N,).
+        seed: seeds weight initialisation and any random inputs.
+        device: ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+        wanted: names of the proxies that will be asked, so shared passes compute only what
+            is needed (e.g. activation gradients only when fisher is among them).
+    """
+
+    def __init__(self, space: SearchSpace, spec: Any, batch: tuple[torch.Tensor, torch.Tensor], seed: int,
+                 device: str = "cpu", wanted: frozenset[str] | set[str] = frozenset()) -> None:
+        self.space = space
+        self.spec = spec
+        self.seed = int(seed)
+        self.device = torch.device(device)
+        self.wanted = frozenset(wanted)
+        self._batch = batch
+        self._memo: dict[str, Any] = {}
+        self._cost: dict[str, float] = {}
+        self._used: set[str] = set()
+        self._nested = 0.0
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        return tuple(self._batch[0].shape[1:])  # type: ignore[return-value]
+
+    def batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The batch on the scoring device."""
+        return self.shared("batch", lambda: (self._batch[0].to(self.device, torch.float32),
+                                             self._batch[1].to(self.device, torch.long)))
+
+    def model(self) -> nn.Module:
+        """The network initialised under `torch.manual_seed(seed)`, in train mode, on device.
+
+        Proxies must not change its weights; one that needs other weights deep-copies it.
+        """
+        return self.shared("model", self._build)
+
+    def _build(self) -> nn.Module:
+        num_classes = int(self._batch[1].max().item()) + 1 if self._batch[1].numel() else 10
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed)
+            model = self.space.build_model(self.spec, input_shape=self.input_shape, num_classes=max(num_classes, 10))
+        set_bn_momentum_zero(model)
+        return model.to(self.device).train()
+
+    def shared(self, key: str, compute: Callable[[], V]) -> V:
+        """Returns the shared item `key`, computing it (and recording its cost) on first use."""
+        self._used.add(key)
+        if key not in self._memo:
+            start, outer = time.perf_counter(), self._nested
+            self._nested = 0.0
+            try:
+                self._memo[key] = compute()
+            except Exception as exc:  # replayed to each proxy that needs it
+                self._memo[key] = _Failure(exc)
+            finally:
+                elapsed = time.perf_counter() - start
+                self._cost[key] = elapsed - self._nested  # exclusive of nested shared items
+                self._nested = outer + elapsed
+        value = self._memo[key]
+        if isinstance(value, _Failure):
+            raise value.exc
+        return value
+
+    def run(self, proxy: Proxy) -> ProxyResult:
+        """Scores `proxy` here; never raises for a bad architecture."""
+        self._used, self._nested = set(), 0.0
+        start = time.perf_counter()
+        error = None
+        try:
+            value = float(proxy.compute(self))
+            if not math.isfinite(value):
+                error = f"non-finite score {value}"
+        except Exception as exc:  # any failure of a bad architecture becomes a failed result
+            error = _describe(exc)
+            if _is_oom(exc) and self.device.type == "cuda":
+                torch.cuda.empty_cache()
+        own = time.perf_counter() - start - self._nested
+        seconds = own + sum(self._cost.get(k, 0.0) for k in self._used)
+        if error is not None:
+            return ProxyResult(math.nan, seconds, "failed", error)
+        return ProxyResult(value, seconds, "ok")
+
+
+def _is_oom(exc: BaseException) -> bool:
+    return isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc).lower()
+
+
+def _describe(exc: BaseException) -> str:
+    kind = "out of memory" if _is_oom(exc) else type(exc).__name__
+    return f"{kind}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"
+
+
+class Proxy:
+    """A training-free score of an architecture.
+
+    Subclasses set `name`, `version` (enters cache keys: bump it when the maths changes),
+    `higher_is_better`, and implement `compute(ctx)`. `deterministic` is False only for
+    measured quantities (latency).
+    """
+
+    name: ClassVar[str] = ""
+    version: ClassVar[str] = "1"
+    higher_is_better: ClassVar[bool] = True
+    deterministic: ClassVar[bool] = True
+
+    def compute(self, ctx: ScoringContext) -> float:
+        """The raw score, using `ctx` for the model, the batch and shared passes."""
+        raise NotImplementedError
+
+    def score(self, space: SearchSpace, spec: Any, batch: tuple[torch.Tensor, torch.Tensor], seed: int,
+              device: str = "cpu") -> ProxyResult:
+        """Scores one architecture; a failure becomes ``ProxyResult(nan, s, "failed", reason)``.
+
+        Args:
+            space: the search space that builds `spec`.
+            spec: the architecture.
+            batch: (images float32 NCHW, labels int64).
+            seed: seeds the weight initialisation (and random inputs where the proxy uses any).
+            device: ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+        """
+        try:
+            ctx = ScoringContext(space, spec, batch, seed, device, wanted={self.name})
+        except Exception as exc:  # e.g. an unknown device string
+            return ProxyResult(math.nan, 0.0, "failed", _describe(exc))
+        return ctx.run(self)
+
+    def cache_key(self) -> str:
+        """``name@version``: what a cache of scores must key on besides the architecture."""
+        return f"{self.name}@{self.version}"
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r}, version={self.version!r})"
+
+
+def register_proxy(cls: type[Proxy]) -> type[Proxy]:
+    """Class decorator: registers a Proxy subclass under its `name`."""
+    PROXIES.add(cls.name, cls)
+    return cls
