@@ -1,0 +1,147 @@
+"""Shared types of the pruning layers: configuration, outcome, proposal and the layer interface.
+
+A pruning layer narrows a search space in one respect (macro structure, hyperparameters,
+connections). It describes the decisions it owns as *choice groups*: a group is one named
+decision (``stage:early`` of the hybrid space, ``edge3`` of NB201) with the options the current
+space still allows. A decision keeps a subset of each group's options (a missing group keeps all
+of them); the hybrid macro layer adds a depth range, type shares and type sequences.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from nas_lib.space.base import SearchSpace
+
+Option = str | int
+Groups = dict[str, tuple[Option, ...]]
+ScoreFn = Callable[[Hashable], float]
+
+
+@dataclass(frozen=True)
+class MeasureConfig:
+    """How a layer's cut is measured and guarded.
+
+    Attributes:
+        k: architectures drawn from the UNPRUNED space for retention (a space small enough to
+            enumerate, such as NB201, is measured exhaustively instead).
+        seed: seed of every random draw (reference sample, offline proposals).
+        retention_floor: the guard relaxes a cut whose top-1% retention falls below this.
+        score_fn: ground truth (a benchmark table) or a proxy; higher is better. Used only to
+            measure and guard.
+        proxy_fn: what the offline provider ranks its own samples with (a proxy, never the table);
+            None uses `score_fn` (right when `score_fn` already is a proxy).
+        offline_samples: architectures the offline provider samples and scores per layer; 400
+            gives each option of a 5-way choice about 80 draws, enough for a stable enrichment.
+    """
+
+    k: int = 2000
+    seed: int = 0
+    retention_floor: float = 0.8
+    score_fn: ScoreFn | None = None
+    proxy_fn: ScoreFn | None = None
+    offline_samples: int = 400
+
+    def proposal_fn(self) -> ScoreFn | None:
+        """The score the offline provider may use for its own decisions."""
+        return self.proxy_fn or self.score_fn
+
+
+@dataclass
+class LayerOutcome:
+    """What one layer did: the narrowed space, the decision it applied, and its measured row."""
+
+    layer: str
+    space: SearchSpace
+    decision: dict[str, Any]
+    record: dict[str, Any]
+
+
+class GroupDecision(BaseModel):
+    """The JSON a provider returns for a layer: the options to keep in each choice group."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    keep: dict[str, list[Option]] = Field(
+        default_factory=dict,
+        description="choice group -> options to keep (a subset of the current options; a group left out keeps all).",
+    )
+    rationale: str = Field(default="", max_length=4000, description="one or two sentences on why.")
+
+
+class HybridMacroDecision(GroupDecision):
+    """Macro decision on the hybrid space: stage types plus depth, type shares and sequences."""
+
+    min_depth: int | None = Field(default=None, description="smallest number of blocks (null: unchanged).")
+    max_depth: int | None = Field(default=None, description="largest number of blocks (null: unchanged).")
+    type_fractions: dict[str, tuple[float, float]] = Field(default_factory=dict, description="type -> (min, max) share of the blocks.")
+    preferred_sequences: list[list[str]] = Field(default_factory=list, description="runs of block types to favour (soft).")
+    forbidden_sequences: list[list[str]] = Field(default_factory=list, description="runs of block types that may not appear.")
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """A provider's answer: a decision (None when it has none) and how it was obtained."""
+
+    decision: GroupDecision | None
+    provider: str
+    model: str = ""
+    attempts: int = 0
+    cached: bool = False
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    fallback_reason: str = ""
+    meta: Mapping[str, Any] = field(default_factory=dict)
+
+
+class PruningLayer(ABC):
+    """One pruning layer. Subclasses implement the group view of each space they support."""
+
+    name: str = "layer"
+    task: str = ""  # one paragraph the LLM reads: what this layer decides
+
+    def decision_model(self, space: SearchSpace) -> type[GroupDecision]:
+        """The pydantic schema of this layer's decision on `space`."""
+        return GroupDecision
+
+    @abstractmethod
+    def groups(self, space: SearchSpace) -> Groups:
+        """The choice groups this layer decides on `space`, with their current options."""
+
+    @abstractmethod
+    def features(self, space: SearchSpace, spec: Hashable) -> dict[str, set[Option]]:
+        """For each group, the options `spec` uses (for enrichment among the best samples)."""
+
+    @abstractmethod
+    def apply(self, space: SearchSpace, decision: GroupDecision) -> SearchSpace:
+        """The space narrowed by `decision` (never wider than `space`)."""
+
+    def extra_problems(self, space: SearchSpace, decision: GroupDecision) -> list[str]:
+        """Checks beyond the group subsets (depth ranges, sequences); none by default."""
+        return []
+
+    def widenings(self, space: SearchSpace, decision: GroupDecision) -> list[tuple[str, GroupDecision]]:
+        """Decisions one step wider than `decision` beyond restoring group options (none here)."""
+        return []
+
+    def describe_extra(self, space: SearchSpace) -> dict[str, Any]:
+        """Context beyond the groups that the prompt shows (e.g. the current depth range)."""
+        return {}
+
+
+def option_key(value: Option) -> str:
+    """Options compare by text, so an LLM writing ``"64"`` for 64 is understood."""
+    return str(value).strip()
+
+
+def match_options(wanted: Sequence[Option], current: Sequence[Option]) -> tuple[list[Option], list[Option]]:
+    """Splits `wanted` into the current options it names (in current order) and unknown ones."""
+    by_key = {option_key(o): o for o in current}
+    unknown = [w for w in wanted if option_key(w) not in by_key]
+    keys = {option_key(w) for w in wanted}
+    return [o for o in current if option_key(o) in keys], unknown

@@ -1,0 +1,58 @@
+"""Score functions for measurement and for the offline provider: proxies and benchmark tables.
+
+`proxy_score_fn` wraps a `nas_lib.proxies` proxy as ``spec -> float`` (higher is better),
+memoised per architecture, so the guard and the offline provider never score one twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable
+from pathlib import Path
+
+import torch
+
+from nas_lib.space.base import SearchSpace
+from nas_lib.space.nb201 import NB201Space
+
+# Data-free proxies only need the input shape; a tiny random batch supplies it.
+DATA_FREE = frozenset({"params", "flops"})
+
+
+def proxy_batch(name: str, data: str | Path | None, batch_size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The batch a proxy scores on: real images from an npz file, or a random stand-in for a
+    data-free proxy (a data-dependent proxy without data raises ValueError)."""
+    if data is not None:
+        from nas_lib.data.arrays import fixed_batch, load_npz_images
+
+        x, y = load_npz_images(data)
+        return fixed_batch(x, y, batch_size, seed)
+    if name not in DATA_FREE:
+        raise ValueError(f"proxy {name!r} needs images: pass an npz file (e.g. cifar10_train1000.npz)")
+    gen = torch.Generator().manual_seed(seed)
+    return torch.randn(2, 3, 32, 32, generator=gen), torch.zeros(2, dtype=torch.long)
+
+
+def proxy_score_fn(space: SearchSpace, name: str, *, data: str | Path | None = None, batch_size: int = 64, seed: int = 0) -> Callable[[Hashable], float]:
+    """``spec -> score`` (higher is better) from the registered proxy `name`, memoised."""
+    from nas_lib.proxies import get_proxy
+
+    proxy = get_proxy(name)
+    batch = proxy_batch(name, data, batch_size, seed)
+    sign = 1.0 if getattr(proxy, "higher_is_better", True) else -1.0
+    memo: dict[Hashable, float] = {}
+
+    def score(spec: Hashable) -> float:
+        key = memo_key(space, name, spec)
+        if key not in memo:
+            memo[key] = sign * float(proxy.score(space, spec, batch, seed).value)
+        return memo[key]
+
+    return score
+
+
+def memo_key(space: SearchSpace, name: str, spec: Hashable) -> Hashable:
+    """NB201 parameter counts depend only on how many 1x1 and 3x3 convolutions a cell has
+    (all edges of a cell see the same width), so cells share that key; else the spec itself."""
+    if name == "params" and isinstance(space, NB201Space):
+        return ("convs", spec.ops.count("nor_conv_1x1"), spec.ops.count("nor_conv_3x3"))
+    return spec
