@@ -1,0 +1,138 @@
+"""Exports a trained network for serving: TorchScript (traced) and ONNX.
+
+Both exporters work on a CPU copy of the model in eval mode, so the caller's model keeps its
+device and mode, and the files run anywhere. Files are written to a temporary folder next to
+the target and renamed into place, so a killed export never leaves a half-written model.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import shutil
+import tempfile
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+
+class ExportError(RuntimeError):
+    """An exporter could not convert the model; the message carries the exporter's reason."""
+
+
+def export_torchscript(model: nn.Module, example: Tensor, path: str | Path) -> Path:
+    """Traces ``model`` on ``example`` and saves it as a TorchScript archive.
+
+    Tracing (not scripting) is used because the hybrid blocks use Python control flow that
+    depends only on the architecture, which tracing freezes.
+
+    Args:
+        model: the network (any device, any mode).
+        example: one input batch, e.g. ``data.val_x[:2]``.
+        path: the ``.pt`` file to write.
+
+    Returns:
+        The written path; load it with ``torch.jit.load(path)``.
+
+    Raises:
+        ExportError: tracing or saving failed.
+    """
+    cpu_model, cpu_example = _cpu_eval_copy(model, example)
+    path = Path(path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # torch >= 2.10 flags jit as legacy
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)
+            traced = torch.jit.trace(cpu_model, cpu_example)
+            with _staged(path) as staged:
+                torch.jit.save(traced, str(staged))
+    except Exception as err:  # the tracer raises many types; callers need one
+        raise ExportError(f"TorchScript export failed: {type(err).__name__}: {err}") from err
+    return path
+
+
+def export_onnx(model: nn.Module, example: Tensor, path: str | Path, *, opset: int | None = None) -> Path:
+    """Exports ``model`` to ONNX with a dynamic batch dimension and checks the result.
+
+    The torch.export-based exporter (needs ``onnx`` and ``onnxscript``) is tried first; when it
+    fails, the legacy TorchScript-based exporter is tried. Input is named ``input``, output
+    ``logits``.
+
+    Args:
+        model: the network (any device, any mode).
+        example: one input batch.
+        path: the ``.onnx`` file to write (large models may add a ``.data`` file beside it).
+        opset: ONNX opset version; None lets the exporter choose.
+
+    Returns:
+        The written path.
+
+    Raises:
+        ExportError: both exporters failed or the ONNX checker rejected the model; the message
+            holds each exporter's reason (e.g. a missing ``onnxscript`` package).
+    """
+    cpu_model, cpu_example = _cpu_eval_copy(model, example)
+    path = Path(path)
+    reasons = []
+    for name, attempt in (("dynamo", _onnx_dynamo), ("torchscript", _onnx_legacy)):
+        try:
+            with _staged(path) as staged, warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                attempt(cpu_model, cpu_example, staged, opset)
+                _check_onnx(staged)
+            return path
+        except Exception as err:  # exporters raise many unrelated types; collect the reasons
+            reasons.append(f"{name} exporter: {type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else ''}")
+    raise ExportError("ONNX export failed; " + "; ".join(reasons))
+
+
+def _onnx_dynamo(model: nn.Module, example: Tensor, target: Path, opset: int | None) -> None:
+    batch = torch.export.Dim("batch", min=1, max=1 << 16)
+    torch.onnx.export(
+        model, (example,), str(target), dynamo=True, input_names=["input"], output_names=["logits"],
+        dynamic_shapes=({0: batch},), opset_version=opset, external_data=False, verbose=False,
+    )
+
+
+def _onnx_legacy(model: nn.Module, example: Tensor, target: Path, opset: int | None) -> None:
+    torch.onnx.export(
+        model, (example,), str(target), dynamo=False, input_names=["input"], output_names=["logits"],
+        dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}}, opset_version=opset or 17,
+    )
+
+
+def _check_onnx(target: Path) -> None:
+    import onnx
+
+    onnx.checker.check_model(str(target))
+
+
+def _cpu_eval_copy(model: nn.Module, example: Tensor) -> tuple[nn.Module, Tensor]:
+    """A deep CPU copy in eval mode, so exporting never moves or retrains the caller's model."""
+    if not isinstance(example, Tensor):
+        raise ExportError(f"example must be a tensor batch, got {type(example).__name__}")
+    return copy.deepcopy(model).to("cpu").eval(), example.detach().to("cpu")
+
+
+@contextmanager
+def _staged(path: Path) -> Iterator[Path]:
+    """Yields a path inside a temporary folder beside ``path``; on success moves every file the
+    exporter wrote there (the model and any side files) next to ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        yield folder / path.name
+        for file in folder.iterdir():
+            os.replace(file, path.parent / file.name)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+EXPORTERS: dict[str, Callable[[nn.Module, Tensor, str | Path], Path]] = {
+    "torchscript": export_torchscript,
+    "onnx": export_onnx,
+}

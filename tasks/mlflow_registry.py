@@ -1,0 +1,314 @@
+"""MLflow tracking and model registry for a pipeline run (plain functions; flows wrap them).
+
+Layout in MLflow: one parent run per pipeline run (found again by its run name, so a resumed
+pipeline keeps logging into the same run), one nested run per trained finalist, and one nested
+run that holds the winner's model, registered as ``<model_name>`` with alias ``champion``.
+Registration is idempotent: a version tagged with the same ``arch_id`` and ``config_hash`` is
+reused and only the alias is (re)pointed at it.
+
+Every function takes the tracking URI explicitly; the registry URI is the same. Params and
+tags pass through `safe_params`, which drops anything that looks like a credential.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import os
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import numpy as np
+import torch
+from mlflow import MlflowClient
+from mlflow.entities import Metric, Param, RunTag
+from torch import nn
+
+log = logging.getLogger(__name__)
+
+RUN_NAME_TAG = "ehnas.run_name"
+ARCH_TAG, CONFIG_TAG = "arch_id", "config_hash"
+PARENT_TAG = "mlflow.parentRunId"  # MLflow's own tag: the UI nests runs that carry it
+_SECRET_NAME = re.compile(r"key|token|secret|passw|credential|auth", re.IGNORECASE)
+_SECRET_VALUE = re.compile(r"(api[_-]?key|secret|token|bearer\s|\bsk-[A-Za-z0-9_-]{8,})", re.IGNORECASE)
+_MAX_PARAM_CHARS = 6000  # MLflow rejects longer param values
+
+
+def default_tracking_uri(runs_root: Path) -> str:
+    """``MLFLOW_TRACKING_URI`` when set, else ``sqlite:///<runs_root>/mlflow.db`` (absolute)."""
+    env = os.environ.get("MLFLOW_TRACKING_URI", "").strip()
+    return env or f"sqlite:///{Path(runs_root).resolve()}/mlflow.db"
+
+
+def model_name_for(dataset: str) -> str:
+    """The registered model name of a dataset: ``ehnas-<dataset>`` with unsafe characters as ``-``."""
+    return "ehnas-" + re.sub(r"[^A-Za-z0-9_.-]+", "-", dataset).strip("-")
+
+
+def safe_params(params: Mapping[str, Any]) -> dict[str, str]:
+    """Params as strings, without anything that may be a secret.
+
+    Drops keys that name a credential (key, token, secret, password, auth) and values that
+    look like one or contain the value of a secret-named environment variable; long values are
+    truncated to MLflow's limit.
+    """
+    env_secrets = [v for k, v in os.environ.items() if _SECRET_NAME.search(k) and len(v) >= 8]
+    clean = {}
+    for key, value in params.items():
+        text = value if isinstance(value, str) else json.dumps(value, default=str, sort_keys=True)
+        if _SECRET_NAME.search(str(key)) or _SECRET_VALUE.search(text) or any(s in text for s in env_secrets):
+            continue
+        clean[str(key)] = text[:_MAX_PARAM_CHARS]
+    return clean
+
+
+def _client(tracking_uri: str) -> MlflowClient:
+    """A client for ``tracking_uri`` (also made the fluent default, which ``log_model`` uses)."""
+    if tracking_uri.startswith("sqlite:///"):
+        Path(tracking_uri[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_registry_uri(tracking_uri)
+    return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+
+
+def _experiment_id(client: MlflowClient, tracking_uri: str, name: str) -> str:
+    """Gets or creates the experiment; a SQLite store keeps artifacts beside its database file
+    (MLflow's default would be ``./mlruns`` in whatever folder the process started in)."""
+    found = client.get_experiment_by_name(name)
+    if found is not None:
+        return found.experiment_id
+    location = None
+    if tracking_uri.startswith("sqlite:///"):
+        location = (Path(tracking_uri[len("sqlite:///") :]).parent / "mlartifacts").resolve().as_uri()
+    return client.create_experiment(name, artifact_location=location)
+
+
+def _find_run(client: MlflowClient, experiment_id: str, tags: Mapping[str, str]) -> str | None:
+    """The newest live run whose tags all match, or None."""
+    clauses = " and ".join(f"tags.`{k}` = '{_quote(v)}'" for k, v in tags.items())
+    runs = client.search_runs([experiment_id], filter_string=clauses, max_results=1, order_by=["attributes.start_time DESC"])
+    return runs[0].info.run_id if runs else None
+
+
+def _quote(value: str) -> str:
+    return str(value).replace("'", "\\'")
+
+
+def _log_new_params(client: MlflowClient, run_id: str, params: Mapping[str, Any]) -> None:
+    """Logs the params the run lacks; MLflow params are immutable, so a changed value is kept as
+    it was and reported in the log rather than failing a resumed run."""
+    existing = client.get_run(run_id).data.params
+    fresh = safe_params(params)
+    changed = sorted(k for k, v in fresh.items() if k in existing and existing[k] != v)
+    if changed:
+        log.warning("run %s keeps its earlier values for params %s", run_id, changed)
+    new = [Param(k, v) for k, v in fresh.items() if k not in existing]
+    for start in range(0, len(new), 100):  # MLflow's log_batch limit is 100 params per call
+        client.log_batch(run_id, params=new[start : start + 100])
+
+
+def _log_metrics(client: MlflowClient, run_id: str, metrics: Mapping[str, Any], step: int = 0) -> None:
+    """Logs the finite scalar metrics (nested or NaN values are skipped)."""
+    now = int(1000 * __import__("time").time())
+    rows = [Metric(k, float(v), now, step) for k, v in metrics.items() if isinstance(v, (int, float)) and np.isfinite(v)]
+    for start in range(0, len(rows), 1000):
+        client.log_batch(run_id, metrics=rows[start : start + 1000])
+
+
+def start_parent_run(tracking_uri: str, experiment: str, run_name: str, params: Mapping[str, Any], tags: Mapping[str, Any]) -> str:
+    """Creates the parent run of a pipeline run, or returns the one already named ``run_name``.
+
+    Args:
+        tracking_uri: MLflow tracking (and registry) URI.
+        experiment: experiment name (created when missing).
+        run_name: the pipeline's run name; it identifies the parent run across resumes.
+        params: the pipeline configuration, flattened; secrets are dropped (`safe_params`).
+        tags: extra run tags (filtered the same way).
+
+    Returns:
+        The parent run id.
+    """
+    client = _client(tracking_uri)
+    experiment_id = _experiment_id(client, tracking_uri, experiment)
+    run_id = _find_run(client, experiment_id, {RUN_NAME_TAG: run_name})
+    if run_id is None:
+        run_tags = {**safe_params(tags), RUN_NAME_TAG: run_name}
+        run_id = client.create_run(experiment_id, run_name=run_name, tags=run_tags).info.run_id
+    _log_new_params(client, run_id, params)
+    return run_id
+
+
+def log_parent_metrics(tracking_uri: str, run_id: str, metrics: Mapping[str, float], step: int = 0) -> None:
+    """Logs scalar metrics (e.g. one generation's best and mean fitness at ``step=generation``)."""
+    _log_metrics(_client(tracking_uri), run_id, metrics, step)
+
+
+def log_artifacts(tracking_uri: str, run_id: str, paths: Iterable[str | Path], artifact_path: str | None = None) -> list[str]:
+    """Uploads files and folders (Parquet steps, plots) to a run; missing paths are skipped.
+
+    Returns:
+        The paths that were uploaded.
+    """
+    client, done = _client(tracking_uri), []
+    for path in map(Path, paths):
+        if path.is_dir():
+            client.log_artifacts(run_id, str(path), artifact_path=f"{artifact_path}/{path.name}" if artifact_path else path.name)
+        elif path.is_file():
+            client.log_artifact(run_id, str(path), artifact_path=artifact_path)
+        else:
+            continue
+        done.append(str(path))
+    return done
+
+
+def finish_run(tracking_uri: str, run_id: str, status: str = "FINISHED") -> None:
+    """Marks a run ``FINISHED`` (or ``FAILED``/``KILLED``)."""
+    _client(tracking_uri).set_terminated(run_id, status=status)
+
+
+def log_finalist_run(tracking_uri: str, parent_run_id: str, arch_id: str, params: Mapping[str, Any],
+                     metrics: Mapping[str, Any], history: Sequence[Mapping[str, float]]) -> str:
+    """Logs one trained finalist as a nested run of the parent (reused when it already exists).
+
+    Args:
+        tracking_uri: MLflow tracking URI.
+        parent_run_id: from `start_parent_run`.
+        arch_id: the architecture's id (tag ``arch_id``; the run is named ``finalist-<arch_id>``).
+        params: architecture and training settings (secrets dropped).
+        metrics: `TrainResult.metrics`; scalars become metrics, the rest (per-class scores,
+            confusion matrix) goes to the ``metrics.json`` artifact.
+        history: `TrainResult.history`; each entry is logged at ``step=epoch``.
+
+    Returns:
+        The finalist run id.
+    """
+    client = _client(tracking_uri)
+    experiment_id = client.get_run(parent_run_id).info.experiment_id
+    run_id = _find_run(client, experiment_id, {PARENT_TAG: parent_run_id, ARCH_TAG: arch_id, "ehnas.kind": "finalist"})
+    if run_id is None:
+        tags = {PARENT_TAG: parent_run_id, ARCH_TAG: arch_id, "ehnas.kind": "finalist"}
+        run_id = client.create_run(experiment_id, run_name=f"finalist-{arch_id}", tags=tags).info.run_id
+    _log_new_params(client, run_id, params)
+    for entry in history:
+        step = int(entry.get("epoch", 0))
+        _log_metrics(client, run_id, {f"epoch_{k}": v for k, v in entry.items() if k != "epoch"}, step)
+    _log_metrics(client, run_id, metrics)
+    client.log_dict(run_id, dict(metrics), "metrics.json")
+    client.set_terminated(run_id)
+    return run_id
+
+
+def _existing_version(client: MlflowClient, model_name: str, arch_id: str, config_hash: str) -> Any | None:
+    query = f"name = '{_quote(model_name)}' and tags.{ARCH_TAG} = '{_quote(arch_id)}' and tags.{CONFIG_TAG} = '{_quote(config_hash)}'"
+    versions = client.search_model_versions(query)
+    return max(versions, key=lambda v: int(v.version)) if versions else None
+
+
+def _pip_requirements() -> list[str]:
+    """Pinned runtime requirements, listed so MLflow skips its slow requirement inference.
+    A model that fell back to pickling also needs the ``ehnas`` package (`nas_lib` classes)."""
+    return [f"torch=={torch.__version__.split('+')[0]}", f"mlflow=={mlflow.__version__}", f"numpy=={np.__version__}"]
+
+
+def register_champion(*, tracking_uri: str, experiment: str, parent_run_id: str | None, model_name: str,
+                      model: nn.Module, input_example: np.ndarray, arch_id: str, config_hash: str,
+                      metrics: Mapping[str, float], params: Mapping[str, Any],
+                      artifacts: Sequence[Path] = (), alias: str = "champion") -> dict[str, Any]:
+    """Logs the winner with ``mlflow.pytorch.log_model``, registers it and points ``alias`` at it.
+
+    Idempotent: when a version of ``model_name`` tagged with this ``arch_id`` and
+    ``config_hash`` exists, nothing is logged again; the alias is (re)set to that version.
+
+    Args:
+        tracking_uri: MLflow tracking (and registry) URI.
+        experiment: experiment name (used when ``parent_run_id`` is None).
+        parent_run_id: the pipeline's parent run; the model run is nested under it.
+        model_name: registered model name, e.g. ``ehnas-digits`` (see `model_name_for`).
+        model: the trained network; a CPU copy in eval mode is logged.
+        input_example: a float32 batch shaped like the training inputs (N x C x H x W); it
+            fixes the model signature.
+        arch_id, config_hash: identify the version (model version tags).
+        metrics: scalar metrics of the winner (non-finite ones skipped).
+        params: params of the model run (secrets dropped).
+        artifacts: files or folders to attach to the model run.
+        alias: the registered model alias to set.
+
+    Returns:
+        ``{"model_uri": "models:/<name>@<alias>", "version": "<n>", "run_id": ..., "reused": bool}``.
+    """
+    client = _client(tracking_uri)
+    found = _existing_version(client, model_name, arch_id, config_hash)
+    if found is not None:
+        client.set_registered_model_alias(model_name, alias, str(found.version))
+        return {"model_uri": f"models:/{model_name}@{alias}", "version": str(found.version), "run_id": found.run_id, "reused": True}
+    run_id = _model_run(client, tracking_uri, experiment, parent_run_id, arch_id, config_hash)
+    _log_new_params(client, run_id, params)
+    _log_metrics(client, run_id, metrics)
+    log_artifacts(tracking_uri, run_id, artifacts)
+    model_uri = _log_pytorch_model(run_id, model, input_example)
+    version = mlflow.register_model(model_uri, model_name, tags={ARCH_TAG: arch_id, CONFIG_TAG: config_hash})
+    client.set_registered_model_alias(model_name, alias, str(version.version))
+    client.set_terminated(run_id)
+    return {"model_uri": f"models:/{model_name}@{alias}", "version": str(version.version), "run_id": run_id, "reused": False}
+
+
+def _model_run(client: MlflowClient, tracking_uri: str, experiment: str, parent_run_id: str | None, arch_id: str, config_hash: str) -> str:
+    """A fresh run for the champion model, nested under the parent run when there is one."""
+    if parent_run_id:
+        experiment_id = client.get_run(parent_run_id).info.experiment_id
+    else:
+        experiment_id = _experiment_id(client, tracking_uri, experiment)
+    tags = {ARCH_TAG: arch_id, CONFIG_TAG: config_hash, "ehnas.kind": "champion"}
+    if parent_run_id:
+        tags[PARENT_TAG] = parent_run_id
+    return client.create_run(experiment_id, run_name=f"champion-{arch_id}", tags=tags).info.run_id
+
+
+def _log_pytorch_model(run_id: str, model: nn.Module, input_example: np.ndarray) -> str:
+    """Logs a CPU eval copy of ``model`` under ``name="model"``; returns its model URI."""
+    from mlflow.models import infer_signature
+
+    cpu_model = copy.deepcopy(model).to("cpu").eval()
+    example = np.ascontiguousarray(input_example, dtype=np.float32)
+    if example.shape[0] < 2:  # torch.export fixes a batch dimension of size 1 as a constant
+        example = np.concatenate([example, example])
+    with torch.no_grad():
+        output = cpu_model(torch.from_numpy(example)).numpy()
+    signature = infer_signature(example, output)  # batch dimension -1: any batch size
+    with mlflow.start_run(run_id=run_id):
+        try:
+            info = mlflow.pytorch.log_model(pytorch_model=cpu_model, name="model", signature=signature, input_example=example,
+                                            pip_requirements=_pip_requirements(), serialization_format="pt2")
+        except Exception as err:  # torch.export cannot trace every block; pickling always works
+            log.warning("pt2 export of the model failed (%s: %s); logging it pickled instead", type(err).__name__, err)
+            info = mlflow.pytorch.log_model(pytorch_model=cpu_model, name="model", signature=signature, input_example=example,
+                                            pip_requirements=_pip_requirements(), serialization_format="pickle")
+    return info.model_uri
+
+
+def load_champion(tracking_uri: str, model_name: str, alias: str = "champion", flavor: str = "pytorch") -> Any:
+    """Loads ``models:/<model_name>@<alias>``.
+
+    Args:
+        tracking_uri: MLflow tracking (and registry) URI.
+        model_name: registered model name.
+        alias: registered model alias.
+        flavor: ``"pytorch"`` returns the `nn.Module` (eval mode); ``"pyfunc"`` returns an MLflow
+            pyfunc model whose ``predict`` takes a float32 N x C x H x W array.
+
+    Returns:
+        The loaded model.
+    """
+    _client(tracking_uri)
+    uri = f"models:/{model_name}@{alias}"
+    if flavor == "pyfunc":
+        return mlflow.pyfunc.load_model(uri)
+    if flavor != "pytorch":
+        raise ValueError(f"flavor must be 'pytorch' or 'pyfunc', got {flavor!r}")
+    # a "pt2" model loads as an exported graph (always in inference mode; it rejects .eval());
+    # a pickled one was logged in eval mode and keeps it
+    return mlflow.pytorch.load_model(uri, map_location="cpu")
