@@ -1,0 +1,59 @@
+"""LLM extractor: any OpenAI-compatible server writes the five-heading analyses.
+
+Each chunk is one `LLMClient.complete_json` call under the `Analysis` schema plus
+`analysis_problems`; the paper synthesis is one more call over the chunks' analyses. When the
+LLM refuses or exhausts its retries the offline analysis stands in and the row says so
+(``state="fallback"``, ``error=<reason>``), so one bad answer never loses a paper.
+"""
+
+from __future__ import annotations
+
+from nas_lib.knowledge.analysis import (
+    CHUNK_SYSTEM,
+    SYNTHESIS_SYSTEM,
+    Analysis,
+    analysis_problems,
+    chunk_prompt,
+    synthesis_prompt,
+)
+from nas_lib.knowledge.extractors import EXTRACTORS, ChunkOutcome, Extractor
+from nas_lib.knowledge.offline import OfflineExtractor
+from nas_lib.llm import LLMClient, LLMResult, LLMSettings, LLMUsage
+
+
+def _problems(value: object) -> list[str]:
+    return analysis_problems(value) if isinstance(value, Analysis) else ["not an Analysis"]
+
+
+@EXTRACTORS.register("openai")
+class LLMExtractor(Extractor):
+    """Extractor backed by `LLMClient` (OpenAI, DashScope, vLLM, Ollama, llama.cpp)."""
+
+    def __init__(self, settings: LLMSettings | None = None, client: LLMClient | None = None) -> None:
+        self.client = client or LLMClient(settings or LLMSettings.from_env())
+        self.offline = OfflineExtractor()
+        self.usage = LLMUsage()
+
+    def analyze_chunk(self, title: str, chunk_id: int, n_chunks: int, text: str) -> ChunkOutcome:
+        result = self._ask(CHUNK_SYSTEM, chunk_prompt(title, chunk_id, n_chunks, text), f"chunk_{chunk_id}")
+        if result.ok:
+            return ChunkOutcome(result.value, self.client.settings.model)
+        return self._fallback(self.offline.analyze_chunk(title, chunk_id, n_chunks, text), result)
+
+    def synthesize(self, title: str, analyses: list[Analysis]) -> ChunkOutcome:
+        if len(analyses) == 1:  # nothing to merge: save a call
+            return ChunkOutcome(analyses[0], self.client.settings.model)
+        parts = [a.model_dump_json() for a in analyses]
+        result = self._ask(SYNTHESIS_SYSTEM, synthesis_prompt(title, parts), "synthesis")
+        if result.ok:
+            return ChunkOutcome(result.value, self.client.settings.model)
+        return self._fallback(self.offline.synthesize(title, analyses), result)
+
+    def _ask(self, system: str, user: str, name: str) -> LLMResult:
+        result = self.client.complete_json(system=system, user=user, schema=Analysis, validate=_problems, name=name)
+        self.usage.add(result.usage)
+        return result
+
+    @staticmethod
+    def _fallback(outcome: ChunkOutcome, result: LLMResult) -> ChunkOutcome:
+        return ChunkOutcome(outcome.analysis, outcome.model, state="fallback", error=f"LLM fallback: {result.fallback_reason}")

@@ -1,0 +1,112 @@
+"""Reading text out of a PDF, with every way a file can be unusable turned into a clear reason."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import pdfplumber
+
+# pdfminer logs a warning per odd object in damaged files; our error row says it once.
+logging.getLogger("pdfminer").setLevel(logging.ERROR)
+
+
+class DocumentError(Exception):
+    """A file that cannot be analysed; ``str(exc)`` is the reason stored in the error column."""
+
+
+@dataclass(frozen=True)
+class ExtractionLimits:
+    """Bounds on what one document may cost.
+
+    Attributes:
+        max_bytes: larger files are refused before parsing (50 MB holds any normal paper).
+        max_pages: longer documents are refused (a paper with appendix rarely passes 60 pages;
+            300 leaves room for theses while bounding LLM calls).
+        max_chars: extracted text beyond this is refused (about 150 chunks of 4000 characters).
+        min_chars: less text than this means an image-only or scanned PDF (no OCR here).
+        chunk_chars: target chunk size; 4000 characters is about 1000 tokens.
+        chunk_overlap: characters repeated between chunks so a sentence cut in two survives.
+    """
+
+    max_bytes: int = 50_000_000
+    max_pages: int = 300
+    max_chars: int = 600_000
+    min_chars: int = 40
+    chunk_chars: int = 4000
+    chunk_overlap: int = 200
+
+
+@dataclass(frozen=True)
+class Document:
+    path: Path
+    sha256: str
+    title: str
+    pages: int
+    text: str
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_document(path: Path, limits: ExtractionLimits = ExtractionLimits()) -> Document:
+    """Text and metadata of one PDF.
+
+    Raises:
+        DocumentError: empty, not a PDF, too large, corrupt, encrypted or without text.
+    """
+    path = Path(path)
+    check_file(path, limits)
+    try:
+        with pdfplumber.open(path) as pdf:
+            pages = len(pdf.pages)
+            if pages > limits.max_pages:
+                raise DocumentError(f"too large: {pages} pages exceeds max_pages={limits.max_pages}")
+            texts = [page.extract_text() or "" for page in pdf.pages]
+            title = str((pdf.metadata or {}).get("Title") or "").strip()
+    except DocumentError:
+        raise
+    except Exception as exc:  # pdfminer raises many unrelated types for damaged files
+        raise DocumentError(describe_pdf_failure(exc)) from exc
+    text = "\n\n".join(t.strip() for t in texts if t.strip())
+    if len(text) > limits.max_chars:
+        raise DocumentError(f"too large: {len(text)} characters of text exceeds max_chars={limits.max_chars}")
+    if len(text.strip()) < limits.min_chars:
+        raise DocumentError(f"no extractable text ({len(text.strip())} characters on {pages} pages): image-only or scanned PDF, OCR is not supported")
+    return Document(path=path, sha256=file_sha256(path), title=title or first_line(text) or path.stem, pages=pages, text=text)
+
+
+def check_file(path: Path, limits: ExtractionLimits) -> None:
+    """Cheap checks before parsing: exists, not empty, PDF header, size."""
+    if not path.is_file():
+        raise DocumentError("not a file")
+    size = path.stat().st_size
+    if size == 0:
+        raise DocumentError("empty file (0 bytes)")
+    if size > limits.max_bytes:
+        raise DocumentError(f"too large: {size} bytes exceeds max_bytes={limits.max_bytes}")
+    with open(path, "rb") as fh:
+        head = fh.read(1024)
+    if b"%PDF-" not in head:
+        raise DocumentError(f"not a PDF (no %PDF- header; starts with {head[:8]!r})")
+
+
+def describe_pdf_failure(exc: Exception) -> str:
+    name = type(exc).__name__
+    if "Password" in name or "Encrypt" in name or "encrypt" in str(exc).lower():
+        return f"encrypted PDF: a password is required ({name})"
+    return f"corrupt PDF: {name}: {str(exc)[:200]}"
+
+
+def first_line(text: str) -> str:
+    for line in text.splitlines():
+        if len(line.strip()) >= 4:
+            return line.strip()[:200]
+    return ""
