@@ -1,7 +1,58 @@
-"""Placeholder: registers no command yet."""
+"""`ehnas bench pruning`: the pruning layers measured against a benchmark table (NB201)."""
+
+from __future__ import annotations
+
+from pathlib import Path
 
 import typer
 
+from ehnas.commands.prune import llm_settings, load_knowledge_base
+
 
 def register(app: typer.Typer) -> None:
-    """Adds this module's commands to `app`."""
+    """Adds `pruning` to the `bench` group."""
+    app.command("pruning")(pruning)
+
+
+def pruning(
+    space_name: str = typer.Option("nb201", "--space", help="nb201 (measured on the table) or hybrid (measured by the proxy)."),
+    table: Path = typer.Option(None, "--table", exists=True, dir_okay=False, help="CSV or Parquet with an arch column and the metric (ground truth for measuring only)."),
+    metric: str = typer.Option("cifar10_test_acc", "--metric", help="Column of the table with the true metric (higher is better)."),
+    provider: str = typer.Option("offline", "--provider", help="offline or openai."),
+    proxy: str = typer.Option("params", "--proxy", help="Proxy the offline provider ranks its samples with (never the table)."),
+    images: Path = typer.Option(None, "--images", exists=True, dir_okay=False, help="NPZ of images for data-dependent proxies (nwot)."),
+    k: int = typer.Option(2000, "--k", min=20, help="Reference draws when the space is too large to enumerate."),
+    seed: int = typer.Option(0, "--seed", help="Seed of every random draw."),
+    floor: float = typer.Option(0.8, "--floor", min=0.0, max=1.0, help="Guard: the least top-1% retention a layer may keep."),
+    out: Path = typer.Option(Path("pruning_bench.json"), "--out", dir_okay=False, help="Result JSON."),
+) -> None:
+    """Run the three layers and report, per layer, exact size before/after and the share of the
+    true top 1% / top 5% that survives (with the table, every NB201 cell is measured)."""
+    from nas_lib.artifacts import atomic_write_json
+    from nas_lib.pruning import MeasureConfig, run_all_layers, table_score_fn
+    from nas_lib.pruning.report import bench_summary, format_table, nb201_reference_cuts
+    from nas_lib.pruning.run import reference_for
+    from nas_lib.pruning.scoring import proxy_score_fn
+    from nas_lib.space import get_space
+
+    space = get_space(space_name)
+    try:
+        proxy_fn = proxy_score_fn(space, proxy, data=images, seed=seed)
+        truth = table_score_fn(table, metric, space) if table is not None else None
+    except (KeyError, ValueError) as err:
+        raise typer.BadParameter(str(err).strip("'\"")) from None
+    measure = MeasureConfig(k=k, seed=seed, retention_floor=floor, score_fn=truth or proxy_fn, proxy_fn=proxy_fn)
+    outcomes = run_all_layers(space, load_knowledge_base(None), provider=provider, settings=llm_settings(provider), measure=measure)
+    result = {
+        "space": space_name, "provider": provider, "proxy": proxy, "measured_by": "table" if truth else f"proxy:{proxy}",
+        "table": str(table) if table else None, "metric": metric if truth else None, "k": k, "seed": seed, "floor": floor,
+        "layers": bench_summary(outcomes),
+    }
+    if space_name == "nb201" and truth is not None:
+        result["reference_cuts"] = nb201_reference_cuts(reference_for(space, measure), space)
+    atomic_write_json(out, result)
+    typer.echo(f"{space_name}, provider={provider}, proxy={proxy}, measured by {result['measured_by']}")
+    typer.echo(format_table(outcomes))
+    for name, cut in result.get("reference_cuts", {}).items():
+        typer.echo(f"reference cut {name}: cut {cut['reduction_pct']:.1f}%, top1 {cut['top1pct_retention']:.3f}, top5 {cut['top5pct_retention']:.3f}")
+    typer.echo(f"wrote {out}")

@@ -64,8 +64,8 @@ class HyperparametersLayer(PruningLayer):
         return HybridSpace(c.narrowed(hyperparameters=hp))
 
     def extra_problems(self, space: Any, decision: GroupDecision) -> list[str]:
-        if isinstance(space, NB201Space) or not decision.keep:
-            return []
+        if isinstance(space, NB201Space) or not decision.keep or not set(decision.keep) <= set(self.groups(space)):
+            return []  # unknown groups are reported by the generic check
         try:
             narrowed = self.apply(space, decision)
         except ValueError:

@@ -33,8 +33,12 @@ class Reference:
     exhaustive: bool
 
     def top(self, fraction: float) -> tuple[Hashable, ...]:
-        """The best `fraction` of the reference (at least one architecture)."""
-        return self.specs[: max(1, int(math.floor(fraction * len(self.specs))))]
+        """The best `fraction` of the reference (at least one architecture), plus every
+        architecture tied with the last one, so the set never depends on enumeration order."""
+        n = max(1, int(math.floor(fraction * len(self.specs))))
+        while n < len(self.specs) and self.scores[n] == self.scores[n - 1]:
+            n += 1
+        return self.specs[:n]
 
 
 @dataclass(frozen=True)
