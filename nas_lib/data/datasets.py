@@ -53,7 +53,7 @@ class RawImages:
     class_names: tuple[str, ...]
 
 
-@dataclass(frozen=True, eq=False)  # eq=False: tensors have no single truth value
+@dataclass(frozen=True, eq=False, repr=False)  # eq=False: tensors have no single truth value
 class ImageDataset:
     """A split, normalised image classification dataset held in memory.
 
@@ -80,6 +80,9 @@ class ImageDataset:
     fingerprint: str
     mean: tuple[float, ...] = ()
     std: tuple[float, ...] = ()
+
+    def __repr__(self) -> str:  # the default would print every pixel
+        return f"ImageDataset({', '.join(f'{k}={v!r}' for k, v in self.summary().items())})"
 
     def summary(self) -> dict[str, object]:
         """Plain-data description for logs, Parquet rows and MLflow params."""
