@@ -1,0 +1,1 @@
+"""Prefect flows: `flows.pipeline.nas_pipeline` (the parent) and its sub-flows."""

@@ -1,0 +1,196 @@
+"""`PipelineConfig`: the one typed set of flow parameters, loadable from YAML with dotted overrides.
+
+The model is the edge of the system (pydantic); every field carries a description, and
+`describe_fields()` turns those descriptions into the `ehnas run --help` text so the help can
+never drift from the code. YAML is read with `yaml.safe_load` only (never executed).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda|cuda:\d+)$")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataConfig(_Section):
+    kind: Literal["digits", "cifar10_batches", "cifar10_npz", "image_folder", "csv"] = Field(
+        "digits", description="Dataset: digits (scikit-learn, no download), cifar10_batches (CIFAR-10 python folder), cifar10_npz, image_folder (one sub-folder per class), csv."
+    )
+    path: str | None = Field(None, description="Dataset location on disk (unused for digits).")
+    val_fraction: float = Field(0.2, gt=0.0, lt=1.0, description="Share of the training data held out for finalist scoring.")
+    max_items: int | None = Field(None, ge=2, description="Keep at most this many images (stratified) before splitting; None = all.")
+    image_size: int | None = Field(None, ge=1, description="Resize images to this side (None = native; folders and CSV default to 32).")
+    proxy_batch: int = Field(64, ge=2, description="Images in the fixed batch every proxy scores on.")
+
+
+class SpaceConfig(_Section):
+    name: Literal["hybrid", "nb201"] = Field("hybrid", description="Search space (registered name).")
+    # Depth 4..8 keeps the default networks small enough for a CPU run of a few minutes.
+    min_depth: int = Field(4, ge=4, le=20, description="Fewest blocks of a hybrid network.")
+    max_depth: int = Field(8, ge=4, le=20, description="Most blocks of a hybrid network.")
+
+
+class KnowledgeConfig(_Section):
+    path: str | None = Field(None, description="knowledge.parquet to use (None = the embedded base).")
+    documents: list[str] = Field(default_factory=list, description="Papers (PDF/text) to extract knowledge from with the LLM before pruning.")
+
+
+class PruningConfig(_Section):
+    provider: Literal["offline", "openai"] = Field("offline", description="Who decides each pruning layer: offline (proxy-guided enrichment + knowledge rules) or openai (an OpenAI-compatible LLM from EHNAS_LLM_* env).")
+    layers: list[Literal["macro", "hyperparameters", "connections"]] = Field(
+        default_factory=lambda: ["macro", "hyperparameters", "connections"], description="Pruning layers to apply, in order."
+    )
+    # Small on purpose: every sample is a proxy score (cached in the evaluation store).
+    measure_samples: int = Field(32, ge=1, description="Architectures of the unpruned space each layer's retention is measured on.")
+    offline_samples: int = Field(24, ge=1, description="Proxy-scored samples the offline provider ranks per layer.")
+    retention_floor: float = Field(0.8, ge=0.0, le=1.0, description="The guard relaxes a cut whose top-1% retention falls below this.")
+
+
+class PopulationConfig(_Section):
+    size: int = Field(16, ge=2, description="Initial population size.")
+    preferred_bias: float = Field(0.5, ge=0.0, le=1.0, description="Share of the population drawn favouring the knowledge's preferred sequences.")
+
+
+class EvaluationConfig(_Section):
+    proxies: list[str] = Field(default_factory=lambda: ["nwot", "params"], description="Proxies to score; the first is the search fitness.")
+    batch_size: int = Field(8, ge=1, description="Architectures per Prefect task (larger = less per-task overhead).")
+    store: str | None = Field(None, description="Persistent evaluation store (None = <runs_root>/evaluations.sqlite, shared by runs).")
+
+
+class SearchConfig(_Section):
+    strategy: str = Field("rea", description="Search strategy (registered name).")
+    generations: int = Field(4, ge=0, description="Search generations after the initial population.")
+    per_generation: int = Field(8, ge=1, description="Architectures asked per generation.")
+    top_k_table: int = Field(5, ge=1, description="Rows of the per-generation top-k table artifact.")
+
+
+class TrainingConfig(_Section):
+    top_k: int = Field(3, ge=1, description="Finalists trained briefly and scored on the held-out split.")
+    epochs: int = Field(2, ge=1, description="Training epochs per finalist.")
+    batch_size: int = Field(64, ge=1, description="Training batch size.")
+    lr: float = Field(3e-3, gt=0.0, description="Learning rate.")
+
+
+class RegistryConfig(_Section):
+    enabled: bool = Field(True, description="Register the winner in MLflow.")
+    tracking_uri: str | None = Field(None, description="MLflow tracking URI (None = sqlite:///<runs_root>/mlflow.db).")
+    model_name: str | None = Field(None, description="Registered model name (None = ehnas-<dataset kind>).")
+
+
+class PipelineConfig(_Section):
+    """Flow parameters of `nas_pipeline`. Every field has a description (used for --help)."""
+
+    run_name: str = Field("", description="Run folder name under runs_root ('' = derived from the config, so a rerun resumes).")
+    runs_root: str = Field("runs", description="Folder holding run folders, the evaluation store and the MLflow database.")
+    seed: int = Field(0, description="Seed of every random choice.")
+    device: str = Field("auto", description="auto | cpu | cuda | cuda:N (auto = every visible GPU, else CPU).")
+    data: DataConfig = Field(default_factory=DataConfig, description="Dataset.")
+    space: SpaceConfig = Field(default_factory=SpaceConfig, description="Search space.")
+    knowledge: KnowledgeConfig = Field(default_factory=KnowledgeConfig, description="Knowledge base.")
+    pruning: PruningConfig = Field(default_factory=PruningConfig, description="LLM pruning layers.")
+    population: PopulationConfig = Field(default_factory=PopulationConfig, description="Initial population.")
+    evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig, description="Proxy evaluation.")
+    search: SearchConfig = Field(default_factory=SearchConfig, description="Search generations.")
+    training: TrainingConfig = Field(default_factory=TrainingConfig, description="Finalist training.")
+    registry: RegistryConfig = Field(default_factory=RegistryConfig, description="MLflow registration.")
+
+    @field_validator("device")
+    @classmethod
+    def _device_ok(cls, value: str) -> str:
+        if not DEVICE_PATTERN.match(value):
+            raise ValueError(f"device {value!r} must be auto, cpu, cuda or cuda:N")
+        return value
+
+    @field_validator("run_name")
+    @classmethod
+    def _name_ok(cls, value: str) -> str:
+        if value and not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", value):
+            raise ValueError(f"run_name {value!r} may hold letters, digits, '.', '_' and '-' only")
+        return value
+
+    def fingerprint(self) -> str:
+        """Hash of every field that changes results (run_name and runs_root excluded)."""
+        data = self.model_dump(mode="json", exclude={"run_name", "runs_root"})
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:10]
+
+    def resolved_run_name(self) -> str:
+        """`run_name`, or ``<dataset>-<space>-<fingerprint>`` so the same config reruns in place."""
+        return self.run_name or f"{self.data.kind}-{self.space.name}-{self.fingerprint()}"
+
+    def run_dir(self) -> Path:
+        return Path(self.runs_root) / self.resolved_run_name()
+
+    def store_path(self) -> Path:
+        return Path(self.evaluation.store) if self.evaluation.store else Path(self.runs_root) / "evaluations.sqlite"
+
+    def tracking_uri(self) -> str:
+        if self.registry.tracking_uri:
+            return self.registry.tracking_uri
+        return f"sqlite:///{(Path(self.runs_root) / 'mlflow.db').resolve()}"
+
+    def model_name(self) -> str:
+        return self.registry.model_name or f"ehnas-{self.data.kind}"
+
+
+def parse_overrides(pairs: Iterable[str]) -> dict[str, Any]:
+    """``["a.b=1", "c=x"]`` -> ``{"a": {"b": 1}, "c": "x"}``; values parsed as YAML scalars/lists."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"override {pair!r} must look like key=value (dotted keys for nested fields)")
+        node = out
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ValueError(f"override {pair!r} conflicts with an earlier one")
+        node[parts[-1]] = yaml.safe_load(raw) if raw.strip() else None
+    return out
+
+
+def deep_merge(base: Mapping[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    """`extra` over `base`, merging nested mappings key by key."""
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def load_config(path: str | Path | None = None, overrides: Iterable[str] = ()) -> PipelineConfig:
+    """Config from an optional YAML file plus ``key=value`` overrides (validation errors name the field)."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        if not isinstance(loaded, dict):
+            raise ValueError(f"{path}: the top level of a config file must be a mapping")
+        data = loaded
+    return PipelineConfig.model_validate(deep_merge(data, parse_overrides(overrides)))
+
+
+def describe_fields(model: type[BaseModel] = PipelineConfig, prefix: str = "") -> list[str]:
+    """One line per leaf field: ``dotted.key = default  description`` (the --help text)."""
+    lines: list[str] = []
+    for name, info in model.model_fields.items():
+        annotation = info.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            lines += describe_fields(annotation, f"{prefix}{name}.")
+            continue
+        default = info.get_default(call_default_factory=True)
+        lines.append(f"{prefix}{name} = {json.dumps(default)}  {info.description or ''}".rstrip())
+    return lines

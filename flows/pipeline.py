@@ -1,0 +1,102 @@
+"""The parent flow `nas_pipeline(config)`: knowledge -> macro -> hyperparameters -> connections ->
+population -> evaluation -> search -> finalists training -> registration.
+
+Every step writes one Parquet file under ``<runs_root>/<run name>/`` and is recorded in the run's
+ledger (``steps.json``) with the config fingerprint. Running the same run again (same name, or
+``ehnas resume``) reuses every finished step; an unfinished step reruns, and its scores come
+from the shared evaluation store, so only the evaluations that never finished are paid for.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger
+
+from flows.config import PipelineConfig
+from flows.stages import evaluate, search_generations, train
+from nas_lib.report import summary_markdown
+from tasks import ui
+from tasks.context import LAYER_STEPS, STEPS, forget_from, mark_done, step_done, step_path, write_config
+from tasks.evaluation import write_evaluations
+from tasks.knowledge import knowledge_step
+from tasks.population import population_archs, population_step
+from tasks.pruning import prune_layer, skip_layer
+from tasks.registry import register_winner
+
+# `ehnas run` must work on a fresh machine without a Prefect server or telemetry.
+PREFECT_DEFAULTS = {
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "DO_NOT_TRACK": "1",
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+}
+
+
+def set_prefect_defaults(home: str | Path | None = None) -> None:
+    """Sets the environment defaults the pipeline needs (never overrides what is set)."""
+    for key, value in PREFECT_DEFAULTS.items():
+        os.environ.setdefault(key, value)
+    if home is not None:
+        os.environ.setdefault("PREFECT_HOME", str(Path(home).resolve()))
+
+
+def _run_name() -> str:
+    from prefect.runtime import flow_run
+
+    config = flow_run.parameters.get("config")
+    if isinstance(config, PipelineConfig):
+        return config.resolved_run_name()
+    return PipelineConfig.model_validate(config or {}).resolved_run_name()
+
+
+def run_step(run_dir: str, step: str, work: Callable[[], Any]) -> bool:
+    """Runs `work` unless `step` already finished for this config; returns True when it ran."""
+    log = get_run_logger()
+    if step_done(run_dir, step):
+        log.info("%s: finished earlier, reusing %s", step, step_path(run_dir, step))
+        return False
+    start = time.perf_counter()
+    work()
+    mark_done(run_dir, step, time.perf_counter() - start)
+    log.info("%s: done in %.1f s", step, time.perf_counter() - start)
+    return True
+
+
+@flow(name="ehnas-pipeline", flow_run_name=_run_name, log_prints=True)
+def nas_pipeline(config: PipelineConfig | None = None, redo: str | None = None) -> dict[str, Any]:
+    """Runs (or resumes) the whole architecture search and registers the winner.
+
+    Args:
+        config: every setting (see `PipelineConfig`); None runs the embedded default.
+        redo: a step name (e.g. ``06_evaluations``) to rerun together with every later step.
+
+    Returns:
+        The run folder, the steps that ran this time and the summary fields of the run.
+    """
+    cfg = config or PipelineConfig()
+    run_dir = str(write_config(cfg))
+    if redo:
+        forget_from(run_dir, redo)
+    ran: list[str] = []
+
+    def step(name: str, work: Callable[[], Any]) -> None:
+        if run_step(run_dir, name, work):
+            ran.append(name)
+
+    step("01_knowledge", lambda: knowledge_step(run_dir))
+    for layer, name in LAYER_STEPS.items():
+        step(name, lambda layer=layer: prune_layer(run_dir, layer) if layer in cfg.pruning.layers else skip_layer(run_dir, layer))
+    step("05_population", lambda: population_step(run_dir))
+    step("06_evaluations", lambda: write_evaluations(run_dir, evaluate(run_dir, population_archs(run_dir), "population")))
+    step("07_search", lambda: search_generations(run_dir))
+    step("08_training", lambda: train(run_dir))
+    step("09_registry", lambda: register_winner(run_dir) if cfg.registry.enabled else register_winner.fn(run_dir, skip=True))
+    summary = summary_markdown(run_dir)
+    ui.markdown(f"{cfg.resolved_run_name()}-summary", summary, f"EHNAS run {cfg.resolved_run_name()}")
+    print(summary)
+    return {"run_dir": run_dir, "ran": ran, "steps": list(STEPS)}

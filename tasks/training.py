@@ -1,0 +1,92 @@
+"""Finalist tasks: pick the top-k architectures and train each briefly on the held-out split.
+
+Each finalist's row and weights are saved under ``<run>/finalists/<arch_id>.{json,pt}`` as soon
+as it finishes, so a run killed during training retrains only the finalists it had not done.
+Out of memory or a diverging loss fails that finalist's row (recorded, not retried).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import torch
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from nas_lib.artifacts import atomic_write_json, read_table, write_table
+from nas_lib.space.stats import count_flops, count_parameters
+from tasks.context import load_config, load_data, load_space, step_path
+from tasks.retry import retry_transient
+
+TRAINING_SCHEMA = pa.schema([
+    ("arch_id", pa.string()), ("arch", pa.string()), ("rank", pa.int64()), ("fitness", pa.float64()),
+    ("params", pa.int64()), ("flops", pa.int64()), ("val_accuracy", pa.float64()), ("val_loss", pa.float64()),
+    ("macro_f1", pa.float64()), ("epochs_run", pa.int64()), ("seconds", pa.float64()), ("state", pa.string()),
+    ("error", pa.string()), ("device", pa.string()), ("weights", pa.string()),
+])
+
+
+def finalist_dir(run_dir: str | Path) -> Path:
+    return Path(run_dir) / "finalists"
+
+
+def select_finalists(run_dir: str | Path) -> list[dict[str, Any]]:
+    """The top-k distinct architectures by fitness over the population and every generation."""
+    k = load_config(run_dir).training.top_k
+    frame = read_table(step_path(run_dir, "07_search"))
+    frame = frame[frame["state"] == "ok"].sort_values(["fitness", "arch_id"], ascending=[False, True])
+    frame = frame.drop_duplicates("arch_id").head(k)
+    return [{"arch_id": r.arch_id, "arch": r.arch, "rank": i + 1, "fitness": float(r.fitness)} for i, r in enumerate(frame.itertuples())]
+
+
+def train_row(run_dir: str | Path, finalist: dict[str, Any], device: str = "cpu") -> dict[str, Any]:
+    """Trains one finalist (or reuses its saved row) and returns its `TRAINING_SCHEMA` row."""
+    from nas_lib.train import TrainConfig, train_and_evaluate
+
+    saved = finalist_dir(run_dir) / f"{finalist['arch_id']}.json"
+    if saved.exists():
+        return json.loads(saved.read_text(encoding="utf-8"))
+    cfg, space, data = load_config(run_dir), load_space(run_dir), load_data(run_dir)
+    spec = space.from_string(finalist["arch"])
+    torch.manual_seed(cfg.seed)
+    model = space.build_model(spec, input_shape=tuple(data.input_shape), num_classes=data.num_classes)
+    params, flops = count_parameters(model), count_flops(model, tuple(data.input_shape))
+    t = cfg.training
+    result = train_and_evaluate(model, data, TrainConfig(epochs=t.epochs, batch_size=t.batch_size, lr=t.lr, seed=cfg.seed), device)
+    weights = finalist_dir(run_dir) / f"{finalist['arch_id']}.pt"
+    if result.best_state_dict is not None:
+        weights.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(result.best_state_dict, weights)
+    m = result.metrics
+    row = {**finalist, "params": params, "flops": flops, "val_accuracy": m.get("val_accuracy", math.nan),
+           "val_loss": m.get("val_loss", math.nan), "macro_f1": m.get("macro_f1", math.nan), "epochs_run": result.epochs_run,
+           "seconds": result.seconds, "state": result.state, "error": result.error, "device": device,
+           "weights": str(weights) if result.best_state_dict is not None else None}
+    atomic_write_json(saved, row)
+    return row
+
+
+@task(name="train-finalist", retries=1, retry_delay_seconds=1, retry_condition_fn=retry_transient,
+      cache_policy=NO_CACHE, task_run_name="train-{finalist[arch_id]}")
+def train_finalist(run_dir: str, finalist: dict[str, Any], device: str) -> dict[str, Any]:
+    """Trains one finalist briefly and scores it on the held-out split."""
+    return train_row(run_dir, finalist, device)
+
+
+def write_training(run_dir: str | Path, rows: Sequence[dict[str, Any]]) -> Path:
+    """``08_training.parquet`` ordered by rank."""
+    frame = pd.DataFrame(sorted(rows, key=lambda r: r["rank"]))
+    return write_table(step_path(run_dir, "08_training"), frame, TRAINING_SCHEMA)
+
+
+def winner(run_dir: str | Path) -> dict[str, Any] | None:
+    """The trained finalist with the best validation accuracy (ties: better search rank)."""
+    frame = read_table(step_path(run_dir, "08_training"))
+    frame = frame[frame["state"] == "ok"].sort_values(["val_accuracy", "rank"], ascending=[False, True])
+    return None if frame.empty else frame.iloc[0].to_dict()
