@@ -94,12 +94,12 @@ def add_one(path: Path, frame: pd.DataFrame, extractor: Extractor, limits: Extra
 def analyse_document(document: Document, extractor: Extractor, limits: ExtractionLimits) -> list[dict[str, Any]]:
     """Chunk rows then the synthesis row of one readable document."""
     chunks = chunk_text(document.text, limits.chunk_chars, limits.chunk_overlap)
-    rows, analyses = [], []
+    rows, outcomes = [], []
     for i, chunk in enumerate(chunks):
-        outcome = extractor.analyze_chunk(document.title, i, len(chunks), chunk)
-        analyses.append(outcome.analysis)
-        rows.append(row_of(document, i, chunk, outcome))
-    synthesis = extractor.synthesize(document.title, analyses)
+        outcomes.append(extractor.analyze_chunk(document.title, i, len(chunks), chunk))
+        rows.append(row_of(document, i, chunk, outcomes[-1]))
+    # One chunk is its own synthesis (state and model included): no merge call to pay for.
+    synthesis = outcomes[0] if len(outcomes) == 1 else extractor.synthesize(document.title, [o.analysis for o in outcomes])
     rows.append(row_of(document, SYNTHESIS_ID, "", synthesis))
     return rows
 

@@ -41,8 +41,6 @@ class LLMExtractor(Extractor):
         return self._fallback(self.offline.analyze_chunk(title, chunk_id, n_chunks, text), result)
 
     def synthesize(self, title: str, analyses: list[Analysis]) -> ChunkOutcome:
-        if len(analyses) == 1:  # nothing to merge: save a call
-            return ChunkOutcome(analyses[0], self.client.settings.model)
         parts = [a.model_dump_json() for a in analyses]
         result = self._ask(SYNTHESIS_SYSTEM, synthesis_prompt(title, parts), "synthesis")
         if result.ok:

@@ -74,7 +74,7 @@ def read_document(path: Path, limits: ExtractionLimits = ExtractionLimits()) -> 
     except DocumentError:
         raise
     except Exception as exc:  # pdfminer raises many unrelated types for damaged files
-        raise DocumentError(describe_pdf_failure(exc)) from exc
+        raise DocumentError(describe_pdf_failure(exc, path)) from exc
     text = "\n\n".join(t.strip() for t in texts if t.strip())
     if len(text) > limits.max_chars:
         raise DocumentError(f"too large: {len(text)} characters of text exceeds max_chars={limits.max_chars}")
@@ -98,11 +98,32 @@ def check_file(path: Path, limits: ExtractionLimits) -> None:
         raise DocumentError(f"not a PDF (no %PDF- header; starts with {head[:8]!r})")
 
 
-def describe_pdf_failure(exc: Exception) -> str:
-    name = type(exc).__name__
-    if "Password" in name or "Encrypt" in name or "encrypt" in str(exc).lower():
-        return f"encrypted PDF: a password is required ({name})"
-    return f"corrupt PDF: {name}: {str(exc)[:200]}"
+def describe_pdf_failure(exc: Exception, path: Path) -> str:
+    """A one-line reason; pdfplumber wraps pdfminer's errors, so the whole chain is searched."""
+    chain = list(exception_chain(exc))
+    names = " ".join(type(e).__name__ for e in chain)
+    if "Password" in names or "Encrypt" in names or encrypted_marker(path):
+        return "encrypted PDF: a password is required to read its text"
+    detail = next((f"{type(e).__name__}: {e}" for e in chain if str(e)), type(exc).__name__)
+    return f"corrupt PDF: {detail[:200]}"
+
+
+def exception_chain(exc: BaseException) -> list[BaseException]:
+    out: list[BaseException] = []
+    todo: list[object] = [exc]
+    while todo:
+        item = todo.pop(0)
+        if isinstance(item, BaseException) and item not in out and len(out) < 10:
+            out.append(item)
+            todo += [*item.args, item.__cause__, item.__context__]
+    return out
+
+
+def encrypted_marker(path: Path) -> bool:
+    """True when the trailer declares encryption (looked for in the file's last 64 KB)."""
+    with open(path, "rb") as fh:
+        fh.seek(max(0, path.stat().st_size - 65536))
+        return b"/Encrypt" in fh.read()
 
 
 def first_line(text: str) -> str:
