@@ -237,8 +237,10 @@ def test_rules_problems_name_the_mistake() -> None:
     rules["stage_types"]["early"]["types"] = ["conv"]
     rules["hyperparameters"]["vit"]["num_heads"]["prefer"] = [5]
     rules["preferred_sequences"].append({"sequence": ["cnn", "vit"], "sources": ["nobody"]})
+    rules["pruning"]["hybrid"]["hyperparameters"]["avoid"] = {"vit.window_size": [9], "vit.depth": [1]}
     problems = rules_problems(rules)
     assert any("'conv'" in p for p in problems) and any("num_heads: 5" in p for p in problems) and any("'nobody'" in p for p in problems)
+    assert any("window_size: 9" in p for p in problems) and any("'vit.depth'" in p for p in problems)
 
 
 def test_chunks_are_bounded_overlapping_and_complete() -> None:

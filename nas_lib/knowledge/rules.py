@@ -13,6 +13,11 @@ optional except ``version``; block types, stages, fields and values use the hybr
 - ``head_dim_pairs``: ``{"prefer": [[num_heads, qkv_dim], ...], ...}``
 - ``rules``: ``[{"id", "statement", "confidence", "sources"}]`` (free text for prompts)
 - ``sources``: ``{key: {"title", "year", "arxiv"}}``; every ``sources`` list names keys here.
+- ``pruning``: the confident rules in the offline pruning provider's format
+  (`nas_lib.pruning.rules`): ``{"hybrid": {layer: {"avoid": {group: [options]},
+  "preferred_sequences": [[types]], "forbidden_sequences": [[types]]}}}`` with groups
+  ``stage:<stage>`` (macro), ``<type>.<field>`` (hyperparameters), ``stage:<stage>`` or
+  ``pair:<type>-><type>`` (connections).
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ def rules_problems(rules: dict[str, Any]) -> list[str]:
     conns = rules.get("connections", {})
     out += [f"connections: unknown {c!r}" for c in conns.get("prefer", []) + conns.get("allow", []) if c not in CONNECTIONS]
     out += _hyperparameters(rules.get("hyperparameters", {}))
+    out += _pruning(rules.get("pruning", {}).get("hybrid", {}))
     out += _sources(rules)
     out += _confidences(rules)
     return out
@@ -70,6 +76,29 @@ def _hyperparameters(hp: dict[str, Any]) -> list[str]:
                 out.append(f"hyperparameters.{t}: unknown field {name!r}")
                 continue
             out += [f"hyperparameters.{t}.{name}: {v} not in {list(full[t][name])}" for v in entry.get("prefer", []) if v not in full[t][name]]
+    return out
+
+
+def _pruning(layers: dict[str, Any]) -> list[str]:
+    """Checks the hybrid pruning rules' groups and options against the full space."""
+    full, types, out = full_hyperparameters(), set(block_types()), []
+    for layer, entry in layers.items():
+        for group, options in entry.get("avoid", {}).items():
+            kind, _, name = group.partition(":")
+            if layer == "macro" and kind == "stage" and name in STAGES:
+                allowed = types
+            elif layer == "hyperparameters" and group.partition(".")[0] in full and group.partition(".")[2] in full[group.partition(".")[0]]:
+                t, _, field = group.partition(".")
+                allowed = set(full[t][field])
+            elif layer == "connections" and ((kind == "stage" and name in STAGES) or (kind == "pair" and set(name.split("->")) <= types and "->" in name)):
+                allowed = set(CONNECTIONS)
+            else:
+                out.append(f"pruning.hybrid.{layer}: unknown group {group!r}")
+                continue
+            out += [f"pruning.hybrid.{layer}.{group}: {o!r} is not an option" for o in options if o not in allowed]
+        for key in ("preferred_sequences", "forbidden_sequences"):
+            for seq in entry.get(key, []):
+                out += _types(f"pruning.hybrid.{layer}.{key}", seq, min_len=2)
     return out
 
 
