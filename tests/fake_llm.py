@@ -14,6 +14,7 @@ Usage (any test, including other helpers' tests)::
             llm.push_refusal("I can't help")        # message.refusal set, content null
             llm.default = lambda body: {"answer": 1}   # used when the queue is empty
             llm.reject_json_schema = True           # 400 for response_format json_schema
+            llm.intercept = lambda body: 400 if "temperature" in body else None  # checked first
             settings = llm.settings(tmp_path)       # LLMSettings pointing here, fast retries
             ...
             assert len(llm.requests) == 3           # RecordedRequest(path, headers, body)
@@ -89,6 +90,7 @@ class FakeLLM:
         self.default: Callable[[dict[str, Any]], Any] | Any | None = None
         self.reject_json_schema = False
         self.reject_json_object = False
+        self.intercept: Callable[[dict[str, Any]], Any] | None = None
         self.timeout_sleep_s = TIMEOUT_SLEEP_S
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -145,6 +147,9 @@ class FakeLLM:
 
     # -- server side ----------------------------------------------------------------------------
     def next_reply(self, body: dict[str, Any]) -> Reply:
+        forced = self.intercept(body) if self.intercept else None
+        if forced is not None:
+            return as_reply(forced)
         fmt = (body.get("response_format") or {}).get("type")
         if (fmt == "json_schema" and self.reject_json_schema) or (fmt == "json_object" and self.reject_json_object):
             return Reply(kind="status", status=400, body={"error": {"message": f"response_format {fmt} is not supported", "type": "invalid_request_error"}})

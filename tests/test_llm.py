@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 
 from nas_lib.llm import LLMClient, LLMSettings, extract_json_object, looks_like_refusal
 from nas_lib.llm.parsing import strict_schema
-from tests.fake_llm import TEST_KEY, FakeLLM
+from tests.fake_llm import TEST_KEY, FakeLLM, Reply
 
 
 class Plan(BaseModel):
@@ -116,6 +116,20 @@ def test_degrades_to_json_object_then_text_and_remembers() -> None:
         result = ask(LLMClient(llm.settings()))
     assert result.ok and result.mode == "text" and result.value.depth == 5
     assert "response_format" not in llm.requests[-1].body
+
+
+def test_rejected_temperature_is_dropped_without_losing_the_mode() -> None:
+    def no_temperature(body: dict) -> object:
+        if "temperature" in body:
+            return Reply(kind="status", status=400, body={"error": {"message": "Unsupported value: 'temperature' does not support 0.0"}})
+        return None
+
+    with FakeLLM() as llm:
+        llm.intercept = no_temperature
+        llm.push(GOOD)
+        result = ask(LLMClient(llm.settings()))
+    assert result.ok and result.mode == "json_schema" and result.attempts == 2
+    assert "temperature" not in llm.requests[-1].body
 
 
 def test_cache_makes_a_rerun_free(tmp_path: Path) -> None:

@@ -66,6 +66,7 @@ class LLMClient:
             max_retries=0,  # retries are ours: the policy above must see every fault
         )
         self._mode_index = 0
+        self._send_temperature = True  # reasoning models (o1, gpt-5...) reject any temperature
         self._cache = ResponseCache(settings.resolved_cache_dir) if settings.use_cache else None
         self.usage = LLMUsage()
 
@@ -124,10 +125,13 @@ class LLMClient:
             mode = self.mode
             state.attempts += 1
             try:
-                response = self._sdk.chat.completions.create(
-                    model=self.settings.model, messages=messages, temperature=self.settings.temperature, **response_format_kwargs(mode, schema, name)
-                )
+                extra = {"temperature": self.settings.temperature} if self._send_temperature else {}
+                response = self._sdk.chat.completions.create(model=self.settings.model, messages=messages, **extra, **response_format_kwargs(mode, schema, name))
             except _FORMAT_REJECTED as exc:
+                if self._send_temperature and "temperature" in str(exc).lower():
+                    self._send_temperature = False
+                    state.errors.append(f"temperature rejected ({self._describe(exc)}); sending none")
+                    continue
                 if mode == "text":
                     return _Reply(failure=f"bad_request: {self._describe(exc)}")
                 self._mode_index += 1
