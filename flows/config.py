@@ -37,9 +37,18 @@ class DataConfig(_Section):
 
 class SpaceConfig(_Section):
     name: Literal["hybrid", "nb201"] = Field("hybrid", description="Search space (registered name).")
-    # Depth 4..8 keeps the default networks small enough for a CPU run of a few minutes.
+    # Depth 4..6 and the small choices below keep the default networks around 1e5 parameters,
+    # so the whole default run fits in a few CPU minutes; widen them for real searches.
     min_depth: int = Field(4, ge=4, le=20, description="Fewest blocks of a hybrid network.")
-    max_depth: int = Field(8, ge=4, le=20, description="Most blocks of a hybrid network.")
+    max_depth: int = Field(6, ge=4, le=20, description="Most blocks of a hybrid network.")
+    constraints: dict[str, Any] = Field(
+        default_factory=lambda: {"hyperparameters": {
+            "cnn": {"planes": [16, 32], "base_width": [32], "cardinality": [1, 2]},
+            "vit": {"qkv_dim": [192], "mlp_ratio": [4], "num_heads": [3, 4, 6]},
+            "mamba": {"expand": [1], "d_state": [8]},
+        }},
+        description="Extra HybridConstraints fields of the base space before pruning ({} = the full space).",
+    )
 
 
 class KnowledgeConfig(_Section):
@@ -59,26 +68,27 @@ class PruningConfig(_Section):
 
 
 class PopulationConfig(_Section):
-    size: int = Field(16, ge=2, description="Initial population size.")
+    size: int = Field(12, ge=2, description="Initial population size.")
     preferred_bias: float = Field(0.5, ge=0.0, le=1.0, description="Share of the population drawn favouring the knowledge's preferred sequences.")
 
 
 class EvaluationConfig(_Section):
     proxies: list[str] = Field(default_factory=lambda: ["nwot", "params"], description="Proxies to score; the first is the search fitness.")
-    batch_size: int = Field(8, ge=1, description="Architectures per Prefect task (larger = less per-task overhead).")
+    batch_size: int = Field(6, ge=1, description="Architectures per Prefect task (larger = less per-task overhead).")
     store: str | None = Field(None, description="Persistent evaluation store (None = <runs_root>/evaluations.sqlite, shared by runs).")
 
 
 class SearchConfig(_Section):
     strategy: str = Field("rea", description="Search strategy (registered name).")
-    generations: int = Field(4, ge=0, description="Search generations after the initial population.")
-    per_generation: int = Field(8, ge=1, description="Architectures asked per generation.")
+    generations: int = Field(3, ge=0, description="Search generations after the initial population.")
+    per_generation: int = Field(6, ge=1, description="Architectures asked per generation.")
     top_k_table: int = Field(5, ge=1, description="Rows of the per-generation top-k table artifact.")
 
 
 class TrainingConfig(_Section):
     top_k: int = Field(3, ge=1, description="Finalists trained briefly and scored on the held-out split.")
     epochs: int = Field(2, ge=1, description="Training epochs per finalist.")
+    max_batches_per_epoch: int | None = Field(8, ge=1, description="Cap on steps per epoch (None = the whole training split).")
     batch_size: int = Field(64, ge=1, description="Training batch size.")
     lr: float = Field(3e-3, gt=0.0, description="Learning rate.")
 

@@ -9,9 +9,10 @@ from the shared evaluation store, so only the evaluations that never finished ar
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -38,11 +39,32 @@ PREFECT_DEFAULTS = {
 
 
 def set_prefect_defaults(home: str | Path | None = None) -> None:
-    """Sets the environment defaults the pipeline needs (never overrides what is set)."""
+    """Sets the environment defaults the pipeline needs (never overrides what is set).
+
+    Prefect reads its settings when it is imported, so this must run before the first import of
+    prefect; `prefect_settings` applies the same defaults to an already imported Prefect.
+    """
     for key, value in PREFECT_DEFAULTS.items():
         os.environ.setdefault(key, value)
     if home is not None:
         os.environ.setdefault("PREFECT_HOME", str(Path(home).resolve()))
+
+
+@contextlib.contextmanager
+def prefect_settings(home: str | Path | None = None) -> Iterator[None]:
+    """Applies the pipeline's Prefect defaults (those not set in the environment) for a block."""
+    from prefect.settings import PREFECT_HOME, PREFECT_SERVER_ANALYTICS_ENABLED, PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS, temporary_settings
+
+    updates: dict[Any, Any] = {}
+    if "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS" not in os.environ:
+        updates[PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS] = 90
+    if "PREFECT_SERVER_ANALYTICS_ENABLED" not in os.environ:
+        updates[PREFECT_SERVER_ANALYTICS_ENABLED] = False
+    if home is not None and "PREFECT_HOME" not in os.environ:
+        updates[PREFECT_HOME] = str(Path(home).resolve())
+    set_prefect_defaults()
+    with temporary_settings(updates=updates):
+        yield
 
 
 def _run_name() -> str:

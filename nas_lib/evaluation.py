@@ -17,7 +17,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -119,12 +119,13 @@ class _FaultCounter:
         self.lock = threading.Lock()
         self.fresh = 0
 
-    def tick(self) -> None:
+    def tick(self, n: int = 1) -> None:
+        """Counts `n` evaluations about to run; raises instead when they would pass the limit."""
         limit = os.environ.get(FAULT_ENV)
         with self.lock:
-            if limit and self.fresh >= int(limit):
+            if limit and self.fresh + n > int(limit):
                 raise InjectedFault(f"{FAULT_ENV}={limit}: injected fault after {self.fresh} fresh evaluations")
-            self.fresh += 1
+            self.fresh += n
 
 
 FAULTS = _FaultCounter()
@@ -141,25 +142,60 @@ def _release_memory(device: str) -> None:
         torch.cuda.empty_cache()
 
 
-def score_one(space: Any, spec: Any, proxy: Proxy, batch: Any, *, data_fingerprint: str, seed: int, device: str) -> EvalRecord:
-    """Scores `spec` with `proxy`; a deterministic failure becomes a ``failed`` record, not an error."""
+MultiScorer = Callable[[Any, Any, Sequence[Proxy], Any, int, str], Mapping[str, Any]]
+
+
+@dataclass(frozen=True)
+class _Failed:
+    value: None = None
+    seconds: float = 0.0
+    state: str = "failed"
+    error: str | None = None
+
+
+def _failure_text(err: BaseException) -> str:
+    return f"oom: {err}" if _is_oom(err) else f"{type(err).__name__}: {err}"
+
+
+def _score_each(space: Any, spec: Any, proxies: Sequence[Proxy], batch: Any, seed: int, device: str) -> dict[str, Any]:
+    """Calls each proxy's `score`; one proxy failing does not cost the others their score."""
+    out: dict[str, Any] = {}
+    for p in proxies:
+        try:
+            out[p.name] = p.score(space, spec, batch, seed, device)
+        except (InjectedFault, *TRANSIENT_ERRORS):
+            raise
+        except Exception as err:  # noqa: BLE001 - recorded as this proxy's failure
+            out[p.name] = _Failed(error=_failure_text(err))
+            if _is_oom(err):
+                _release_memory(device)
+    return out
+
+
+def score_one(space: Any, spec: Any, proxies: Sequence[Proxy], batch: Any, *, data_fingerprint: str, seed: int,
+              device: str, scorer: MultiScorer | None = None) -> list[EvalRecord]:
+    """Scores `spec` with `proxies`; a deterministic failure becomes ``failed`` records, not an error."""
     arch_id, arch = space.arch_id(spec), space.to_string(spec)
     start = time.perf_counter()
-    value, state, error = None, "failed", None
     try:
-        result = proxy.score(space, spec, batch, seed, device)
-        value, state, error = result.value, result.state, result.error
+        results: Mapping[str, Any] = (scorer or _score_each)(space, spec, proxies, batch, seed, device)
+        failure = None
     except (InjectedFault, *TRANSIENT_ERRORS):
         raise
     except Exception as err:  # noqa: BLE001 - any other failure belongs to this architecture only
-        error = f"oom: {err}" if _is_oom(err) else f"{type(err).__name__}: {err}"
+        results, failure = {}, _failure_text(err)
         if _is_oom(err):
             _release_memory(device)
-    if value is not None and value != value:  # NaN scores rank nowhere: record as failures
-        value, state, error = None, "failed", error or "proxy returned NaN"
-    return EvalRecord(arch_id, arch, proxy.name, str(proxy.version), data_fingerprint, int(seed),
-                      None if value is None else float(value), state if value is not None else "failed",
-                      error, time.perf_counter() - start, device)
+    elapsed = time.perf_counter() - start
+    out = []
+    for proxy in proxies:
+        r = results.get(proxy.name)
+        value = None if r is None or r.value is None or r.value != r.value else float(r.value)
+        state = "ok" if value is not None and getattr(r, "state", "ok") == "ok" else "failed"
+        error = failure if r is None else (r.error or (None if state == "ok" else "proxy returned NaN"))
+        seconds = float(getattr(r, "seconds", elapsed)) if r is not None else elapsed
+        out.append(EvalRecord(arch_id, arch, proxy.name, str(proxy.version), data_fingerprint, int(seed), value, state, error, seconds, device))
+    return out
 
 
 def score_architectures(
@@ -172,6 +208,7 @@ def score_architectures(
     seed: int,
     device: str = "cpu",
     store: EvaluationStore | None = None,
+    scorer: MultiScorer | None = None,
 ) -> list[EvalRecord]:
     """Scores every spec with every proxy, reusing and filling `store`.
 
@@ -184,6 +221,8 @@ def score_architectures(
         seed: proxy seed (part of the cache key).
         device: torch device string for this batch.
         store: persistent store; None scores without caching.
+        scorer: scores several proxies of one spec at once (sharing its model); None calls
+            each proxy's `score`.
 
     Returns:
         One record per (unique spec, proxy), in input order; ``cached`` tells which were reused.
@@ -198,15 +237,16 @@ def score_architectures(
         if arch_id in seen:
             continue
         seen.add(arch_id)
-        for proxy in proxies:
-            key = (arch_id, data_fingerprint, proxy.name, str(proxy.version), int(seed))
-            hit = store.get(key) if store is not None else None
-            if hit is None:
-                FAULTS.tick()
-                hit = score_one(space, spec, proxy, batch, data_fingerprint=data_fingerprint, seed=seed, device=device)
+        keys = {p.name: (arch_id, data_fingerprint, p.name, str(p.version), int(seed)) for p in proxies}
+        hits = {name: store.get(key) for name, key in keys.items()} if store is not None else {}
+        missing = [p for p in proxies if hits.get(p.name) is None]
+        if missing:
+            FAULTS.tick(len(missing))
+            for record in score_one(space, spec, missing, batch, data_fingerprint=data_fingerprint, seed=seed, device=device, scorer=scorer):
+                hits[record.proxy] = record
                 if store is not None:
-                    store.put(hit)
-            records.append(hit)
+                    store.put(record)
+        records += [hits[p.name] for p in proxies]
     return records
 
 

@@ -98,7 +98,8 @@ def _registry_section(run_dir: Path) -> list[str]:
              f"- validation accuracy: {_fmt(r.get('val_accuracy'))}, parameters: {_fmt(r.get('params'))}"]
     if r.get("state") == "ok":
         lines.append(f"- registered: `{r.get('model_name')}` version {r.get('version')} alias `{r.get('alias')}` ({r.get('model_uri')})")
-        lines.append(f"- MLflow: {r.get('run_url') or r.get('tracking_uri')}")
+        url = r.get("run_url")
+        lines.append(f"- MLflow: {url if isinstance(url, str) and url else r.get('tracking_uri')} (run `{r.get('run_id')}`)")
     else:
         lines.append(f"- not registered: {r.get('note')}")
     return lines + [""]

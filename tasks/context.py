@@ -136,7 +136,8 @@ def load_space(run_dir: str | Path, upto: str | None = None) -> Any:
     if key is not None and key in spaces:
         return space_from_dict(spaces[key])
     if cfg.space.name == "hybrid":
-        return get_space("hybrid", constraints=HybridConstraints(min_depth=cfg.space.min_depth, max_depth=cfg.space.max_depth))
+        base = {**cfg.space.constraints, "min_depth": cfg.space.min_depth, "max_depth": cfg.space.max_depth}
+        return get_space("hybrid", constraints=HybridConstraints.from_dict(base))
     return get_space(cfg.space.name)
 
 

@@ -37,6 +37,13 @@ def primary_proxy(run_dir: str | Path) -> Any:
     return make_proxy(load_config(run_dir).evaluation.proxies[0])
 
 
+def shared_scorer(space: Any, spec: Any, proxies: Sequence[Any], batch: Any, seed: int, device: str) -> dict[str, Any]:
+    """Scores several proxies on one built network (model and passes shared)."""
+    from nas_lib.proxies import score_proxies
+
+    return score_proxies(space, spec, [p.name for p in proxies], batch, seed, device)
+
+
 @contextlib.contextmanager
 def device_slot(device: str, gated: bool) -> Iterator[None]:
     """Holds the Prefect concurrency slot of one GPU so two batches never share it."""
@@ -61,6 +68,7 @@ def score_rows(run_dir: str | Path, archs: Sequence[str], device: str = "cpu") -
     records = score_architectures(
         space, [space.from_string(a) for a in archs], proxies, proxy_batch(data, cfg.data.proxy_batch, cfg.seed),
         data_fingerprint=data.fingerprint, seed=cfg.seed, device=device, store=EvaluationStore(cfg.store_path()),
+        scorer=shared_scorer,
     )
     return [r.to_row() for r in records]
 

@@ -1,7 +1,8 @@
 """Knowledge task: the rules the pruning layers read (``01_knowledge.parquet``).
 
-With ``knowledge.documents`` set, papers are first turned into a knowledge table by the LLM
-(retried on transient endpoint faults); otherwise the given table or the embedded base is used.
+With ``knowledge.documents`` set, papers are first turned into a knowledge table (by the LLM when
+one is configured, retried on transient endpoint faults, else offline); otherwise the given
+table or the embedded base is used.
 """
 
 from __future__ import annotations
@@ -19,57 +20,49 @@ from tasks.context import load_config, step_path
 from tasks.retry import retry_transient
 
 KNOWLEDGE_SCHEMA = pa.schema([
-    ("rule_id", pa.string()), ("rule", pa.string()), ("source", pa.string()), ("knowledge_fingerprint", pa.string()),
-    ("state", pa.string()), ("note", pa.string()),
+    ("item_id", pa.string()), ("kind", pa.string()), ("title", pa.string()), ("text", pa.string()), ("chars", pa.int64()),
+    ("origin", pa.string()), ("knowledge_fingerprint", pa.string()), ("state", pa.string()), ("note", pa.string()),
 ])
 
 
-def knowledge_available() -> bool:
-    try:
-        import nas_lib.knowledge  # noqa: F401
-    except ImportError:
-        return False
-    return True
+def knowledge_source(run_dir: str | Path) -> Path | None:
+    """Where the run's knowledge comes from: extracted documents, a configured path, or None (embedded)."""
+    extracted = Path(run_dir) / "knowledge"
+    if (extracted / "knowledge.parquet").exists():
+        return extracted
+    path = load_config(run_dir).knowledge.path
+    return Path(path) if path else None
 
 
 def load_run_knowledge(run_dir: str | Path) -> Any:
-    """The run's knowledge object (None when the knowledge layer is not installed)."""
-    if not knowledge_available():
-        return None
+    """The run's `KnowledgeBase` (the LLM, when configured, summarises over-long text)."""
     from nas_lib.knowledge import load_knowledge
+    from nas_lib.llm import LLMSettings
 
-    extracted = Path(run_dir) / "knowledge" / "knowledge.parquet"
-    path = str(extracted) if extracted.exists() else load_config(run_dir).knowledge.path
-    return load_knowledge(path)
+    settings = LLMSettings.from_env()
+    return load_knowledge(knowledge_source(run_dir), llm=settings if settings.configured else None)
 
 
-def _rule_rows(kb: Any, source: str) -> list[dict[str, Any]]:
-    rows = []
-    for i, rule in enumerate(getattr(kb, "rules", ()) or ()):
-        text = rule if isinstance(rule, str) else json.dumps(getattr(rule, "__dict__", None) or str(rule), default=str, sort_keys=True)
-        rid = str(getattr(rule, "id", None) or getattr(rule, "rule_id", None) or i)
-        rows.append({"rule_id": rid, "rule": text, "source": str(getattr(rule, "source", "") or source),
-                     "knowledge_fingerprint": str(getattr(kb, "fingerprint", "")), "state": "ok", "note": None})
-    return rows
+def extract_documents(run_dir: str | Path) -> None:
+    """Turns the configured papers into ``<run>/knowledge/knowledge.parquet`` (LLM when configured)."""
+    from nas_lib.knowledge import EXTRACTORS, add_documents, expand_inputs
+    from nas_lib.llm import LLMSettings
+
+    settings = LLMSettings.from_env()
+    extractor = EXTRACTORS.get("openai")(settings=settings) if settings.configured else EXTRACTORS.get("offline")()
+    add_documents(expand_inputs([Path(p) for p in load_config(run_dir).knowledge.documents]), Path(run_dir) / "knowledge", extractor)
 
 
 def build_knowledge_rows(run_dir: str | Path) -> list[dict[str, Any]]:
-    """Extracts (when documents are configured) and loads the knowledge; one row per rule."""
-    cfg = load_config(run_dir)
-    if not knowledge_available():
-        return [{"rule_id": "none", "rule": "", "source": "", "knowledge_fingerprint": "", "state": "skipped",
-                 "note": "knowledge layer (nas_lib.knowledge) not installed: pruning runs without rules"}]
-    if cfg.knowledge.documents:
-        from nas_lib.knowledge import extract_knowledge
-        from nas_lib.llm import LLMSettings
-
-        extract_knowledge([Path(p) for p in cfg.knowledge.documents], Path(run_dir) / "knowledge", LLMSettings.from_env())
+    """Extracts (when documents are configured) and loads the knowledge: one row per section plus the rules."""
+    if load_config(run_dir).knowledge.documents:
+        extract_documents(run_dir)
     kb = load_run_knowledge(run_dir)
-    source = cfg.knowledge.path or ("documents" if cfg.knowledge.documents else "embedded")
-    rows = _rule_rows(kb, source)
-    if not rows:  # a knowledge base without enumerable rules: keep its text as one row
-        rows = [{"rule_id": "text", "rule": kb.text(), "source": source, "knowledge_fingerprint": str(kb.fingerprint), "state": "ok", "note": None}]
-    return rows
+    common = {"origin": kb.origin, "knowledge_fingerprint": kb.fingerprint, "state": "ok", "note": None}
+    rows = [{"item_id": f"section-{i}", "kind": "section", "title": s.title, "text": s.body, "chars": len(s.body), **common}
+            for i, s in enumerate(kb.sections)]
+    rules = json.dumps(kb.rules, sort_keys=True, default=str)
+    return rows + [{"item_id": "rules", "kind": "rules", "title": "structured rules", "text": rules, "chars": len(rules), **common}]
 
 
 @task(name="knowledge", retries=2, retry_delay_seconds=2, retry_condition_fn=retry_transient, cache_policy=NO_CACHE)

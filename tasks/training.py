@@ -58,7 +58,8 @@ def train_row(run_dir: str | Path, finalist: dict[str, Any], device: str = "cpu"
     model = space.build_model(spec, input_shape=tuple(data.input_shape), num_classes=data.num_classes)
     params, flops = count_parameters(model), count_flops(model, tuple(data.input_shape))
     t = cfg.training
-    result = train_and_evaluate(model, data, TrainConfig(epochs=t.epochs, batch_size=t.batch_size, lr=t.lr, seed=cfg.seed), device)
+    result = train_and_evaluate(model, data, TrainConfig(epochs=t.epochs, batch_size=t.batch_size, lr=t.lr, seed=cfg.seed,
+                                                                     max_batches_per_epoch=t.max_batches_per_epoch), device)
     weights = finalist_dir(run_dir) / f"{finalist['arch_id']}.pt"
     if result.best_state_dict is not None:
         weights.parent.mkdir(parents=True, exist_ok=True)

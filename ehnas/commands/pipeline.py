@@ -19,18 +19,13 @@ RUN_HELP = (
 )
 
 
-def _prepare_env() -> None:
-    from flows.pipeline import set_prefect_defaults
-
-    set_prefect_defaults(home=".prefect" if "PREFECT_API_URL" not in os.environ else None)
-
-
 def _execute(config: object, redo: Optional[str]) -> None:
-    from flows.pipeline import nas_pipeline
+    from flows.pipeline import nas_pipeline, prefect_settings
     from tasks.context import step_path
 
     start = time.perf_counter()
-    result = nas_pipeline(config=config, redo=redo)
+    with prefect_settings(home=".prefect" if "PREFECT_API_URL" not in os.environ else None):
+        result = nas_pipeline(config=config, redo=redo)
     run_dir = Path(result["run_dir"])
     typer.echo(f"\nrun folder: {run_dir.resolve()}  ({time.perf_counter() - start:.1f} s; steps run now: {', '.join(result['ran']) or 'none'})")
     registry = step_path(run_dir, "09_registry")
@@ -56,7 +51,6 @@ def register(app: typer.Typer) -> None:
 
         overrides = list(set_) + ([f"run_name={run_name}"] if run_name else [])
         cfg = load_config(config, overrides)
-        _prepare_env()
         _execute(cfg, redo)
 
     @app.command("resume", help="Resume a run from its folder: finished steps and stored evaluations are reused.")
@@ -69,7 +63,6 @@ def register(app: typer.Typer) -> None:
 
         folder = Path(run) if Path(run).is_dir() else runs_root / run
         cfg = load_run_config(folder).model_copy(update={"runs_root": str(folder.parent), "run_name": folder.name})
-        _prepare_env()
         _execute(cfg, redo)
 
     @app.command("report", help="Print a run's summary from its Parquet files and write search-progress and Pareto plots.")
