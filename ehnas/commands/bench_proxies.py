@@ -1,7 +1,72 @@
-"""Placeholder: registers no command yet."""
+"""`ehnas bench proxies`: fidelity, reference agreement, cost and failures of training-free proxies."""
+
+from __future__ import annotations
+
+from pathlib import Path
 
 import typer
 
 
 def register(app: typer.Typer) -> None:
-    """Adds this module's commands to `app`."""
+    """Adds `proxies` to the `bench` group."""
+    app.command("proxies")(proxies)
+
+
+def proxies(
+    space_name: str = typer.Option("nb201", "--space", help="'nb201' (fidelity against --table) or 'hybrid' (failures and seconds only)."),
+    table: Path = typer.Option(None, "--table", exists=True, dir_okay=False, help="CSV or Parquet with an 'arch' column and the metric column."),
+    metric: str = typer.Option("cifar10_test_acc", "--metric", help="Column of --table with the true metric (higher is better)."),
+    images: Path = typer.Option(..., "--images", exists=True, dir_okay=False, help="NPZ with x (uint8 images) and y (labels)."),
+    reference: Path = typer.Option(None, "--reference", exists=True, dir_okay=False, help="CSV of reference scores (arch + one column per proxy): score its cells and report agreement."),
+    sample: int = typer.Option(1000, "--sample", min=1, help="Architectures to sample (uniformly, seeded)."),
+    seed: int = typer.Option(0, "--seed", help="Seeds the sample, the batch and weight initialisation."),
+    batch_size: int = typer.Option(64, "--batch-size", min=2, help="Images in the fixed batch."),
+    proxy_names: str = typer.Option("all", "--proxies", help="'all' or comma-separated proxy names."),
+    device: str = typer.Option("cpu", "--device", help="'cpu', 'cuda' or 'cuda:N'."),
+    threads: int = typer.Option(0, "--threads", min=0, help="torch CPU threads (0 = torch's default)."),
+    checkpoint: Path = typer.Option(None, "--checkpoint", dir_okay=False, help="Parquet of per-architecture scores: resumed from, rewritten as it goes."),
+    out: Path = typer.Option(Path("result.json"), "--out", dir_okay=False, help="Result JSON."),
+) -> None:
+    """Score sampled architectures with the chosen proxies and report, per proxy, Spearman and
+    Kendall correlation with the table metric, top-10% recall, median seconds per architecture
+    and failures; with --reference, the rank agreement with the reference scores."""
+    import pandas as pd
+    import torch
+
+    from nas_lib.artifacts import atomic_write_json
+    from nas_lib.bench import proxies as bench
+    from nas_lib.data.arrays import fixed_batch, load_npz_images
+    from nas_lib.space import get_space
+
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        names = bench.resolve_proxies(proxy_names)
+    except KeyError as err:
+        raise typer.BadParameter(str(err), param_hint="--proxies") from None
+    space = get_space(space_name)
+    x, y = load_npz_images(images)
+    batch = fixed_batch(x, y, batch_size, seed)
+    result: dict = {"space": space_name, "metric": metric if table else None, "seed": seed, "batch_size": batch_size,
+                    "device": device, "torch_threads": torch.get_num_threads()}
+    if space_name == "hybrid":
+        specs = bench.sample_hybrid(space, sample, seed)
+    else:
+        ref = pd.read_csv(reference) if reference else None
+        pool = list(ref["arch"].astype(str)) if ref is not None else list(bench.load_metric_table(table, metric).index) if table else []
+        if not pool:
+            raise typer.BadParameter("nb201 needs --table (to sample from) or --reference", param_hint="--table")
+        specs = [space.from_string(a) for a in bench.sample_archs(pool, sample, seed)]
+    typer.echo(f"scoring {len(specs)} {space_name} architectures with {', '.join(names)} (batch {batch_size}, seed {seed}, {device})")
+    frame = bench.score_specs(space, specs, names, batch, seed, device, checkpoint=checkpoint, progress=typer.echo)
+    result["n"] = len(specs)
+    if table is not None and space_name != "hybrid":
+        result["proxies"] = bench.fidelity(frame, bench.load_metric_table(table, metric), names)
+    else:
+        result["proxies"] = bench.failures(frame, names)
+    if reference is not None and space_name != "hybrid":
+        result["reference"] = bench.agreement(frame, pd.read_csv(reference), names)
+        result["reference_file"] = str(reference)
+    atomic_write_json(out, result)
+    typer.echo(bench.format_results(result))
+    typer.echo(f"wrote {out}")

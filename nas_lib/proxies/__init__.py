@@ -15,7 +15,9 @@ import torch
 from nas_lib.proxies.base import PROXIES, Proxy, ProxyResult, ScoringContext, register_proxy
 
 # Importing a module registers its proxy.
-from nas_lib.proxies import flops, nwot, params  # noqa: E402,F401  isort: skip
+from nas_lib.proxies import (  # noqa: E402,F401  isort: skip
+    ensemble, fisher, flops, grad_norm, grasp, jacov, latency, nwot, params, rbflex, snip, synflow, zen,
+)
 
 
 def get_proxy(name: str) -> Proxy:
@@ -44,7 +46,7 @@ def score_proxies(space: Any, spec: Any, names: Sequence[str], batch: tuple[torc
     """
     proxies = [get_proxy(n) for n in names]
     try:
-        ctx = ScoringContext(space, spec, batch, seed, device, wanted=set(names))
+        ctx = ScoringContext(space, spec, batch, seed, device, wanted=set(names).union(*(p.requires for p in proxies)))
     except Exception as exc:  # e.g. a malformed device string: every proxy fails alike
         return {p.name: ProxyResult(float("nan"), 0.0, "failed", f"{type(exc).__name__}: {exc}") for p in proxies}
     return {p.name: ctx.run(p) for p in proxies}

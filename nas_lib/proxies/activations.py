@@ -22,6 +22,7 @@ from nas_lib.proxies.base import ScoringContext
 ACTIVATIONS: tuple[type[nn.Module], ...] = (
     nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.ELU, nn.CELU, nn.SELU, nn.GELU, nn.SiLU, nn.Mish, nn.Hardswish,
 )
+NONNEGATIVE: tuple[type[nn.Module], ...] = (nn.ReLU, nn.ReLU6)
 # Distinct activation inputs remembered for de-duplication; an NB201 cell has three. An input
 # that falls out is folded again if seen later: slower, never wrong (the reference held here
 # keeps its memory from being reused by another tensor while its key is remembered).
@@ -62,24 +63,29 @@ def flat_rows(t: torch.Tensor) -> torch.Tensor:
     return t.reshape(t.shape[0], -1)
 
 
-def _code_terms(rows: torch.Tensor) -> dict[str, torch.Tensor | int]:
-    codes = (rows > 0).to(torch.float32)
-    # 0/1 products of at most 2**24 units are exact in float32; accumulate in float64.
-    g = (codes @ codes.T).to(torch.float64)
-    ones = torch.diagonal(g)
+def _code_terms(rows: torch.Tensor, nonnegative: bool) -> dict[str, torch.Tensor | int]:
     d = rows.shape[1]
-    # matches of ones plus matches of zeros: c c^T + (1-c)(1-c)^T = D - r_i - r_j + 2 c c^T
-    return {"hamming_kernel": d - ones[:, None] - ones[None, :] + 2.0 * g, "units": d}
+    if nonnegative:
+        # outputs of the ReLU family are >= 0, so sign() is the 0/1 code in one float32 pass;
+        # 0/1 products of at most 2**24 units are exact in float32.
+        codes = rows.sign()
+        g = (codes @ codes.T).to(torch.float64)
+        ones = torch.diagonal(g)
+        # matches of ones plus matches of zeros: c c^T + (1-c)(1-c)^T = D - r_i - r_j + 2 c c^T
+        return {"hamming_kernel": d - ones[:, None] - ones[None, :] + 2.0 * g, "units": d}
+    signs = torch.where(rows > 0, 1.0, -1.0).to(torch.float32)
+    # with s = 2c - 1: c c^T + (1-c)(1-c)^T = (D + s s^T) / 2
+    return {"hamming_kernel": 0.5 * (d + (signs @ signs.T).to(torch.float64)), "units": d}
 
 
 def _rbf_terms(rows: torch.Tensor) -> dict[str, torch.Tensor | int]:
     x = rows.to(torch.float32)
-    lo, hi = x.amin(0, keepdim=True), x.amax(0, keepdim=True)
-    span = torch.where(hi > lo, hi - lo, torch.ones_like(hi))  # constant units add no distance
-    xn = (x - lo) / span
+    lo, hi = torch.aminmax(x, dim=0, keepdim=True)
+    inv = 1.0 / torch.where(hi > lo, hi - lo, torch.ones_like(hi))  # constant units add no distance
+    xn = torch.addcmul(-lo * inv, x, inv)  # (x - lo) / span in one pass
     g = (xn @ xn.T).to(torch.float64)
-    return {"gram": g, "sq_norms": torch.diagonal(g).clone(), "raw_sum": x.sum(1, dtype=torch.float64),
-            "raw_sumsq": (x.double() ** 2).sum(1), "raw_count": rows.shape[1]}
+    return {"gram": g, "sq_norms": torch.diagonal(g).clone(), "raw_sum": x.sum(1).double(),
+            "raw_sumsq": torch.linalg.vector_norm(x, dim=1).double() ** 2, "raw_count": rows.shape[1]}
 
 
 def _add_terms(stats: ActivationStats, terms: dict[str, torch.Tensor | int], weight: int) -> None:
@@ -119,7 +125,7 @@ def _activation_pass(ctx: ScoringContext) -> ActivationStats:
         rows = flat_rows(out.detach())
         terms: dict[str, torch.Tensor | int] = {}
         if want_codes:
-            terms.update(_code_terms(rows))
+            terms.update(_code_terms(rows, isinstance(module, NONNEGATIVE)))
         if want_rbf:
             terms.update(_rbf_terms(rows))
         stats._seen[id(source)] = [source, 1, terms]

@@ -73,20 +73,28 @@ class ScoringContext:
         device: ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
         wanted: names of the proxies that will be asked, so shared passes compute only what
             is needed (e.g. activation gradients only when fisher is among them).
+        model: an already built network to score instead of building `spec` (it must be
+            initialised as the caller wants; its BN momentum is set to 0 so scoring leaves
+            its running statistics alone, and it is moved to `device` and channels-last).
     """
 
     def __init__(self, space: SearchSpace, spec: Any, batch: tuple[torch.Tensor, torch.Tensor], seed: int,
-                 device: str = "cpu", wanted: frozenset[str] | set[str] = frozenset()) -> None:
+                 device: str = "cpu", wanted: frozenset[str] | set[str] = frozenset(), model: nn.Module | None = None) -> None:
         self.space = space
         self.spec = spec
         self.seed = int(seed)
         self.device = torch.device(device)
         self.wanted = frozenset(wanted)
         self._batch = batch
+        self._channels_last = batch[0].dim() == 4
         self._memo: dict[str, Any] = {}
         self._cost: dict[str, float] = {}
+        self._deps: dict[str, set[str]] = {}  # shared items each shared item used
         self._used: set[str] = set()
         self._nested = 0.0
+        if model is not None:
+            self._memo["model"] = self._prepare(model)
+            self._cost["model"], self._deps["model"] = 0.0, set()
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -94,8 +102,13 @@ class ScoringContext:
 
     def batch(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The batch on the scoring device."""
-        return self.shared("batch", lambda: (self._batch[0].to(self.device, torch.float32),
-                                             self._batch[1].to(self.device, torch.long)))
+        def move() -> tuple[torch.Tensor, torch.Tensor]:
+            x = self._batch[0].to(self.device, torch.float32)
+            if self._channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            return x, self._batch[1].to(self.device, torch.long)
+
+        return self.shared("batch", move)
 
     def model(self) -> nn.Module:
         """The network initialised under `torch.manual_seed(seed)`, in train mode, on device.
@@ -109,15 +122,21 @@ class ScoringContext:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)
             model = self.space.build_model(self.spec, input_shape=self.input_shape, num_classes=max(num_classes, 10))
+        return self._prepare(model)
+
+    def _prepare(self, model: nn.Module) -> nn.Module:
         set_bn_momentum_zero(model)
-        return model.to(self.device).train()
+        model = model.to(self.device).train()
+        if self._channels_last:
+            # NHWC convolutions and pools are 1.5-2.5x faster on CPU here, same maths
+            model = model.to(memory_format=torch.channels_last)
+        return model
 
     def shared(self, key: str, compute: Callable[[], V]) -> V:
         """Returns the shared item `key`, computing it (and recording its cost) on first use."""
-        self._used.add(key)
         if key not in self._memo:
-            start, outer = time.perf_counter(), self._nested
-            self._nested = 0.0
+            start, outer_nested, outer_used = time.perf_counter(), self._nested, self._used
+            self._nested, self._used = 0.0, set()
             try:
                 self._memo[key] = compute()
             except Exception as exc:  # replayed to each proxy that needs it
@@ -125,11 +144,18 @@ class ScoringContext:
             finally:
                 elapsed = time.perf_counter() - start
                 self._cost[key] = elapsed - self._nested  # exclusive of nested shared items
-                self._nested = outer + elapsed
+                self._deps[key] = self._used
+                self._nested, self._used = outer_nested + elapsed, outer_used
+        self._used.add(key)
+        self._used |= self._deps[key]
         value = self._memo[key]
         if isinstance(value, _Failure):
             raise value.exc
         return value
+
+    def value(self, proxy: Proxy) -> float:
+        """The raw score of `proxy` here, computed once (an ensemble reuses its members')."""
+        return self.shared(f"proxy:{proxy.name}", lambda: float(proxy.compute(self)))
 
     def run(self, proxy: Proxy) -> ProxyResult:
         """Scores `proxy` here; never raises for a bad architecture."""
@@ -137,7 +163,7 @@ class ScoringContext:
         start = time.perf_counter()
         error = None
         try:
-            value = float(proxy.compute(self))
+            value = self.value(proxy)
             if not math.isfinite(value):
                 error = f"non-finite score {value}"
         except Exception as exc:  # any failure of a bad architecture becomes a failed result
@@ -172,6 +198,7 @@ class Proxy:
     version: ClassVar[str] = "1"
     higher_is_better: ClassVar[bool] = True
     deterministic: ClassVar[bool] = True
+    requires: ClassVar[frozenset[str]] = frozenset()  # other proxies this one combines
 
     def compute(self, ctx: ScoringContext) -> float:
         """The raw score, using `ctx` for the model, the batch and shared passes."""
@@ -189,7 +216,7 @@ class Proxy:
             device: ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
         """
         try:
-            ctx = ScoringContext(space, spec, batch, seed, device, wanted={self.name})
+            ctx = ScoringContext(space, spec, batch, seed, device, wanted={self.name} | set(self.requires))
         except Exception as exc:  # e.g. an unknown device string
             return ProxyResult(math.nan, 0.0, "failed", _describe(exc))
         return ctx.run(self)

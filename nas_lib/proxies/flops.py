@@ -22,6 +22,9 @@ class Flops(Proxy):
     higher_is_better = True
 
     def compute(self, ctx: ScoringContext) -> float:
-        # a copy: count_flops runs an eval-mode forward and must not touch the shared model
-        model = copy.deepcopy(ctx.model()).cpu()
+        model = ctx.model()
+        if ctx.device.type != "cpu":  # count_flops feeds a CPU tensor
+            model = copy.deepcopy(model).cpu()
+        # count_flops runs in eval mode and restores train mode: the weights and BN statistics
+        # of the shared model are left as they were
         return count_flops(model, ctx.input_shape) / 1e6

@@ -1,0 +1,227 @@
+"""Benchmark training-free proxies: fidelity to a tabular benchmark, agreement with a reference
+implementation's scores, cost per architecture, and failures on random hybrid architectures.
+
+Scores are kept in long form (one row per architecture and proxy) and can be checkpointed to
+Parquet, so a long run can stop and resume, and the ensemble can be refitted from its rows.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import torch
+from scipy import stats
+
+from nas_lib.artifacts import read_table, write_table
+from nas_lib.proxies import PROXIES, score_proxies
+from nas_lib.proxies.ensemble import Ensemble, combine
+from nas_lib.space.base import SearchSpace
+
+SCORE_SCHEMA = pa.schema([
+    ("arch", pa.string()), ("arch_id", pa.string()), ("proxy", pa.string()), ("version", pa.string()),
+    ("value", pa.float64()), ("seconds", pa.float64()), ("state", pa.string()), ("error", pa.string()),
+    ("seed", pa.int64()),
+])
+TOP_FRACTION = 0.10
+Progress = Callable[[str], None]
+
+
+def load_metric_table(path: str | Path, metric: str, arch_column: str = "arch") -> pd.Series:
+    """A CSV or Parquet table as a Series arch string -> metric (missing metrics dropped)."""
+    path = Path(path)
+    frame = pd.read_parquet(path) if path.suffix in (".parquet", ".pq") else pd.read_csv(path)
+    for column in (arch_column, metric):
+        if column not in frame.columns:
+            raise KeyError(f"{path.name}: no column {column!r}; columns: {list(frame.columns)}")
+    frame = frame[[arch_column, metric]].dropna().drop_duplicates(arch_column)
+    return pd.Series(frame[metric].astype(float).to_numpy(), index=frame[arch_column].astype(str), name=metric)
+
+
+def resolve_proxies(text: str) -> list[str]:
+    """``"all"`` or a comma-separated list -> registered names (KeyError on an unknown one)."""
+    if text.strip() == "all":
+        return PROXIES.names()
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    for n in names:
+        PROXIES.get(n)
+    return names
+
+
+def sample_archs(archs: Sequence[str], n: int, seed: int) -> list[str]:
+    """`n` architectures drawn uniformly without replacement (all of them if n >= len)."""
+    if n >= len(archs):
+        return list(archs)
+    idx = np.random.default_rng(seed).choice(len(archs), size=n, replace=False)
+    return [archs[i] for i in idx]
+
+
+def score_specs(space: SearchSpace, specs: Sequence[Any], names: Sequence[str], batch: tuple[torch.Tensor, torch.Tensor],
+                seed: int, device: str = "cpu", checkpoint: Path | None = None, every: int = 10,
+                progress: Progress | None = None) -> pd.DataFrame:
+    """Scores every spec with every proxy (passes shared per network), in long form.
+
+    The ensemble, if asked for, is computed from its members' scores with no extra pass.
+    With `checkpoint`, rows already there (same arch, proxy, version, seed) are reused and the
+    file is rewritten every `every` architectures.
+    """
+    direct = [n for n in names if n != "ensemble"]
+    members = sorted(Ensemble.requires) if "ensemble" in names else []
+    to_score = list(dict.fromkeys(direct + members))
+    done = _load_checkpoint(checkpoint, seed)
+    rows: list[dict[str, Any]] = list(done.values())
+    start = time.perf_counter()
+    for k, spec in enumerate(specs, start=1):
+        arch = space.to_string(spec)
+        missing = [n for n in to_score if (arch, n, PROXIES.get(n).version) not in done]
+        if missing:
+            for name, res in score_proxies(space, spec, missing, batch, seed, device).items():
+                row = _row(space, spec, arch, name, res.value, res.seconds, res.state, res.error, seed)
+                done[(arch, name, row["version"])] = row
+                rows.append(row)
+        if progress and (k % every == 0 or k == len(specs)):
+            progress(f"  scored {k}/{len(specs)} architectures ({time.perf_counter() - start:.0f} s)")
+        if checkpoint is not None and (k % every == 0 or k == len(specs)):
+            write_table(checkpoint, rows, SCORE_SCHEMA)
+    frame = pd.DataFrame(rows, columns=SCORE_SCHEMA.names)
+    if "ensemble" in names:
+        frame = add_ensemble_rows(frame, space, seed)
+    wanted = set(names)
+    keep = frame[frame["proxy"].isin(wanted) & frame["arch"].isin({space.to_string(s) for s in specs})]
+    return keep.reset_index(drop=True)
+
+
+def _load_checkpoint(path: Path | None, seed: int) -> dict[tuple[str, str, str], dict[str, Any]]:
+    if path is None or not Path(path).exists():
+        return {}
+    frame = read_table(path)
+    frame = frame[frame["seed"] == seed]
+    frame = frame.astype(object).where(frame.notna(), None)
+    return {(r["arch"], r["proxy"], r["version"]): r for r in frame.to_dict("records")}
+
+
+def _row(space: SearchSpace, spec: Any, arch: str, name: str, value: float, seconds: float, state: str,
+         error: str | None, seed: int) -> dict[str, Any]:
+    return {"arch": arch, "arch_id": space.arch_id(spec), "proxy": name, "version": PROXIES.get(name).version,
+            "value": value, "seconds": seconds, "state": state, "error": error, "seed": seed}
+
+
+def add_ensemble_rows(frame: pd.DataFrame, space: SearchSpace, seed: int,
+                      weights: dict[str, float] | None = None, quantiles: dict[str, list[float]] | None = None) -> pd.DataFrame:
+    """Adds (or replaces) ensemble rows computed from the member rows of each architecture."""
+    frame = frame[frame["proxy"] != "ensemble"]
+    members = sorted(weights or Ensemble.requires)
+    wide = frame.pivot_table(index="arch", columns="proxy", values="value", aggfunc="first")
+    secs = frame.pivot_table(index="arch", columns="proxy", values="seconds", aggfunc="first")
+    ids = frame.drop_duplicates("arch").set_index("arch")["arch_id"]
+    rows = []
+    for arch in wide.index:
+        vals = {m: wide.at[arch, m] if m in wide.columns else math.nan for m in members}
+        ok = all(np.isfinite(v) for v in vals.values())
+        value = combine(vals, weights, quantiles) if ok else math.nan
+        seconds = float(np.nansum([secs.at[arch, m] for m in members if m in secs.columns]))
+        rows.append({"arch": arch, "arch_id": ids[arch], "proxy": "ensemble", "version": Ensemble.version, "value": value,
+                     "seconds": seconds, "state": "ok" if ok else "failed",
+                     "error": None if ok else "a member proxy failed", "seed": seed})
+    return pd.concat([frame, pd.DataFrame(rows, columns=SCORE_SCHEMA.names)], ignore_index=True)
+
+
+def oriented(frame: pd.DataFrame, name: str) -> pd.Series:
+    """arch -> score of proxy `name`, negated when lower is better; failures become -inf
+    (ranked last, as a search would treat them)."""
+    sub = frame[frame["proxy"] == name].drop_duplicates("arch").set_index("arch")
+    sign = 1.0 if PROXIES.get(name).higher_is_better else -1.0
+    values = sub["value"].astype(float) * sign
+    return values.where((sub["state"] == "ok") & np.isfinite(values), -np.inf)
+
+
+def fidelity(frame: pd.DataFrame, truth: pd.Series, names: Sequence[str]) -> dict[str, dict[str, float]]:
+    """Per proxy: Spearman and Kendall with the true metric, recall of the true top 10%,
+    median seconds per architecture, failures, n."""
+    out: dict[str, dict[str, float]] = {}
+    for name in names:
+        score = oriented(frame, name)
+        common = score.index.intersection(truth.index)
+        if len(common) < 3:
+            continue
+        s, t = score[common].to_numpy(), truth[common].to_numpy()
+        sub = frame[(frame["proxy"] == name) & frame["arch"].isin(common)]
+        out[name] = {
+            "spearman": _round(stats.spearmanr(s, t).statistic), "kendall": _round(stats.kendalltau(s, t).statistic),
+            "top10pct_recall": _round(top_recall(s, t)), "median_s_per_arch": _round(float(sub["seconds"].median()), 4),
+            "failed": int((sub["state"] != "ok").sum()), "n": int(len(common)),
+        }
+    return out
+
+
+def top_recall(score: np.ndarray, truth: np.ndarray, fraction: float = TOP_FRACTION) -> float:
+    """Share of the true top `fraction` that is also in the proxy's top `fraction`."""
+    k = max(1, math.ceil(fraction * len(truth)))
+    best = set(np.argsort(-truth, kind="stable")[:k])
+    picked = set(np.argsort(-score, kind="stable")[:k])
+    return len(best & picked) / k
+
+
+def agreement(frame: pd.DataFrame, reference: pd.DataFrame, names: Sequence[str]) -> dict[str, dict[str, float]]:
+    """Per proxy that the reference also has: Spearman between our score and its score."""
+    ref = reference.drop_duplicates("arch").set_index("arch")
+    out: dict[str, dict[str, float]] = {}
+    for name in names:
+        if name not in ref.columns:
+            continue
+        sub = frame[(frame["proxy"] == name) & (frame["state"] == "ok")].drop_duplicates("arch").set_index("arch")
+        common = sub.index.intersection(ref.index)
+        theirs = ref.loc[common, name].astype(float)
+        mask = np.isfinite(theirs.to_numpy())
+        if mask.sum() < 3:
+            continue
+        rho = stats.spearmanr(sub.loc[common, "value"].to_numpy()[mask], theirs.to_numpy()[mask]).statistic
+        out[name] = {"spearman": _round(rho), "n": int(mask.sum())}
+    return out
+
+
+def failures(frame: pd.DataFrame, names: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Per proxy: failures, median seconds, and up to three distinct error messages."""
+    out: dict[str, dict[str, Any]] = {}
+    for name in names:
+        sub = frame[frame["proxy"] == name]
+        errors = sorted({e for e in sub["error"].dropna()})[:3]
+        out[name] = {"failed": int((sub["state"] != "ok").sum()), "n": int(len(sub)),
+                     "median_s_per_arch": _round(float(sub["seconds"].median()), 4), "errors": errors}
+    return out
+
+
+def format_results(result: dict[str, Any]) -> str:
+    """A readable table of a benchmark result."""
+    lines = [f"space {result['space']}  n={result['n']}  metric={result.get('metric')}"]
+    head = f"{'proxy':<10} {'spearman':>9} {'kendall':>8} {'top10%':>7} {'s/arch':>8} {'failed':>6} {'vs ref':>7}"
+    lines.append(head)
+    ref = result.get("reference", {})
+    for name, row in result["proxies"].items():
+        r = ref.get(name, {}).get("spearman")
+        lines.append(f"{name:<10} {_fmt(row.get('spearman')):>9} {_fmt(row.get('kendall')):>8} "
+                     f"{_fmt(row.get('top10pct_recall')):>7} {_fmt(row.get('median_s_per_arch'), 3):>8} "
+                     f"{row.get('failed', 0):>6} {_fmt(r):>7}")
+    return "\n".join(lines)
+
+
+def _fmt(x: float | None, digits: int = 3) -> str:
+    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
+
+
+def _round(x: float, digits: int = 4) -> float:
+    return float(round(float(x), digits)) if x is not None and np.isfinite(x) else float("nan")
+
+
+def sample_hybrid(space: SearchSpace, n: int, seed: int) -> list[Any]:
+    """`n` random hybrid architectures, the depth drawn uniformly first (uniform samples of the
+    full space are almost all of the maximum depth)."""
+    rng = np.random.default_rng(seed)
+    depths = list(space.depths())  # type: ignore[attr-defined]
+    return [space.sample(rng, depth=int(rng.choice(depths))) for _ in range(n)]  # type: ignore[call-arg]

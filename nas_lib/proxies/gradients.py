@@ -1,0 +1,97 @@
+"""The shared backward pass over a real batch that gradient proxies read.
+
+One train-mode forward of the batch, then, as the proxies asked for need:
+- the input Jacobian of the summed logits (jacov), with the graph kept for
+- the cross-entropy gradients of every Conv2d/Linear weight (snip, grad_norm) and of every
+  Conv2d/Linear output (fisher), taken in the same `autograd.grad` call.
+No `.grad` is written into the shared model, so the passes cannot leak into each other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from nas_lib.proxies.base import ScoringContext
+
+JACOBIAN_USERS = frozenset({"jacov"})
+WEIGHT_GRAD_USERS = frozenset({"snip", "grad_norm"})
+ACT_GRAD_USERS = frozenset({"fisher"})
+
+
+def prunable_layers(model: nn.Module) -> list[nn.Module]:
+    """The Conv2d and Linear layers: where NASLib's zero-cost measures are taken."""
+    return [m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+
+
+@dataclass
+class GradientPass:
+    """What one forward/backward of the batch yields.
+
+    Attributes:
+        layers: the Conv2d/Linear layers, in module order.
+        weight_grads: dL/dW per layer (None for a layer outside the graph), or None if unasked.
+        activations: each layer's output, detached, or None if unasked.
+        activation_grads: dL/d(output) per layer, or None if unasked.
+        input_jacobian: d(sum of logits)/d(input), (N, C, H, W), or None if unasked.
+    """
+
+    layers: list[nn.Module]
+    weight_grads: list[torch.Tensor | None] | None = None
+    activations: list[torch.Tensor | None] | None = None
+    activation_grads: list[torch.Tensor | None] | None = None
+    input_jacobian: torch.Tensor | None = None
+
+
+def gradient_pass(ctx: ScoringContext) -> GradientPass:
+    """The shared gradient pass of `ctx` (computed once, for every proxy in `ctx.wanted`)."""
+    return ctx.shared("gradients", lambda: _gradient_pass(ctx))
+
+
+def _gradient_pass(ctx: ScoringContext) -> GradientPass:
+    wanted = ctx.wanted
+    want_jac = bool(wanted & JACOBIAN_USERS)
+    want_w = bool(wanted & WEIGHT_GRAD_USERS)
+    want_act = bool(wanted & ACT_GRAD_USERS)
+    if not (want_jac or want_w or want_act):
+        want_jac = want_w = want_act = True  # called outside score_proxies: compute everything
+    model = ctx.model()
+    x, y = ctx.batch()
+    layers = prunable_layers(model)
+    outputs: dict[int, torch.Tensor] = {}
+
+    def keep_output(module: nn.Module, _inp: tuple, out: torch.Tensor) -> None:
+        outputs[id(module)] = out
+
+    handles = [m.register_forward_hook(keep_output) for m in layers] if want_act else []
+    try:
+        inp = x.clone().requires_grad_(want_jac)
+        logits = model(inp)
+    finally:
+        for h in handles:
+            h.remove()
+    result = GradientPass(layers=layers)
+    if want_jac:
+        (result.input_jacobian,) = torch.autograd.grad(logits.sum(), inp, retain_graph=want_w or want_act)
+    if want_w or want_act:
+        _loss_grads(result, F.cross_entropy(logits, y), [outputs.get(id(m)) for m in layers], want_w, want_act)
+    return result
+
+
+def _loss_grads(result: GradientPass, loss: torch.Tensor, acts: list[torch.Tensor | None], want_w: bool, want_act: bool) -> None:
+    targets: list[torch.Tensor] = []
+    if want_w:
+        targets += [m.weight for m in result.layers]
+    act_slots = [a for a in acts if a is not None] if want_act else []
+    grads = torch.autograd.grad(loss, targets + act_slots, allow_unused=True)
+    k = 0
+    if want_w:
+        result.weight_grads = list(grads[: len(result.layers)])
+        k = len(result.layers)
+    if want_act:
+        it = iter(grads[k:])
+        result.activation_grads = [next(it) if a is not None else None for a in acts]
+        result.activations = [a.detach() if a is not None else None for a in acts]

@@ -1,0 +1,83 @@
+"""Zen-score: expected response of the pre-pooling features to a small input perturbation,
+corrected by the BatchNorm scales.
+
+Lin, Wang, Sun, Chen, Sun, Qian, Li, Jin, "Zen-NAS: A Zero-Shot NAS for High-Performance Image
+Recognition", ICCV 2021, arXiv 2102.01063. On a copy of the network with Gaussian N(0, 1)
+Conv2d/Linear weights (BN weight 1, bias 0), train mode, Gaussian inputs x and e:
+score = log E||f(x) - f(x + 0.01 e)||_1 + sum over BN layers of log sqrt(mean channel variance),
+f = the feature map before global pooling. The channel variances are the BN inputs' batch
+variances (the official code reads running_var after the same forward, a moving average of
+these). Data-free; the random inputs and weights come from the proxy seed.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import torch
+from torch import nn
+
+from nas_lib.proxies.base import Proxy, ScoringContext, register_proxy
+
+MIXUP_GAMMA = 1e-2  # the paper's perturbation scale
+
+
+def _pre_pool_module(model: nn.Module) -> nn.Module | None:
+    pools = [m for m in model.modules() if isinstance(m, (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d))]
+    return pools[-1] if pools else None
+
+
+@register_proxy
+class Zen(Proxy):
+    """Zen-score (higher is better)."""
+
+    name = "zen"
+    version = "1"
+    higher_is_better = True
+
+    def compute(self, ctx: ScoringContext) -> float:
+        net = copy.deepcopy(ctx.model()).train()
+        gen = torch.Generator(device="cpu").manual_seed(ctx.seed)
+        with torch.no_grad():
+            for m in net.modules():
+                if isinstance(m, (nn.Conv2d, nn.Linear)):
+                    m.weight.copy_(torch.randn(m.weight.shape, generator=gen))
+                elif isinstance(m, nn.modules.batchnorm._BatchNorm) and m.affine:
+                    m.weight.fill_(1.0)
+                    m.bias.fill_(0.0)
+        n = ctx.batch()[0].shape[0]
+        x = torch.randn((n, *ctx.input_shape), generator=gen).to(ctx.device)
+        e = torch.randn((n, *ctx.input_shape), generator=gen).to(ctx.device)
+        return self._score(net, x, e, self._features(net, x, record_bn=True))
+
+    def _score(self, net: nn.Module, x: torch.Tensor, e: torch.Tensor, first: tuple[torch.Tensor, float]) -> float:
+        f1, log_bn = first
+        f2, _ = self._features(net, x + MIXUP_GAMMA * e, record_bn=False)
+        diff = (f1 - f2).abs().sum(dim=tuple(range(1, f1.dim()))).mean()
+        return math.log(float(diff)) + log_bn
+
+    @staticmethod
+    def _features(net: nn.Module, x: torch.Tensor, record_bn: bool) -> tuple[torch.Tensor, float]:
+        captured: dict[str, torch.Tensor] = {}
+        log_bn = [0.0]
+
+        def on_pool(_m: nn.Module, inputs: tuple) -> None:
+            captured["f"] = inputs[0]
+
+        def on_bn(_m: nn.Module, inputs: tuple) -> None:
+            t = inputs[0]
+            dims = [0] + list(range(2, t.dim()))
+            log_bn[0] += 0.5 * math.log(float(t.double().var(dim=dims, unbiased=False).mean()))
+
+        pool = _pre_pool_module(net)
+        handles = [pool.register_forward_pre_hook(on_pool)] if pool is not None else []
+        if record_bn:
+            handles += [m.register_forward_pre_hook(on_bn) for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        try:
+            with torch.no_grad():
+                out = net(x)
+        finally:
+            for h in handles:
+                h.remove()
+        return captured.get("f", out), log_bn[0]
