@@ -178,6 +178,22 @@ def test_llm_extractor_writes_chunks_and_one_synthesis(tmp_path: Path) -> None:
         assert TEST_KEY.encode() not in path.read_bytes()
 
 
+def test_long_papers_are_merged_in_rounds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from nas_lib.knowledge import llm_extractor
+
+    assert llm_extractor.pack_batches(["x" * 10] * 7, 25) == [[0, 1], [2, 3], [4, 5, 6]]
+    assert llm_extractor.pack_batches(["x" * 100] * 3, 25) == [[0, 1, 2]]
+    monkeypatch.setattr(llm_extractor, "SYNTHESIS_INPUT_CHARS", 250)  # about two analyses per prompt
+    pdf = text_pdf(tmp_path / "long.pdf", [TEXT] * 6)
+    with FakeLLM() as llm:
+        llm.default = analysis_reply
+        outcomes = add_documents([pdf], tmp_path / "kb", LLMExtractor(client=LLMClient(llm.settings())), ExtractionLimits(chunk_chars=500, chunk_overlap=50))
+        merges = [r for r in llm.requests if "<analyses>" in r.body["messages"][1]["content"]]
+    assert outcomes[0].chunks >= 4 and len(merges) >= 2
+    synthesis = read_rows(tmp_path / "kb").query("chunk_id == -1").iloc[0]
+    assert synthesis["state"] == "done" and synthesis["model"] == "fake-model"
+
+
 @pytest.mark.parametrize("behaviour", ["obeys_injection", "refuses"])
 def test_prompt_injection_or_refusal_falls_back_to_offline_within_schema(behaviour: str, tmp_path: Path) -> None:
     pdf = text_pdf(tmp_path / "evil.pdf", [INJECTION, TEXT])

@@ -21,6 +21,31 @@ from nas_lib.knowledge.offline import OfflineExtractor
 from nas_lib.llm import LLMClient, LLMResult, LLMSettings, LLMUsage
 
 
+# Characters of chunk analyses per synthesis prompt (about 6000 tokens).
+SYNTHESIS_INPUT_CHARS = 24000
+
+
+def pack_batches(texts: list[str], budget: int) -> list[list[int]]:
+    """Indices grouped greedily into batches of at most ``budget`` characters.
+
+    Every batch of a multi-item input holds at least two items, so each round of merging
+    shrinks the list and the rounds end.
+    """
+    batches: list[list[int]] = []
+    size = 0
+    for i, text in enumerate(texts):
+        if batches and (size + len(text) <= budget or len(batches[-1]) < 2):
+            batches[-1].append(i)
+            size += len(text)
+        else:
+            batches.append([i])
+            size = len(text)
+    if len(batches) > 1 and len(batches[-1]) < 2:
+        last = batches.pop()
+        batches[-1].extend(last)
+    return batches
+
+
 def _problems(value: object) -> list[str]:
     return analysis_problems(value) if isinstance(value, Analysis) else ["not an Analysis"]
 
@@ -41,8 +66,20 @@ class LLMExtractor(Extractor):
         return self._fallback(self.offline.analyze_chunk(title, chunk_id, n_chunks, text), result)
 
     def synthesize(self, title: str, analyses: list[Analysis]) -> ChunkOutcome:
+        """Merges in rounds of batches that fit one prompt, so long papers lose no chunk."""
+        level, errors = list(analyses), []
+        while True:
+            batches = pack_batches([a.model_dump_json() for a in level], SYNTHESIS_INPUT_CHARS)
+            merged = [self._merge(title, [level[i] for i in batch]) for batch in batches]
+            errors += [m.error for m in merged if m.error]
+            if len(merged) == 1:
+                final = merged[0]
+                return ChunkOutcome(final.analysis, final.model, "fallback" if errors else "done", "; ".join(errors) or None)
+            level = [m.analysis for m in merged]
+
+    def _merge(self, title: str, analyses: list[Analysis]) -> ChunkOutcome:
         parts = [a.model_dump_json() for a in analyses]
-        result = self._ask(SYNTHESIS_SYSTEM, synthesis_prompt(title, parts), "synthesis")
+        result = self._ask(SYNTHESIS_SYSTEM, synthesis_prompt(title, parts, SYNTHESIS_INPUT_CHARS), "synthesis")
         if result.ok:
             return ChunkOutcome(result.value, self.client.settings.model)
         return self._fallback(self.offline.synthesize(title, analyses), result)
