@@ -55,7 +55,7 @@ def export_torchscript(model: nn.Module, example: Tensor, path: str | Path) -> P
     return path
 
 
-def export_onnx(model: nn.Module, example: Tensor, path: str | Path, *, opset: int | None = None) -> Path:
+def export_onnx(model: nn.Module, example: Tensor, path: str | Path, *, opset: int | None = None, exporter: str = "auto") -> Path:
     """Exports ``model`` to ONNX with a dynamic batch dimension and checks the result.
 
     The torch.export-based exporter (needs ``onnx`` and ``onnxscript``) is tried first; when it
@@ -67,6 +67,8 @@ def export_onnx(model: nn.Module, example: Tensor, path: str | Path, *, opset: i
         example: one input batch.
         path: the ``.onnx`` file to write (large models may add a ``.data`` file beside it).
         opset: ONNX opset version; None lets the exporter choose.
+        exporter: ``"auto"`` (torch.export-based, then legacy), ``"dynamo"`` or ``"torchscript"``
+            (the legacy exporter: much faster to run, deprecated by PyTorch).
 
     Returns:
         The written path.
@@ -77,8 +79,13 @@ def export_onnx(model: nn.Module, example: Tensor, path: str | Path, *, opset: i
     """
     cpu_model, cpu_example = _cpu_eval_copy(model, example)
     path = Path(path)
+    attempts = {"dynamo": _onnx_dynamo, "torchscript": _onnx_legacy}
+    if exporter != "auto" and exporter not in attempts:
+        raise ValueError(f"exporter must be 'auto', 'dynamo' or 'torchscript', got {exporter!r}")
     reasons = []
-    for name, attempt in (("dynamo", _onnx_dynamo), ("torchscript", _onnx_legacy)):
+    for name, attempt in attempts.items():
+        if exporter not in ("auto", name):
+            continue
         try:
             with _staged(path) as staged, warnings.catch_warnings():
                 warnings.simplefilter("ignore")
