@@ -20,7 +20,7 @@ from pydantic import BaseModel
 
 from nas_lib.knowledge.analysis import Analysis
 from nas_lib.knowledge.offline import clip
-from nas_lib.knowledge.store import KNOWLEDGE_FILE, SYNTHESIS_ID, TIPS_FILE, read_rows, render_analysis
+from nas_lib.knowledge.store import KNOWLEDGE_FILE, SYNTHESIS_ID, TIPS_FILE, read_knowledge_file, render_analysis
 from nas_lib.llm import LLMClient, LLMSettings
 
 RULES_FILE = "rules.json"
@@ -148,15 +148,9 @@ def sections_from(path: Path) -> list[Section]:
 
 
 def parquet_sections(path: Path) -> list[Section]:
-    frame = read_rows(path.parent) if path.name == KNOWLEDGE_FILE else read_rows_file(path)
+    frame = read_knowledge_file(path)
     rows = frame[(frame["chunk_id"] == SYNTHESIS_ID) & (frame["state"] != "failed")]
     return [Section(str(r["title"]), render_analysis(Analysis.model_validate_json(r["analysis_json"]))) for _, r in rows.iterrows()]
-
-
-def read_rows_file(path: Path) -> Any:
-    from nas_lib.artifacts import read_table
-
-    return read_table(path)
 
 
 def markdown_sections(text: str, default_title: str) -> list[Section]:

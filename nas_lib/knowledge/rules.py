@@ -24,11 +24,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from nas_lib.space.constraints import CONNECTIONS, MAX_DEPTH, MIN_DEPTH, STAGES, block_types, full_hyperparameters
-
 
 def rules_problems(rules: dict[str, Any]) -> list[str]:
     """Every way ``rules`` disagrees with the layout above or with the hybrid space."""
+    # Imported here: the space pulls in torch, which loading knowledge does not need.
+    from nas_lib.space.constraints import CONNECTIONS, MAX_DEPTH, MIN_DEPTH, STAGES, block_types
+
     types, out = set(block_types()), []
     if not isinstance(rules.get("version"), int):
         out.append("version must be an integer")
@@ -56,16 +57,22 @@ def rules_problems(rules: dict[str, Any]) -> list[str]:
 
 
 def _stage(stage: str) -> list[str]:
+    from nas_lib.space.constraints import STAGES
+
     return [] if stage in STAGES else [f"unknown stage {stage!r} (stages: {', '.join(STAGES)})"]
 
 
 def _types(where: str, seq: list[str], min_len: int = 1) -> list[str]:
+    from nas_lib.space.constraints import block_types
+
     bad = [t for t in seq if t not in block_types()]
     out = [f"{where}: unknown block type {t!r}" for t in bad]
     return out + ([f"{where}: needs {min_len}+ types, got {seq}"] if len(seq) < min_len else [])
 
 
 def _hyperparameters(hp: dict[str, Any]) -> list[str]:
+    from nas_lib.space.constraints import full_hyperparameters
+
     full, out = full_hyperparameters(), []
     for t, fields in hp.items():
         if t not in full:
@@ -81,6 +88,8 @@ def _hyperparameters(hp: dict[str, Any]) -> list[str]:
 
 def _pruning(layers: dict[str, Any]) -> list[str]:
     """Checks the hybrid pruning rules' groups and options against the full space."""
+    from nas_lib.space.constraints import CONNECTIONS, STAGES, block_types, full_hyperparameters
+
     full, types, out = full_hyperparameters(), set(block_types()), []
     for layer, entry in layers.items():
         for group, options in entry.get("avoid", {}).items():

@@ -45,8 +45,12 @@ def knowledge_path(out_dir: Path) -> Path:
 
 def read_rows(out_dir: Path) -> pd.DataFrame:
     """All rows of ``out_dir/knowledge.parquet`` (an empty frame when there is none yet)."""
-    path = knowledge_path(out_dir)
-    if not path.exists():
+    return read_knowledge_file(knowledge_path(out_dir))
+
+
+def read_knowledge_file(path: Path) -> pd.DataFrame:
+    """All rows of one knowledge Parquet file, whatever its name (empty frame if missing)."""
+    if not Path(path).exists():
         return pd.DataFrame({name: pd.Series(dtype="object") for name in KNOWLEDGE_SCHEMA.names})
     frame = read_table(path)
     for name in ("error", "model", "analysis_json"):  # null strings stay None, not NaN
