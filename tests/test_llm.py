@@ -195,4 +195,13 @@ def test_strict_schema_marks_free_form_maps_non_strict() -> None:
     class Free(BaseModel):
         weights: dict[str, float]
 
+    class Named(BaseModel):
+        format: str
+        default: int = Field(default=3, ge=1)
+        plans: list[Plan]
+
     assert strict_schema(Plan)[1] is True and strict_schema(Free)[1] is False
+    schema, strict = strict_schema(Named)
+    assert strict and sorted(schema["properties"]) == ["default", "format", "plans"] == sorted(schema["required"])
+    assert "minimum" not in schema["properties"]["default"] and "default" not in schema["properties"]["default"]
+    assert schema["$defs"]["Plan"]["additionalProperties"] is False and "minimum" not in schema["$defs"]["Plan"]["properties"]["depth"]

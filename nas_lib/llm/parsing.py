@@ -14,9 +14,16 @@ _REFUSAL = re.compile(
     r"i am unable|i['’]?m unable|i am not able|i['’]?m not able|as an ai\b|i must decline|i refuse)",
     re.IGNORECASE,
 )
-# Keywords OpenAI's strict mode rejects; they only document the schema, so dropping them is safe.
-_UNSUPPORTED_STRICT_KEYS = ("default", "examples")
-
+# Keywords some strict structured-output implementations reject. They only narrow values, which
+# the client re-checks locally with pydantic, so dropping them from the request loses nothing.
+_UNSUPPORTED_STRICT_KEYS = (
+    "default", "examples", "format", "pattern", "minLength", "maxLength", "minimum", "maximum",
+    "exclusiveMinimum", "exclusiveMaximum", "multipleOf", "minItems", "maxItems", "uniqueItems",
+    "minProperties", "maxProperties", "patternProperties",
+)
+_SCHEMA_MAPS = ("properties", "$defs", "definitions")  # name -> schema: the names are not keywords
+_SCHEMA_LISTS = ("anyOf", "allOf", "oneOf", "prefixItems")
+_SCHEMA_CHILDREN = ("items", "additionalProperties", "not")
 
 def extract_json_object(text: str | None) -> dict[str, Any] | None:
     """The first JSON object in ``text`` (bare, fenced or inside prose), or None.
@@ -65,20 +72,22 @@ def strict_schema(model: type[BaseModel]) -> tuple[dict[str, Any], bool]:
 
 
 def _close_objects(node: Any) -> bool:
+    """Closes every object schema under ``node`` in place; False if one cannot be closed."""
+    if not isinstance(node, dict):
+        return True
+    for key in _UNSUPPORTED_STRICT_KEYS:
+        node.pop(key, None)
     ok = True
-    if isinstance(node, dict):
-        for key in _UNSUPPORTED_STRICT_KEYS:
-            node.pop(key, None)
-        if node.get("type") == "object":
-            extra = node.get("additionalProperties")
-            if isinstance(extra, dict) or "properties" not in node:
-                ok = False
-            else:
-                node["additionalProperties"] = False
-                node["required"] = list(node["properties"])
-        for value in list(node.values()):
-            ok = _close_objects(value) and ok
-    elif isinstance(node, list):
-        for value in node:
-            ok = _close_objects(value) and ok
+    if node.get("type") == "object":
+        if isinstance(node.get("additionalProperties"), dict) or "properties" not in node:
+            ok = False
+        else:
+            node["additionalProperties"] = False
+            node["required"] = list(node["properties"])
+    for key in _SCHEMA_MAPS:
+        ok = all([_close_objects(sub) for sub in node.get(key, {}).values()]) and ok
+    for key in _SCHEMA_LISTS:
+        ok = all([_close_objects(sub) for sub in node.get(key, [])]) and ok
+    for key in _SCHEMA_CHILDREN:
+        ok = _close_objects(node.get(key)) and ok
     return ok
