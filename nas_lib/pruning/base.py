@@ -114,8 +114,8 @@ class PruningLayer(ABC):
         """The choice groups this layer decides on `space`, with their current options."""
 
     @abstractmethod
-    def features(self, space: SearchSpace, spec: Hashable) -> dict[str, set[Option]]:
-        """For each group, the options `spec` uses (for enrichment among the best samples)."""
+    def features(self, space: SearchSpace, spec: Hashable) -> dict[str, list[Option]]:
+        """For each group, the options `spec` uses, once per use (for enrichment among the best samples)."""
 
     @abstractmethod
     def apply(self, space: SearchSpace, decision: GroupDecision) -> SearchSpace:

@@ -37,14 +37,14 @@ class ConnectionsLayer(PruningLayer):
                 out[f"pair:{pair_key(a, b)}"] = tuple(x for x in CONNECTIONS if x in c.pair_connections.get(pair_key(a, b), CONNECTIONS))
         return out
 
-    def features(self, space: Any, spec: Hashable) -> dict[str, set[Option]]:
+    def features(self, space: Any, spec: Hashable) -> dict[str, list[Option]]:
         if isinstance(space, NB201Space):
-            return {edge_key(k): {op} if op in WIRES else set() for k, op in enumerate(spec.ops)}
-        out: dict[str, set[Option]] = {key: set() for key in self.groups(space)}
+            return {edge_key(k): [op] if op in WIRES else [] for k, op in enumerate(spec.ops)}
+        out: dict[str, list[Option]] = {key: [] for key in self.groups(space)}
         for i, block in enumerate(spec.blocks):
-            out.setdefault(f"stage:{stage_of(i, spec.depth)}", set()).add(block.connection)
+            out.setdefault(f"stage:{stage_of(i, spec.depth)}", []).append(block.connection)
             if i:
-                out.setdefault(f"pair:{pair_key(spec.blocks[i - 1].type, block.type)}", set()).add(block.connection)
+                out.setdefault(f"pair:{pair_key(spec.blocks[i - 1].type, block.type)}", []).append(block.connection)
         return out
 
     def apply(self, space: Any, decision: GroupDecision) -> Any:

@@ -38,13 +38,13 @@ class HyperparametersLayer(PruningLayer):
         c = space.constraints
         return {f"{t}.{name}": c.values(t, name) for t in live_types(space) for name in BLOCKS.get(t).field_names}
 
-    def features(self, space: Any, spec: Hashable) -> dict[str, set[Option]]:
+    def features(self, space: Any, spec: Hashable) -> dict[str, list[Option]]:
         if isinstance(space, NB201Space):
-            return {edge_key(k): {op} if op in CONVS else set() for k, op in enumerate(spec.ops)}
-        out: dict[str, set[Option]] = {key: set() for key in self.groups(space)}
+            return {edge_key(k): [op] if op in CONVS else [] for k, op in enumerate(spec.ops)}
+        out: dict[str, list[Option]] = {key: [] for key in self.groups(space)}
         for block in spec.blocks:
             for name, value in block.params:
-                out.setdefault(f"{block.type}.{name}", set()).add(value)
+                out.setdefault(f"{block.type}.{name}", []).append(value)
         return out
 
     def apply(self, space: Any, decision: GroupDecision) -> Any:

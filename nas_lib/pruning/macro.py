@@ -34,12 +34,12 @@ class MacroLayer(PruningLayer):
             return {edge_key(k): tuple(dict.fromkeys(kind_of(op) for op in ops)) for k, ops in enumerate(space.edge_ops)}
         return {f"stage:{s}": space.constraints.types_at(s) for s in STAGES}
 
-    def features(self, space: Any, spec: Hashable) -> dict[str, set[Option]]:
+    def features(self, space: Any, spec: Hashable) -> dict[str, list[Option]]:
         if isinstance(space, NB201Space):
-            return {edge_key(k): {kind_of(op)} for k, op in enumerate(spec.ops)}
-        out: dict[str, set[Option]] = {f"stage:{s}": set() for s in STAGES}
+            return {edge_key(k): [kind_of(op)] for k, op in enumerate(spec.ops)}
+        out: dict[str, list[Option]] = {f"stage:{s}": [] for s in STAGES}
         for i, t in enumerate(spec.types):
-            out[f"stage:{stage_of(i, spec.depth)}"].add(t)
+            out[f"stage:{stage_of(i, spec.depth)}"].append(t)
         return out
 
     def apply(self, space: Any, decision: GroupDecision) -> Any:

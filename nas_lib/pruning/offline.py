@@ -8,6 +8,7 @@ the same schema as an LLM's, so it is the baseline any LLM provider must beat.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -39,29 +40,25 @@ class EnrichmentConfig:
 
 
 def enrichment(layer: PruningLayer, space: SearchSpace, specs: Sequence[Hashable], scores: np.ndarray, top_fraction: float) -> dict[str, dict[str, tuple[float, int]]]:
-    """For each group and option: (frequency among the best / overall frequency, overall count).
+    """For each group and option: (its share of the group's uses among the best samples / its
+    share among all samples, its number of uses).
 
-    Frequencies are taken among the samples that use the group at all (a ViT field only among
-    networks with a ViT block), so an option is not judged by how often its block type appears.
+    Shares count uses (blocks, edges), not networks, so an option is judged against the other
+    options of its group, not by how often its block type appears.
     """
     order = np.argsort(-np.nan_to_num(scores, nan=-np.inf), kind="stable")
     top = set(order[: max(1, int(len(specs) * top_fraction))].tolist())
     feats = [layer.features(space, s) for s in specs]
     out: dict[str, dict[str, tuple[float, int]]] = {}
     for key, options in layer.groups(space).items():
-        users = [i for i, f in enumerate(feats) if f.get(key)]
-        top_users = [i for i in users if i in top]
+        every = Counter(option_key(o) for f in feats for o in f.get(key, ()))
+        best = Counter(option_key(o) for i, f in enumerate(feats) if i in top for o in f.get(key, ()))
+        n_all, n_best = sum(every.values()), sum(best.values())
         out[key] = {}
-        for o in options:
-            hits = [i for i in users if _has(feats[i][key], o)]
-            in_top = sum(1 for i in hits if i in top)
-            ratio = (in_top / len(top_users)) / (len(hits) / len(users)) if hits and top_users else float("nan")
-            out[key][option_key(o)] = (ratio, len(hits))
+        for o in map(option_key, options):
+            ratio = (best[o] / n_best) / (every[o] / n_all) if every[o] and n_best else float("nan")
+            out[key][o] = (ratio, every[o])
     return out
-
-
-def _has(used: set[Option], option: Option) -> bool:
-    return option_key(option) in {option_key(u) for u in used}
 
 
 def enriched_keep(groups: Mapping[str, tuple[Option, ...]], stats: Mapping[str, Mapping[str, tuple[float, int]]], cfg: EnrichmentConfig) -> dict[str, list[Option]]:

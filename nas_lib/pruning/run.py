@@ -19,6 +19,7 @@ LAYERS: tuple[str, ...] = ("macro", "hyperparameters", "connections")
 LAYER_REGISTRY: Registry[type[PruningLayer]] = Registry("pruning layer")
 PROVIDERS: Registry[Callable[..., Proposal]] = Registry("pruning provider")
 
+MAX_REFERENCES = 8
 _REFERENCES: dict[tuple[Any, ...], Reference] = {}  # one scored reference per unpruned space and score
 
 
@@ -30,8 +31,11 @@ def unpruned(space: SearchSpace) -> SearchSpace:
 def reference_for(root: SearchSpace, measure: MeasureConfig) -> Reference:
     """The scored reference of `root`, drawn once per (space, k, seed, score function)."""
     state = getattr(root, "edge_ops", None) or json.dumps(root.constraints.to_dict(), sort_keys=True)
-    key = (root.name, str(state), measure.k, measure.seed, id(measure.score_fn))
+    # The function itself is part of the key (not its id, which a new function may reuse).
+    key = (root.name, str(state), measure.k, measure.seed, measure.score_fn)
     if key not in _REFERENCES:
+        if len(_REFERENCES) >= MAX_REFERENCES:
+            _REFERENCES.pop(next(iter(_REFERENCES)))
         _REFERENCES[key] = draw_reference(root, measure)
     return _REFERENCES[key]
 
