@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 from fpdf import FPDF
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -266,6 +268,20 @@ def test_chunks_are_bounded_overlapping_and_complete() -> None:
     assert len(chunks) > 10 and all(len(c) <= 1000 for c in chunks)
     assert all(c.split()[-1] in words for c in chunks) and "w2999." in chunks[-1]
     assert all(chunks[i][-40:].split()[-1] in chunks[i + 1] for i in range(len(chunks) - 1))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.text(alphabet="ab .\n", min_size=0, max_size=400), max_size=12), st.integers(300, 900), st.integers(0, 100))
+def test_chunking_never_exceeds_the_limit_nor_loses_words(paragraphs: list[str], max_chars: int, overlap: int) -> None:
+    text = "\n\n".join(paragraphs)
+    chunks = chunk_text(text, max_chars=max_chars, overlap=overlap)
+    assert all(len(c) <= max_chars for c in chunks)
+    letters = [ch for ch in text if ch in "ab"]
+    chunk_letters = [ch for c in chunks for ch in c if ch in "ab"]
+    if overlap == 0:  # no repetition: every letter survives once, in order
+        assert chunk_letters == letters
+    else:  # overlap only repeats text, it never loses any
+        assert all(chunk_letters.count(ch) >= letters.count(ch) for ch in "ab")
 
 
 def test_cli_add_list_show(tmp_path: Path) -> None:

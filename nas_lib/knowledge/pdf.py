@@ -69,7 +69,7 @@ def read_document(path: Path, limits: ExtractionLimits = ExtractionLimits()) -> 
             pages = len(pdf.pages)
             if pages > limits.max_pages:
                 raise DocumentError(f"too large: {pages} pages exceeds max_pages={limits.max_pages}")
-            texts = [page.extract_text() or "" for page in pdf.pages]
+            texts = page_texts(pdf, limits)
             title = str((pdf.metadata or {}).get("Title") or "").strip()
     except DocumentError:
         raise
@@ -81,6 +81,18 @@ def read_document(path: Path, limits: ExtractionLimits = ExtractionLimits()) -> 
     if len(text.strip()) < limits.min_chars:
         raise DocumentError(f"no extractable text ({len(text.strip())} characters on {pages} pages): image-only or scanned PDF, OCR is not supported")
     return Document(path=path, sha256=file_sha256(path), title=title or first_line(text) or path.stem, pages=pages, text=text)
+
+
+def page_texts(pdf: pdfplumber.PDF, limits: ExtractionLimits) -> list[str]:
+    """Text per page, stopping as soon as the total passes ``max_chars`` (a huge file costs little)."""
+    texts, total = [], 0
+    for page in pdf.pages:
+        texts.append((page.extract_text() or "").strip())
+        page.close()  # drop the page's parsed objects: long documents stay within memory
+        total += len(texts[-1])
+        if total > limits.max_chars:
+            raise DocumentError(f"too large: more than {limits.max_chars} characters of text (max_chars={limits.max_chars}) within the first {len(texts)} pages")
+    return texts
 
 
 def check_file(path: Path, limits: ExtractionLimits) -> None:
