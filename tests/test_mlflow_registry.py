@@ -34,8 +34,13 @@ def tiny_model() -> nn.Module:
     return nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 10))
 
 
-def test_runs_registration_and_loading(tmp_path: Path) -> None:
-    uri = f"sqlite:///{tmp_path.resolve()}/mlflow.db"
+@pytest.fixture(scope="module")
+def uri(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """One tracking database for the module: creating its tables costs seconds."""
+    return f"sqlite:///{tmp_path_factory.mktemp('mlflow').resolve()}/mlflow.db"
+
+
+def test_runs_registration_and_loading(uri: str, tmp_path: Path) -> None:
     parent = reg.start_parent_run(uri, "ehnas-test", "digits-hybrid-abc", {"training.epochs": 2, "llm.api_key": "sk-secret123456"}, {"config_hash": "abc"})
     assert reg.start_parent_run(uri, "ehnas-test", "digits-hybrid-abc", {"training.epochs": 2, "seed": 1}, {}) == parent
     client = mlflow.MlflowClient(uri)
@@ -75,3 +80,39 @@ def test_runs_registration_and_loading(tmp_path: Path) -> None:
     assert str(client.get_model_version_by_alias("ehnas-digits", "champion").version) == "2"
     reg.finish_run(uri, parent)
     assert client.get_run(parent).info.status == "FINISHED"
+
+
+WINNER = "sequential:cnn(planes=16,stride=2,cardinality=1,base_width=32) > residual:cnn(planes=16,stride=1,cardinality=1,base_width=32) > residual:vit(num_heads=4,mlp_ratio=4,qkv_dim=192,window_size=7) > sequential:mamba(d_state=8,expand=1,d_conv=2)"
+
+
+def test_register_pipeline_run(uri: str, tmp_path: Path) -> None:
+    """A minimal finished run folder (config, search and training steps, winner weights)."""
+    import pandas as pd
+
+    from flows.config import PipelineConfig
+    from tasks.context import load_config, load_data, load_space, write_config
+
+    config = PipelineConfig(runs_root=str(tmp_path), data={"kind": "digits", "max_items": 60}, registry={"tracking_uri": uri})
+    run_dir = write_config(config)
+    space, data = load_space(run_dir), load_data(run_dir)
+    torch.manual_seed(0)
+    model = space.build_model(space.from_string(WINNER), input_shape=data.input_shape, num_classes=data.num_classes)
+    torch.save(model.state_dict(), run_dir / "w.pt")
+    pd.DataFrame({"generation": [0, 0, 1], "fitness": [1.0, 2.0, 3.0], "state": ["ok"] * 3}).to_parquet(run_dir / "07_search.parquet")
+    winner = {"arch_id": "w1", "arch": WINNER, "rank": 1, "fitness": 3.0, "params": 1, "flops": 2, "val_accuracy": 0.5, "val_loss": 1.0,
+              "macro_f1": 0.4, "epochs_run": 2, "seconds": 1.0, "state": "ok", "error": None, "device": "cpu", "weights": str(run_dir / "w.pt")}
+    pd.DataFrame([winner, {**winner, "arch_id": "w2", "rank": 2, "state": "failed", "weights": None}]).to_parquet(run_dir / "08_training.parquet")
+    steps = [str(run_dir / "07_search.parquet"), str(run_dir / "08_training.parquet"), str(run_dir / "09_registry.parquet")]
+
+    out = reg.register_pipeline_run(run_dir=run_dir, config=load_config(run_dir), winner=winner, steps=steps)
+    name = config.model_name()
+    assert out["state"] == "ok" and out["model_uri"] == f"models:/{name}@champion" and out["tracking_uri"] == uri
+    assert reg.register_pipeline_run(run_dir=run_dir, config=load_config(run_dir), winner=winner, steps=steps)["version"] == out["version"]
+    client = mlflow.MlflowClient(uri)
+    parent = client.get_run(out["run_id"]).data.tags["mlflow.parentRunId"]
+    assert [m.value for m in client.get_metric_history(parent, "search_best_so_far")] == [2.0, 3.0]
+    children = client.search_runs([client.get_run(parent).info.experiment_id], f"tags.`mlflow.parentRunId` = '{parent}'")
+    assert sorted(r.info.run_name for r in children) == ["champion-w1", "finalist-w1", "finalist-w2"]
+    x = data.val_x[:3]
+    expected = model.eval()(x).detach().numpy()
+    assert np.allclose(reg.load_champion(uri, name)(x).detach().numpy(), expected, atol=1e-5)
