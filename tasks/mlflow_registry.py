@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import re
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -115,7 +116,7 @@ def _log_new_params(client: MlflowClient, run_id: str, params: Mapping[str, Any]
 
 def _log_metrics(client: MlflowClient, run_id: str, metrics: Mapping[str, Any], step: int = 0) -> None:
     """Logs the finite scalar metrics (nested or NaN values are skipped)."""
-    now = int(1000 * __import__("time").time())
+    now = int(1000 * time.time())
     rows = [Metric(k, float(v), now, step) for k, v in metrics.items() if isinstance(v, (int, float)) and np.isfinite(v)]
     for start in range(0, len(rows), 1000):
         client.log_batch(run_id, metrics=rows[start : start + 1000])
@@ -248,12 +249,16 @@ def register_champion(*, tracking_uri: str, experiment: str, parent_run_id: str 
         client.set_registered_model_alias(model_name, alias, str(found.version))
         return {"model_uri": f"models:/{model_name}@{alias}", "version": str(found.version), "run_id": found.run_id, "reused": True}
     run_id = _model_run(client, tracking_uri, experiment, parent_run_id, arch_id, config_hash)
-    _log_new_params(client, run_id, params)
-    _log_metrics(client, run_id, metrics)
-    log_artifacts(tracking_uri, run_id, artifacts)
-    model_uri = _log_pytorch_model(run_id, model, input_example)
-    version = mlflow.register_model(model_uri, model_name, tags={ARCH_TAG: arch_id, CONFIG_TAG: config_hash})
-    client.set_registered_model_alias(model_name, alias, str(version.version))
+    try:
+        _log_new_params(client, run_id, params)
+        _log_metrics(client, run_id, metrics)
+        log_artifacts(tracking_uri, run_id, artifacts)
+        model_uri = _log_pytorch_model(run_id, model, input_example)
+        version = mlflow.register_model(model_uri, model_name, tags={ARCH_TAG: arch_id, CONFIG_TAG: config_hash})
+        client.set_registered_model_alias(model_name, alias, str(version.version))
+    except BaseException:
+        client.set_terminated(run_id, status="FAILED")  # a retry starts a fresh run; this one says why it stopped
+        raise
     client.set_terminated(run_id)
     return {"model_uri": f"models:/{model_name}@{alias}", "version": str(version.version), "run_id": run_id, "reused": False}
 
