@@ -72,6 +72,9 @@ def test_cifar10_npz(tmp_path: Path) -> None:
     np.savez(tmp_path / "bad.npz", images=np.zeros((2, 4, 4, 3), np.uint8))
     with pytest.raises(DatasetError, match="bad.npz.*'y'"):
         load_dataset("cifar10_npz", tmp_path / "bad.npz")
+    (tmp_path / "broken.npz").write_bytes(b"PK\x03\x04 not really a zip")
+    with pytest.raises(DatasetError, match="broken.npz"):
+        load_dataset("cifar10_npz", tmp_path / "broken.npz")
     with pytest.raises(FileNotFoundError, match="nope.npz"):
         load_dataset("cifar10_npz", tmp_path / "nope.npz")
 
@@ -142,5 +145,8 @@ def test_csv(tmp_path: Path) -> None:
     (tmp_path / "gone.csv").write_text("path,label\nnowhere.png,1\n")
     with pytest.raises(FileNotFoundError, match="line 2.*nowhere.png"):
         load_dataset("csv", tmp_path / "gone.csv")
+    (tmp_path / "blank.csv").write_text(f"path,label\n{rows[1].split(',')[0]},\n")
+    with pytest.raises(DatasetError, match="line 2: empty label"):
+        load_dataset("csv", tmp_path / "blank.csv")
     with pytest.raises(ValueError, match="needs a path"):
         load_dataset("csv")

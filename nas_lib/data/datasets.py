@@ -268,10 +268,10 @@ def _load_npz(path: Path | None, image_size: int | None) -> RawImages:
             if missing:
                 raise DatasetError(f"{path}: arrays {sorted(missing)} missing (found {archive.files})")
             raw = _from_uint8_nhwc(archive["x"], archive["y"], path)
-    except (OSError, ValueError) as err:
-        if isinstance(err, DatasetError):
-            raise
-        raise DatasetError(f"{path}: not a readable .npz file ({err})") from err
+    except DatasetError:
+        raise
+    except Exception as err:  # numpy raises OSError, ValueError or BadZipFile for a broken file
+        raise DatasetError(f"{path}: not a readable .npz file ({type(err).__name__}: {err})") from err
     if len(raw.class_names) == len(CIFAR10_CLASSES) and raw.x.shape[1] == 3:
         raw = RawImages(raw.x, raw.y, CIFAR10_CLASSES)
     return raw
@@ -363,6 +363,8 @@ def _load_csv(path: Path | None, image_size: int | None) -> RawImages:
         raise DatasetError(f"{table}: no rows")
     files = []
     for line, row in enumerate(rows, start=2):
+        if not row.get("label"):
+            raise DatasetError(f"{table} line {line}: empty label")
         file = (table.parent / row["path"]).resolve()
         if not row["path"] or not file.is_file():
             raise FileNotFoundError(f"{table} line {line}: image {row['path']!r} not found (looked at {file})")
