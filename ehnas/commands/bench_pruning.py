@@ -21,9 +21,12 @@ def pruning(
     provider: str = typer.Option("offline", "--provider", help="offline or openai."),
     proxy: str = typer.Option("params", "--proxy", help="Proxy the offline provider ranks its samples with (never the table)."),
     images: Path = typer.Option(None, "--images", exists=True, dir_okay=False, help="NPZ of images for data-dependent proxies (nwot)."),
+    proxy_table: Path = typer.Option(None, "--proxy-table", exists=True, dir_okay=False, help="Precomputed proxy scores (arch column + a column named like --proxy), e.g. naslib_zc_cifar10_725.csv; the offline provider then ranks those cells."),
+    offline_samples: int = typer.Option(400, "--offline-samples", min=10, help="Architectures the offline provider samples and proxy-scores per layer."),
     k: int = typer.Option(2000, "--k", min=20, help="Reference draws when the space is too large to enumerate."),
     seed: int = typer.Option(0, "--seed", help="Seed of every random draw."),
     floor: float = typer.Option(0.8, "--floor", min=0.0, max=1.0, help="Guard: the least top-1% retention a layer may keep."),
+    guard_by: str = typer.Option("table", "--guard-by", help="What the guard ranks with: table (the measured truth) or proxy (as in a real run, where no table exists)."),
     out: Path = typer.Option(Path("pruning_bench.json"), "--out", dir_okay=False, help="Result JSON."),
 ) -> None:
     """Run the three layers and report, per layer, exact size before/after and the share of the
@@ -32,19 +35,24 @@ def pruning(
     from nas_lib.pruning import MeasureConfig, run_all_layers, table_score_fn
     from nas_lib.pruning.report import bench_summary, format_table, nb201_reference_cuts
     from nas_lib.pruning.run import reference_for
-    from nas_lib.pruning.scoring import proxy_score_fn
+    from nas_lib.pruning.scoring import PrecomputedScore, proxy_score_fn
     from nas_lib.space import get_space
 
     space = get_space(space_name)
     try:
-        proxy_fn = proxy_score_fn(space, proxy, data=images, seed=seed)
+        proxy_fn = PrecomputedScore(proxy_table, proxy, space) if proxy_table else proxy_score_fn(space, proxy, data=images, seed=seed)
         truth = table_score_fn(table, metric, space) if table is not None else None
     except (KeyError, ValueError) as err:
         raise typer.BadParameter(str(err).strip("'\"")) from None
-    measure = MeasureConfig(k=k, seed=seed, retention_floor=floor, score_fn=truth or proxy_fn, proxy_fn=proxy_fn)
+    if guard_by not in ("table", "proxy"):
+        raise typer.BadParameter("expected table or proxy", param_hint="--guard-by")
+    measure = MeasureConfig(
+        k=k, seed=seed, retention_floor=floor, score_fn=truth or proxy_fn, proxy_fn=proxy_fn, offline_samples=offline_samples,
+        guard_fn=proxy_fn if guard_by == "proxy" else None,
+    )
     outcomes = run_all_layers(space, load_knowledge_base(None), provider=provider, settings=llm_settings(provider), measure=measure)
     result = {
-        "space": space_name, "provider": provider, "proxy": proxy, "measured_by": "table" if truth else f"proxy:{proxy}",
+        "space": space_name, "provider": provider, "proxy": proxy, "proxy_table": str(proxy_table) if proxy_table else None, "offline_samples": offline_samples, "guard_by": guard_by, "measured_by": "table" if truth else f"proxy:{proxy}",
         "table": str(table) if table else None, "metric": metric if truth else None, "k": k, "seed": seed, "floor": floor,
         "layers": bench_summary(outcomes),
     }

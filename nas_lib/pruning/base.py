@@ -36,6 +36,8 @@ class MeasureConfig:
             measure and guard.
         proxy_fn: what the offline provider ranks its own samples with (a proxy, never the table);
             None uses `score_fn` (right when `score_fn` already is a proxy).
+        guard_fn: what the guard ranks the reference with; None uses `score_fn`. Give the proxy
+            here to see what the guard does without ground truth (as in a real run).
         offline_samples: architectures the offline provider samples and scores per layer; 400
             gives each option of a 5-way choice about 80 draws, enough for a stable enrichment.
     """
@@ -46,6 +48,7 @@ class MeasureConfig:
     score_fn: ScoreFn | None = None
     proxy_fn: ScoreFn | None = None
     offline_samples: int = 400
+    guard_fn: ScoreFn | None = None
 
     def proposal_fn(self) -> ScoreFn | None:
         """The score the offline provider may use for its own decisions."""

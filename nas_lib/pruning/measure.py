@@ -72,8 +72,11 @@ def draw_reference(space: SearchSpace, measure: MeasureConfig) -> Reference:
     else:
         specs = list(dict.fromkeys(draw_specs(space, measure.k, np.random.default_rng(measure.seed))))
     scores = np.array([float(measure.score_fn(s)) for s in specs])
-    order = np.argsort(-np.nan_to_num(scores, nan=-np.inf), kind="stable")
-    return Reference(tuple(specs[i] for i in order), scores[order], exhaustive)
+    scored = np.flatnonzero(~np.isnan(scores))  # a score that lacks a cell (NaN) cannot rank it
+    if len(scored) == 0:
+        raise ValueError("the score function scored none of the reference architectures")
+    order = scored[np.argsort(-scores[scored], kind="stable")]
+    return Reference(tuple(specs[i] for i in order), scores[order], exhaustive and len(scored) == len(specs))
 
 
 def share_inside(space: SearchSpace, specs: Sequence[Hashable]) -> float:

@@ -85,6 +85,15 @@ def depth_range(specs: Sequence[Hashable], scores: np.ndarray, top_fraction: flo
     return min(depths), max(depths)
 
 
+def sample_for_proposal(space: SearchSpace, score: Any, measure: MeasureConfig, rng: np.random.Generator) -> list[Hashable]:
+    """`offline_samples` random draws from `space`, or, for a score backed by a table of
+    precomputed proxy values (it has a ``pool``), every pooled cell inside `space` (free)."""
+    pool = getattr(score, "pool", None)
+    if pool is None:
+        return list(dict.fromkeys(draw_specs(space, measure.offline_samples, rng)))
+    return [s for s in pool if space.contains(s)]
+
+
 def propose_offline(layer: PruningLayer, space: SearchSpace, knowledge: Any, *, previous: Sequence[Any] = (), settings: Any = None, measure: MeasureConfig, config: EnrichmentConfig = EnrichmentConfig()) -> Proposal:
     """The offline decision for `layer` on `space` (see the module docstring)."""
     rules = getattr(knowledge, "rules", None) or {}
@@ -92,8 +101,7 @@ def propose_offline(layer: PruningLayer, space: SearchSpace, knowledge: Any, *, 
     keep: dict[str, list[Option]] = {}
     extra: dict[str, Any] = {}
     if score is not None:
-        rng = np.random.default_rng([measure.seed, len(previous)])
-        specs = list(dict.fromkeys(draw_specs(space, measure.offline_samples, rng)))
+        specs = sample_for_proposal(space, score, measure, np.random.default_rng([measure.seed, len(previous)]))
         scores = np.array([float(score(s)) for s in specs])
         keep = enriched_keep(layer.groups(space), enrichment(layer, space, specs, scores, config.top_fraction), config)
         if layer.decision_model(space) is HybridMacroDecision:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -77,7 +78,8 @@ def run_layer(
     root = root if root is not None else unpruned(space)
     reference = reference_for(root, measure) if measure.score_fn is not None else None
     if reference is not None:
-        guarded = guard(impl, space, decision, reference, measure.retention_floor)
+        by = reference_for(root, replace(measure, score_fn=measure.guard_fn)) if measure.guard_fn else reference
+        guarded = guard(impl, space, decision, by, measure.retention_floor)
         measured = retention(reference, guarded.space, root.size())
     else:
         guarded, measured = GuardResult(decision, impl.apply(space, decision), False), None

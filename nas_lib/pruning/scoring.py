@@ -56,3 +56,25 @@ def memo_key(space: SearchSpace, name: str, spec: Hashable) -> Hashable:
     if name == "params" and isinstance(space, NB201Space):
         return ("convs", spec.ops.count("nor_conv_1x1"), spec.ops.count("nor_conv_3x3"))
     return spec
+
+
+class PrecomputedScore:
+    """``spec -> score`` from a table of precomputed proxy scores (e.g. NASLib's zero-cost
+    scores of 725 NB201 cells); NaN for cells it lacks.
+
+    Attributes:
+        pool: the architectures the table scores; the offline provider ranks these (those inside
+            the current space) instead of random draws it could not score.
+    """
+
+    def __init__(self, path: str | Path, column: str, space: SearchSpace, arch_column: str = "arch") -> None:
+        from nas_lib.pruning.measure import table_score_fn
+
+        self._lookup = table_score_fn(path, column, space, arch_column)
+        import pandas as pd
+
+        archs = pd.read_csv(path, usecols=[arch_column])[arch_column] if str(path).endswith(".csv") else pd.read_parquet(path, columns=[arch_column])[arch_column]
+        self.pool = [space.from_string(a) for a in archs.astype(str)]
+
+    def __call__(self, spec: Hashable) -> float:
+        return self._lookup(spec)
