@@ -1,0 +1,110 @@
+"""The whole pipeline flow under `prefect_test_harness`: crash during evaluation, resume, warm rerun.
+
+One module-scoped scenario shares the slow parts (harness start, flow runs, MLflow) across the
+assertions:
+
+1. run A with ``EHNAS_FAULT_AFTER_EVALS`` set fails during the population's evaluation;
+2. run B (same config, same run name) resumes: only the missing evaluations run;
+3. run C reruns a finished run: no step and no evaluation runs, no new model version;
+4. run D redoes the training step alone.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from flows.config import load_config
+from nas_lib import evaluation as ev
+from nas_lib.artifacts import read_table
+from tasks.context import STEPS, step_path
+
+pytestmark = pytest.mark.slow
+
+FAULT_AFTER = 4  # two proxies: two architectures of the population finish before the crash
+OVERRIDES = [
+    "run_name=t1", "space.min_depth=4", "space.max_depth=4", "population.size=5", "evaluation.batch_size=2",
+    "evaluation.proxies=[nwot, params]", "data.proxy_batch=16", "pruning.layers=[]", "search.generations=1",
+    "search.per_generation=2", "training.top_k=2", "training.epochs=1", "training.max_batches_per_epoch=2",
+]
+
+
+@pytest.fixture(scope="module")
+def scenario(tmp_path_factory):
+    from prefect.testing.utilities import prefect_test_harness
+
+    from flows.pipeline import nas_pipeline
+
+    root = tmp_path_factory.mktemp("runs")
+    cfg = load_config(None, [*OVERRIDES, f"runs_root={root}"])
+    out = {"cfg": cfg}
+    counter = ev.FAULTS
+    with prefect_test_harness(server_startup_timeout=120), pytest.MonkeyPatch.context() as mp:
+        mp.setenv(ev.FAULT_ENV, str(counter.fresh + FAULT_AFTER))
+        with pytest.raises(Exception) as crash:
+            nas_pipeline(cfg)
+        out["crash"] = crash.value
+        out["stored_after_crash"] = ev.EvaluationStore(cfg.store_path()).count()
+        mp.delenv(ev.FAULT_ENV)
+        before = counter.fresh
+        out["b"] = nas_pipeline(cfg)
+        out["fresh_b"] = counter.fresh - before
+        out["stored_after_b"] = ev.EvaluationStore(cfg.store_path()).count()
+        before = counter.fresh
+        out["c"] = nas_pipeline(cfg)
+        out["fresh_c"] = counter.fresh - before
+        out["d"] = nas_pipeline(cfg, redo="08_training")
+        out["artifacts"] = _artifact_keys()
+    return out
+
+
+def _artifact_keys() -> set[str]:
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        return {a.key for a in client.read_artifacts(limit=200) if a.key}
+
+
+def test_crash_is_the_injected_fault_and_keeps_finished_scores(scenario):
+    assert "injected fault" in str(scenario["crash"])
+    assert scenario["stored_after_crash"] == FAULT_AFTER
+
+
+def test_resume_pays_only_the_missing_evaluations(scenario):
+    assert scenario["fresh_b"] == scenario["stored_after_b"] - FAULT_AFTER
+    assert scenario["b"]["ran"] == list(STEPS)  # the crash came before any step finished but knowledge/pruning/population
+    evals = read_table(step_path(scenario["b"]["run_dir"], "06_evaluations"))
+    assert len(evals) == 5 * 2 and not evals.duplicated(["arch_id", "proxy"]).any()
+    assert int(evals["cached"].sum()) == FAULT_AFTER
+
+
+def test_every_step_wrote_its_parquet_without_duplicates(scenario):
+    run = scenario["b"]["run_dir"]
+    for step in STEPS:
+        assert step_path(run, step).exists(), step
+    search = read_table(step_path(run, "07_search"))
+    assert sorted(search["generation"].unique()) == [0, 1] and not search.duplicated(["generation", "arch_id"]).any()
+    training = read_table(step_path(run, "08_training"))
+    assert len(training) == 2 and training["val_accuracy"].between(0, 1).all()
+    registry = read_table(step_path(run, "09_registry")).iloc[0]
+    assert registry["state"] == "ok" and registry["model_name"] == "ehnas-digits"
+
+
+def test_rerun_reuses_everything(scenario):
+    assert scenario["c"]["ran"] == [] and scenario["fresh_c"] == 0
+
+
+def test_redo_runs_only_the_named_step_and_later(scenario):
+    assert scenario["d"]["ran"] == ["08_training", "09_registry"]
+
+
+def test_one_registered_version_after_all_reruns(scenario):
+    from mlflow import MlflowClient
+
+    cfg = scenario["cfg"]
+    versions = MlflowClient(cfg.tracking_uri()).search_model_versions(f"name='{cfg.model_name()}'")
+    assert len(versions) == 1
+
+
+def test_ui_artifacts(scenario):
+    keys = scenario["artifacts"]
+    assert {"t1-summary", "t1-top-k", "t1-population-progress"} <= keys

@@ -1,0 +1,56 @@
+"""PipelineConfig: YAML + dotted overrides, validation naming the field, generated --help."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+from typer.testing import CliRunner
+
+from ehnas.cli import app
+from flows.config import PipelineConfig, describe_fields, load_config, parse_overrides
+
+
+def test_overrides_nest_and_parse_yaml_scalars():
+    assert parse_overrides(["a.b=1", "a.c=[x, y]", "d=true", "e="]) == {"a": {"b": 1, "c": ["x", "y"]}, "d": True, "e": None}
+    with pytest.raises(ValueError, match="key=value"):
+        parse_overrides(["novalue"])
+
+
+def test_yaml_then_overrides(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("seed: 3\nsearch:\n  generations: 7\n  strategy: random\n")
+    cfg = load_config(path, ["search.generations=2", "data.kind=csv", "data.path=/x.csv"])
+    assert (cfg.seed, cfg.search.generations, cfg.search.strategy, cfg.data.kind) == (3, 2, "random", "csv")
+    assert cfg.population == PipelineConfig().population  # untouched sections keep defaults
+
+
+@pytest.mark.parametrize("override, field", [("device=gpu", "device"), ("search.generation=3", "generation"),
+                                             ("training.epochs=0", "epochs"), ("data.kind=mnist", "kind")])
+def test_invalid_values_name_the_field(override, field):
+    with pytest.raises(ValidationError, match=field):
+        load_config(None, [override])
+
+
+def test_run_name_defaults_to_config_fingerprint():
+    a, b = PipelineConfig(), load_config(None, ["seed=1"])
+    assert a.resolved_run_name() == PipelineConfig().resolved_run_name() != b.resolved_run_name()
+    assert load_config(None, ["runs_root=elsewhere"]).resolved_run_name() == a.resolved_run_name()
+
+
+def _leaves(model, prefix=""):
+    for name, info in model.model_fields.items():
+        ann = info.annotation
+        if isinstance(ann, type) and hasattr(ann, "model_fields"):
+            yield from _leaves(ann, f"{prefix}{name}.")
+        else:
+            assert info.description, f"{prefix}{name} has no description"
+            yield f"{prefix}{name}"
+
+
+def test_help_documents_every_field():
+    leaves = list(_leaves(PipelineConfig))
+    lines = describe_fields()
+    assert [line.split(" = ")[0] for line in lines] == leaves
+    out = CliRunner().invoke(app, ["run", "--help"], env={"COLUMNS": "400"}).output
+    for leaf in leaves:
+        assert leaf in out

@@ -1,0 +1,66 @@
+"""Run summary and plots from a run folder's Parquet files (synthetic folder, no flow)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pandas as pd
+from typer.testing import CliRunner
+
+from ehnas.cli import app
+from nas_lib.artifacts import write_table
+from nas_lib.evaluation import EVALUATION_SCHEMA
+from nas_lib.report import pareto_front, search_progress, summary_markdown, write_plots
+from tasks.registry import REGISTRY_SCHEMA
+from tasks.search import SEARCH_SCHEMA
+from tasks.training import TRAINING_SCHEMA
+
+
+def make_run(tmp_path):
+    run = tmp_path / "runs" / "r1"
+    run.mkdir(parents=True)
+    (run / "config.json").write_text(json.dumps({}))
+    search = [{"generation": g, "arch_id": f"a{g}{i}", "arch": "x", "fitness": float(g * 10 + i), "fitness_proxy": "nwot",
+               "params": 100.0, "state": "ok", "seconds": 0.1, "best_so_far": 0.0} for g in range(3) for i in range(3)]
+    search.append({**search[0], "arch_id": "bad", "fitness": math.nan, "state": "failed"})
+    write_table(run / "07_search.parquet", search, SEARCH_SCHEMA)
+    evals = [{"arch_id": f"a0{i}", "arch": "x", "proxy": "nwot", "proxy_version": "1", "data_fingerprint": "f", "seed": 0,
+              "value": 1.0, "state": "ok", "error": None, "seconds": 0.1, "device": "cpu", "cached": i == 0} for i in range(3)]
+    write_table(run / "06_evaluations.parquet", evals, EVALUATION_SCHEMA)
+    training = [{"arch_id": f"t{i}", "arch": "x", "rank": i + 1, "fitness": 1.0, "params": p, "flops": 1, "val_accuracy": acc,
+                 "val_loss": 1.0, "macro_f1": acc, "epochs_run": 1, "seconds": 1.0, "state": "ok", "device": "cpu"}
+                for i, (p, acc) in enumerate([(100, 0.5), (200, 0.7), (300, 0.6), (50, 0.4)])]
+    write_table(run / "08_training.parquet", training, TRAINING_SCHEMA)
+    write_table(run / "09_registry.parquet", [{"arch_id": "t1", "arch": "x", "val_accuracy": 0.7, "params": 200, "model_name": "ehnas-digits",
+                                               "version": "1", "alias": "champion", "model_uri": "models:/ehnas-digits@champion",
+                                               "tracking_uri": "sqlite:///m.db", "state": "ok"}], REGISTRY_SCHEMA)
+    return run
+
+
+def test_search_progress_ignores_failures_and_accumulates(tmp_path):
+    g = search_progress(make_run(tmp_path))
+    assert g["best"].tolist() == [2.0, 12.0, 22.0] and g["n"].tolist() == [3, 3, 3]
+    assert g["best_so_far"].is_monotonic_increasing
+
+
+def test_pareto_front_drops_dominated_points():
+    pts = pd.DataFrame({"params": [100, 200, 300, 50], "val_accuracy": [0.5, 0.7, 0.6, 0.4]})
+    assert pareto_front(pts)["params"].tolist() == [50, 100, 200]
+
+
+def test_summary_and_plots(tmp_path):
+    run = make_run(tmp_path)
+    text = summary_markdown(run)
+    assert "ehnas-digits" in text and "champion" in text and "| 2 | 22 |" in text and "1 reused" in text
+    files = write_plots(run)
+    assert {f.name for f in files} == {"search_progress.png", "pareto.png"} and all(f.stat().st_size > 1000 for f in files)
+
+
+def test_report_command(tmp_path):
+    run = make_run(tmp_path)
+    result = CliRunner().invoke(app, ["report", "r1", "--runs-root", str(run.parent), "--out", str(tmp_path / "p")])
+    assert result.exit_code == 0, result.output
+    assert "Search progress" in result.output and (tmp_path / "p" / "pareto.png").exists()
+    bad = CliRunner().invoke(app, ["report", "nope", "--runs-root", str(tmp_path)])
+    assert bad.exit_code != 0
