@@ -12,9 +12,10 @@ from nas_lib.artifacts import read_table, write_table
 from nas_lib.pruning import LAYER_REGISTRY, LAYERS, PRUNING_SCHEMA, MeasureConfig, draw_reference, retention, run_all_layers, run_layer, table_score_fn
 from nas_lib.pruning.groups import decision_problems, no_cut, widenings
 from nas_lib.pruning.guard import guard
-from nas_lib.pruning.offline import propose_offline
+from nas_lib.pruning.offline import propose_offline, sample_for_proposal
 from nas_lib.pruning.prompts import KNOWLEDGE_MAX_CHARS, chunks
 from nas_lib.pruning.report import nb201_reference_cuts
+from nas_lib.pruning.scoring import PrecomputedScore
 from nas_lib.space import HybridConstraints, HybridSpace, NB201Space
 from nas_lib.space.nb201 import OPS
 from tests.fake_llm import FakeLLM
@@ -282,3 +283,20 @@ def test_knowledge_rules_cut_the_offline_decision() -> None:
     proposal = propose_offline(LAYER_REGISTRY.get("macro")(), NB201Space(), knowledge, measure=measure)
     assert "avg_pool_3x3" not in proposal.decision.keep["edge3"]
     assert any("edge9" in note for note in proposal.meta["rules_applied"])
+
+
+def test_precomputed_proxy_pool_and_guard_by_proxy(tmp_path: Path) -> None:
+    space = NB201Space()
+    pool = [space.sample(np.random.default_rng(i)) for i in range(120)]
+    csv = tmp_path / "zc.csv"
+    csv.write_text("arch,synthetic\n" + "".join(f"{space.to_string(s)},{nb201_stand_in(s)}\n" for s in pool))
+    proxy = PrecomputedScore(csv, "synthetic", space)
+    missing = next(s for s in NB201Space().enumerate() if s not in set(pool))
+    assert len(proxy.pool) == 120 and np.isnan(proxy(missing)) and proxy(pool[0]) == nb201_stand_in(pool[0])
+    ref = draw_reference(space, MeasureConfig(score_fn=proxy))
+    assert not ref.exhaustive and len(ref.specs) == len(set(pool)), "cells the table lacks are left out"
+    measure = MeasureConfig(score_fn=nb201_stand_in, proxy_fn=proxy, guard_fn=proxy)
+    narrowed = space.restrict([OPS, OPS, OPS, ("skip_connect",), OPS, OPS])
+    assert sample_for_proposal(narrowed, proxy, measure, np.random.default_rng(0)) == [s for s in pool if s.ops[3] == "skip_connect"]
+    out = run_layer("macro", space, None, provider="offline", settings=None, measure=measure)
+    assert out.record["reference_size"] == 15_625 and 0 <= out.record["top1pct_retention"] <= 1
