@@ -25,6 +25,7 @@ def proxies(
     device: str = typer.Option("cpu", "--device", help="'cpu', 'cuda' or 'cuda:N'."),
     threads: int = typer.Option(0, "--threads", min=0, help="torch CPU threads (0 = torch's default)."),
     checkpoint: Path = typer.Option(None, "--checkpoint", dir_okay=False, help="Parquet of per-architecture scores: resumed from, rewritten as it goes."),
+    max_seconds: float = typer.Option(None, "--max-seconds", min=0, help="Stop scoring new architectures after this many seconds; report on those scored (n says how many)."),
     out: Path = typer.Option(Path("result.json"), "--out", dir_okay=False, help="Result JSON."),
 ) -> None:
     """Score sampled architectures with the chosen proxies and report, per proxy, Spearman and
@@ -58,8 +59,10 @@ def proxies(
             raise typer.BadParameter("nb201 needs --table (to sample from) or --reference", param_hint="--table")
         specs = [space.from_string(a) for a in bench.sample_archs(pool, sample, seed)]
     typer.echo(f"scoring {len(specs)} {space_name} architectures with {', '.join(names)} (batch {batch_size}, seed {seed}, {device})")
-    frame = bench.score_specs(space, specs, names, batch, seed, device, checkpoint=checkpoint, progress=typer.echo)
-    result["n"] = len(specs)
+    frame = bench.score_specs(space, specs, names, batch, seed, device, checkpoint=checkpoint, progress=typer.echo,
+                              max_seconds=max_seconds)
+    result["n"] = int(frame["arch"].nunique())
+    result["n_sampled"] = len(specs)
     if table is not None and space_name != "hybrid":
         result["proxies"] = bench.fidelity(frame, bench.load_metric_table(table, metric), names)
     else:

@@ -64,12 +64,14 @@ def sample_archs(archs: Sequence[str], n: int, seed: int) -> list[str]:
 
 def score_specs(space: SearchSpace, specs: Sequence[Any], names: Sequence[str], batch: tuple[torch.Tensor, torch.Tensor],
                 seed: int, device: str = "cpu", checkpoint: Path | None = None, every: int = 10,
-                progress: Progress | None = None) -> pd.DataFrame:
+                progress: Progress | None = None, max_seconds: float | None = None) -> pd.DataFrame:
     """Scores every spec with every proxy (passes shared per network), in long form.
 
     The ensemble, if asked for, is computed from its members' scores with no extra pass.
     With `checkpoint`, rows already there (same arch, proxy, version, seed) are reused and the
-    file is rewritten every `every` architectures.
+    file is rewritten every `every` architectures. With `max_seconds`, no new architecture is
+    scored once that much time has passed: the frame then holds only the architectures scored
+    (checkpointed ones included), and its distinct `arch` count is the n to report.
     """
     direct = [n for n in names if n != "ensemble"]
     members = sorted(Ensemble.requires) if "ensemble" in names else []
@@ -80,6 +82,8 @@ def score_specs(space: SearchSpace, specs: Sequence[Any], names: Sequence[str], 
     for k, spec in enumerate(specs, start=1):
         arch = space.to_string(spec)
         missing = [n for n in to_score if (arch, n, PROXIES.get(n).version) not in done]
+        if missing and max_seconds is not None and time.perf_counter() - start > max_seconds:
+            continue
         if missing:
             for name, res in score_proxies(space, spec, missing, batch, seed, device).items():
                 row = _row(space, spec, arch, name, res.value, res.seconds, res.state, res.error, seed)
@@ -225,3 +229,46 @@ def sample_hybrid(space: SearchSpace, n: int, seed: int) -> list[Any]:
     rng = np.random.default_rng(seed)
     depths = list(space.depths())  # type: ignore[attr-defined]
     return [space.sample(rng, depth=int(rng.choice(depths))) for _ in range(n)]  # type: ignore[call-arg]
+
+
+def fit_ensemble(frame: pd.DataFrame, truth: pd.Series, members: Sequence[str], seed: int = 0,
+                 fit_fraction: float = 0.5, trials: int = 3000, n_quantiles: int = 101) -> dict[str, Any]:
+    """Fits ensemble weights on a split of the scored cells and reports the held-out Spearman.
+
+    Member scores are oriented (higher is better), mapped to percentiles of their distribution
+    on the fitting half, and the weights (on the simplex) are the best of `trials` Dirichlet
+    draws plus every single member and the uniform mix, by Spearman with `truth` on the
+    fitting half. Cells where a member failed are left out.
+
+    Returns:
+        ``weights``, ``quantiles`` (per member, oriented), ``fit_spearman``,
+        ``holdout_spearman``, ``n_fit``, ``n_holdout``.
+    """
+    wide = pd.DataFrame({m: oriented(frame, m) for m in members}).dropna()
+    wide = wide[np.isfinite(wide.to_numpy()).all(axis=1)]
+    wide = wide.loc[wide.index.intersection(truth.index)]
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(wide))
+    cut = int(round(fit_fraction * len(wide)))
+    fit, hold = wide.iloc[order[:cut]], wide.iloc[order[cut:]]
+    quantiles = {m: [float(v) for v in np.quantile(fit[m], np.linspace(0, 1, n_quantiles))] for m in members}
+    signed = {m: (q if PROXIES.get(m).higher_is_better else q) for m, q in quantiles.items()}
+
+    def percentiles(part: pd.DataFrame) -> np.ndarray:
+        cols = [np.interp(np.clip(part[m], signed[m][0], signed[m][-1]), signed[m], np.linspace(0, 1, n_quantiles)) for m in members]
+        return np.stack(cols, axis=1)
+
+    p_fit, t_fit = percentiles(fit), truth[fit.index].to_numpy()
+    candidates = [np.eye(len(members))[k] for k in range(len(members))] + [np.full(len(members), 1 / len(members))]
+    candidates += list(rng.dirichlet(np.ones(len(members)), size=trials))
+    best = max(candidates, key=lambda w: stats.spearmanr(p_fit @ w, t_fit).statistic)
+    weights = {m: float(round(w, 4)) for m, w in zip(members, best) if w >= 1e-4}
+    kept = [members.index(m) for m in weights]
+    w_kept = np.array([weights[members[k]] for k in kept])
+    hold_score = percentiles(hold)[:, kept] @ w_kept if len(hold) else np.array([])
+    return {
+        "weights": weights, "quantiles": {m: quantiles[m] for m in weights},
+        "fit_spearman": _round(stats.spearmanr(p_fit[:, kept] @ w_kept, t_fit).statistic),
+        "holdout_spearman": _round(stats.spearmanr(hold_score, truth[hold.index]).statistic) if len(hold) > 2 else float("nan"),
+        "n_fit": int(len(fit)), "n_holdout": int(len(hold)),
+    }

@@ -142,7 +142,9 @@ def _activation_pass(ctx: ScoringContext) -> ActivationStats:
         handles.append(head.register_forward_pre_hook(on_head))
     try:
         with torch.inference_mode():
-            model(x)
+            logits = model(x)
+        if not torch.isfinite(logits).all():  # a network that yields NaN/inf is broken
+            raise FloatingPointError("the network's output is not finite")
     finally:
         for h in handles:
             h.remove()

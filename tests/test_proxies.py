@@ -1,0 +1,186 @@
+"""Contract tests generated from the proxy registry, plus maths checks of the shared passes."""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy import stats
+from torch import nn
+
+from nas_lib.data.arrays import fixed_batch, load_npz_images
+from nas_lib.proxies import PROXIES, ProxyResult, ScoringContext, get_proxy, score_proxies
+from nas_lib.proxies.activations import activation_stats
+from nas_lib.proxies.ensemble import combine
+from nas_lib.space import get_space
+from nas_lib.space.nb201 import NB201Network
+
+SPACE = get_space("nb201")
+CELL = SPACE.from_string("|nor_conv_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|avg_pool_3x3~0|nor_conv_3x3~1|nor_conv_1x1~2|")
+STRUCTURAL = {"params", "flops"}  # never run the network on data: a NaN network scores fine
+
+
+@pytest.fixture(scope="module")
+def tiny_batch() -> tuple[torch.Tensor, torch.Tensor]:
+    gen = torch.Generator().manual_seed(0)
+    return torch.randn(8, 3, 8, 8, generator=gen), torch.arange(8) % 4
+
+
+class TinySpace:
+    """Builds a small conv net whose forward can be made to yield NaN or raise."""
+
+    def __init__(self, mode: str = "ok") -> None:
+        self.mode = mode
+
+    def build_model(self, spec: object, input_shape: tuple[int, int, int] = (3, 8, 8), num_classes: int = 10) -> nn.Module:
+        return _TinyNet(input_shape[0], num_classes, self.mode)
+
+
+class _TinyNet(nn.Module):
+    def __init__(self, channels: int, num_classes: int, mode: str) -> None:
+        super().__init__()
+        self.mode = mode
+        self.body = nn.Sequential(nn.Conv2d(channels, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
+                                  nn.Conv2d(8, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU())
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Linear(8, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.mode == "raise":
+            raise RuntimeError("CUDA out of memory (simulated)")
+        h = self.body(x)
+        if self.mode == "nan":
+            h = h * float("nan")
+        return self.classifier(self.pool(h).flatten(1))
+
+
+@pytest.mark.parametrize("name", PROXIES.names())
+def test_every_proxy_scores_a_tiny_network(name: str, tiny_batch: tuple[torch.Tensor, torch.Tensor]) -> None:
+    proxy = get_proxy(name)
+    result = proxy.score(TinySpace(), None, tiny_batch, seed=0)
+    assert isinstance(result, ProxyResult)
+    assert result.state == "ok", result.error
+    assert math.isfinite(result.value) and result.seconds >= 0
+    assert proxy.version and isinstance(proxy.higher_is_better, bool)
+
+
+@pytest.mark.parametrize("name", [n for n in PROXIES.names() if PROXIES.get(n).deterministic])
+def test_every_proxy_is_deterministic_for_a_seed(name: str, tiny_batch: tuple[torch.Tensor, torch.Tensor]) -> None:
+    proxy = get_proxy(name)
+    first = proxy.score(TinySpace(), None, tiny_batch, seed=3)
+    torch.manual_seed(12345)  # global RNG state must not matter
+    second = proxy.score(TinySpace(), None, tiny_batch, seed=3)
+    assert first.value == second.value
+    if name not in STRUCTURAL:  # the seed reaches the weights
+        assert proxy.score(TinySpace(), None, tiny_batch, seed=4).value != first.value
+
+
+@pytest.mark.parametrize("name", PROXIES.names())
+def test_nan_network_fails_cleanly(name: str, tiny_batch: tuple[torch.Tensor, torch.Tensor]) -> None:
+    result = get_proxy(name).score(TinySpace("nan"), None, tiny_batch, seed=0)
+    if name in STRUCTURAL or name == "latency":
+        assert result.state == "ok" and math.isfinite(result.value)
+    else:
+        assert result.state == "failed" and math.isnan(result.value) and result.error
+
+
+@pytest.mark.parametrize("name", PROXIES.names())
+def test_raising_network_fails_cleanly(name: str, tiny_batch: tuple[torch.Tensor, torch.Tensor]) -> None:
+    result = get_proxy(name).score(TinySpace("raise"), None, tiny_batch, seed=0)
+    if name == "params":
+        assert result.state == "ok"
+    else:
+        assert result.state == "failed" and "out of memory" in result.error
+
+
+def test_bad_device_is_a_failed_result(tiny_batch: tuple[torch.Tensor, torch.Tensor]) -> None:
+    result = get_proxy("nwot").score(SPACE, CELL, tiny_batch, seed=0, device="no-such-device")
+    assert result.state == "failed"
+
+
+def test_shared_passes_give_the_same_scores_as_separate_ones(tiny_batch: tuple[torch.Tensor, torch.Tensor]) -> None:
+    names = ["nwot", "rbflex", "snip", "grad_norm", "fisher", "jacov", "synflow", "ensemble"]
+    together = score_proxies(TinySpace(), None, names, tiny_batch, seed=1)
+    for name in names:
+        alone = get_proxy(name).score(TinySpace(), None, tiny_batch, seed=1)
+        assert together[name].value == pytest.approx(alone.value, rel=1e-6, abs=1e-9), name
+
+
+def test_unknown_proxy_lists_known_names() -> None:
+    with pytest.raises(KeyError, match="nwot"):
+        get_proxy("no_such_proxy")
+
+
+def test_nwot_kernel_equals_naive_two_product_kernel(tiny_batch: tuple[torch.Tensor, torch.Tensor]) -> None:
+    # a narrow NB201 network: nodes feed several ReLUs, which the fast pass folds once
+    torch.manual_seed(0)
+    model = NB201Network(CELL.ops, channels=4, cells_per_stage=1).train()
+    fast = activation_stats(ScoringContext(SPACE, CELL, tiny_batch, seed=0, wanted={"nwot"}, model=copy.deepcopy(model))).hamming_kernel
+    naive = torch.zeros(8, 8, dtype=torch.float64)
+
+    def hook(_m: nn.Module, inputs: tuple, _out: torch.Tensor) -> None:
+        nonlocal naive
+        c = (inputs[0].reshape(8, -1) > 0).double()
+        naive = naive + c @ c.T + (1 - c) @ (1 - c).T
+
+    for m in model.modules():
+        if isinstance(m, nn.ReLU):
+            m.register_forward_hook(hook)
+    with torch.no_grad():
+        model(tiny_batch[0])
+    assert torch.allclose(fast, naive)
+
+
+def test_synflow_is_data_free(tiny_batch: tuple[torch.Tensor, torch.Tensor]) -> None:
+    other = (tiny_batch[0] * 5 + 1, tiny_batch[1])
+    a = get_proxy("synflow").score(TinySpace(), None, tiny_batch, seed=0).value
+    assert a == get_proxy("synflow").score(TinySpace(), None, other, seed=0).value
+
+
+def test_ensemble_is_monotone_in_each_member() -> None:
+    low = combine({"nwot": 100.0, "synflow": 1e10, "jacov": -80.0, "snip": 10.0, "params": 0.3, "flops": 40.0,
+                   "grad_norm": 5.0, "fisher": 0.01, "zen": 50.0, "rbflex": -1e4, "grasp": 0.1, "latency": 5.0})
+    high = combine({"nwot": 1000.0, "synflow": 1e30, "jacov": -20.0, "snip": 100.0, "params": 1.5, "flops": 200.0,
+                    "grad_norm": 50.0, "fisher": 1.0, "zen": 200.0, "rbflex": 0.0, "grasp": 10.0, "latency": 1.0})
+    assert high > low
+
+
+def test_hybrid_architectures_score_without_failures() -> None:
+    space = get_space("hybrid")
+    rng = np.random.default_rng(0)
+    gen = torch.Generator().manual_seed(0)
+    batch = (torch.randn(4, 3, 8, 8, generator=gen), torch.arange(4))
+    for _ in range(2):
+        spec = space.sample(rng, depth=4)
+        results = score_proxies(space, spec, ["nwot", "synflow", "snip", "jacov", "zen", "params"], batch, seed=0)
+        assert all(r.ok for r in results.values()), {k: r.error for k, r in results.items()}
+
+
+def test_load_npz_images_and_fixed_batch(tmp_path) -> None:  # noqa: ANN001
+    rng = np.random.default_rng(0)
+    path = tmp_path / "imgs.npz"
+    np.savez(path, x=rng.integers(0, 256, size=(20, 8, 8, 3), dtype=np.uint8), y=rng.integers(0, 10, size=20).astype(np.uint8))
+    x, y = load_npz_images(path)
+    assert x.shape == (20, 3, 8, 8) and x.dtype == torch.float32 and y.dtype == torch.int64
+    a, b = fixed_batch(x, y, 5, seed=1), fixed_batch(x, y, 5, seed=1)
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+    assert not torch.equal(a[0], fixed_batch(x, y, 5, seed=2)[0])
+    with pytest.raises(ValueError):
+        fixed_batch(x, y, 21, seed=0)
+
+
+def test_nwot_ranks_nb201_cells_like_the_table(shared_data) -> None:  # noqa: ANN001
+    import pandas as pd
+
+    table = pd.read_csv(shared_data / "nb201" / "nb201_cifar10.csv").sort_values("cifar10_test_acc", kind="stable")
+    # eight cells spread over the accuracy range, fixed by their quantile position in the table
+    picks = table.iloc[[int(q * (len(table) - 1)) for q in (0.05, 0.2, 0.35, 0.5, 0.65, 0.8, 0.95, 0.995)]]
+    x, y = load_npz_images(shared_data / "cifar10_train1000.npz")
+    batch = fixed_batch(x, y, 32, seed=0)
+    results = [get_proxy("nwot").score(SPACE, SPACE.from_string(a), batch, seed=0) for a in picks["arch"]]
+    scores = [r.value if r.ok else -math.inf for r in results]  # a failed cell ranks last
+    rho = stats.spearmanr(scores, picks["cifar10_test_acc"]).statistic
+    assert rho >= 0.7, (rho, scores)  # measured 0.88 on these cells
