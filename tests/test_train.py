@@ -142,3 +142,10 @@ def test_resolve_device(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_config_validation(bad: dict) -> None:
     with pytest.raises(ValueError):
         TrainConfig(**bad)
+
+
+def test_module_entry_point_prints_scores(capsys: pytest.CaptureFixture[str]) -> None:
+    from nas_lib.train.__main__ import main
+
+    summary = main(["--max-items", "60", "--epochs", "1", "--batch-size", "16"])
+    assert summary["state"] == "ok" and summary["epochs_run"] == 1 and '"val_accuracy"' in capsys.readouterr().out
