@@ -252,10 +252,10 @@ def fit_ensemble(frame: pd.DataFrame, truth: pd.Series, members: Sequence[str], 
     cut = int(round(fit_fraction * len(wide)))
     fit, hold = wide.iloc[order[:cut]], wide.iloc[order[cut:]]
     quantiles = {m: [float(v) for v in np.quantile(fit[m], np.linspace(0, 1, n_quantiles))] for m in members}
-    signed = {m: (q if PROXIES.get(m).higher_is_better else q) for m, q in quantiles.items()}
 
-    def percentiles(part: pd.DataFrame) -> np.ndarray:
-        cols = [np.interp(np.clip(part[m], signed[m][0], signed[m][-1]), signed[m], np.linspace(0, 1, n_quantiles)) for m in members]
+    def percentiles(part: pd.DataFrame) -> np.ndarray:  # the same mapping as ensemble.percentile
+        grid = np.linspace(0, 1, n_quantiles)
+        cols = [np.interp(np.clip(part[m], quantiles[m][0], quantiles[m][-1]), quantiles[m], grid) for m in members]
         return np.stack(cols, axis=1)
 
     p_fit, t_fit = percentiles(fit), truth[fit.index].to_numpy()

@@ -1,0 +1,137 @@
+"""The proxy benchmark: metrics on synthetic scores, ensemble fitting, and the CLI end to end."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from nas_lib.bench import proxies as bench
+from nas_lib.space import get_space
+
+CELLS = [
+    "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|",
+    "|nor_conv_1x1~0|+|skip_connect~0|avg_pool_3x3~1|+|skip_connect~0|none~1|nor_conv_1x1~2|",
+    "|avg_pool_3x3~0|+|none~0|skip_connect~1|+|nor_conv_1x1~0|skip_connect~1|skip_connect~2|",
+]
+
+
+def _frame(values: dict[str, dict[str, float]]) -> pd.DataFrame:
+    rows = []
+    for proxy, per_arch in values.items():
+        for arch, v in per_arch.items():
+            ok = math.isfinite(v)
+            rows.append({"arch": arch, "arch_id": arch[:12], "proxy": proxy, "version": "1", "value": v,
+                         "seconds": 0.5, "state": "ok" if ok else "failed", "error": None if ok else "boom", "seed": 0})
+    return pd.DataFrame(rows)
+
+
+def test_top_recall() -> None:
+    truth = np.arange(20.0)
+    assert bench.top_recall(truth, truth) == 1.0
+    assert bench.top_recall(-truth, truth) == 0.0
+
+
+def test_fidelity_ranks_failures_last_and_counts_them() -> None:
+    archs = [f"a{i}" for i in range(10)]
+    truth = pd.Series(np.arange(10.0), index=archs)
+    scores = {a: float(i) for i, a in enumerate(archs)}
+    scores["a0"] = math.nan  # the worst cell failed: ranking is unchanged
+    out = bench.fidelity(_frame({"nwot": scores, "latency": {a: -float(i) for i, a in enumerate(archs)}}), truth, ["nwot", "latency"])
+    assert out["nwot"]["spearman"] == pytest.approx(1.0) and out["nwot"]["failed"] == 1
+    assert out["latency"]["spearman"] == pytest.approx(1.0)  # lower is better: oriented before ranking
+    assert out["nwot"]["n"] == 10 and out["nwot"]["median_s_per_arch"] == 0.5
+
+
+def test_agreement_with_reference() -> None:
+    archs = [f"a{i}" for i in range(8)]
+    ours = _frame({"snip": {a: float(i) for i, a in enumerate(archs)}})
+    ref = pd.DataFrame({"arch": archs, "snip": [10.0 * i for i in range(8)], "other": 1.0})
+    out = bench.agreement(ours, ref, ["snip", "nwot"])
+    assert out == {"snip": {"spearman": 1.0, "n": 8}}
+
+
+def test_fit_ensemble_prefers_the_informative_member() -> None:
+    rng = np.random.default_rng(0)
+    archs = [f"a{i}" for i in range(200)]
+    truth = pd.Series(rng.normal(size=200), index=archs)
+    good = {a: float(t + 0.1 * rng.normal()) for a, t in zip(archs, truth)}
+    noise = {a: float(rng.normal()) for a in archs}
+    fit = bench.fit_ensemble(_frame({"nwot": good, "synflow": noise}), truth, ["nwot", "synflow"], trials=200)
+    assert fit["weights"].get("nwot", 0) > fit["weights"].get("synflow", 0)
+    assert fit["holdout_spearman"] > 0.9 and fit["n_fit"] + fit["n_holdout"] == 200
+
+
+def test_sample_archs_is_seeded_and_uniform_without_replacement() -> None:
+    pool = [str(i) for i in range(100)]
+    a, b = bench.sample_archs(pool, 10, 1), bench.sample_archs(pool, 10, 1)
+    assert a == b and len(set(a)) == 10 and a != bench.sample_archs(pool, 10, 2)
+    assert bench.sample_archs(pool, 500, 0) == pool
+
+
+def test_resolve_proxies() -> None:
+    assert "nwot" in bench.resolve_proxies("all")
+    assert bench.resolve_proxies("nwot, params") == ["nwot", "params"]
+    with pytest.raises(KeyError):
+        bench.resolve_proxies("nwot,bogus")
+
+
+@pytest.fixture
+def tiny_inputs(tmp_path):  # noqa: ANN001, ANN201
+    rng = np.random.default_rng(0)
+    images = tmp_path / "imgs.npz"
+    np.savez(images, x=rng.integers(0, 256, size=(16, 8, 8, 3), dtype=np.uint8), y=rng.integers(0, 10, size=16).astype(np.uint8))
+    table = tmp_path / "table.csv"
+    pd.DataFrame({"arch": CELLS, "acc": [94.0, 88.0, 80.0]}).to_csv(table, index=False)
+    reference = tmp_path / "ref.csv"
+    pd.DataFrame({"arch": CELLS, "params": [1.0, 0.5, 0.2]}).to_csv(reference, index=False)
+    return tmp_path, images, table, reference
+
+
+def test_cli_nb201_with_reference_and_resume(tiny_inputs) -> None:  # noqa: ANN001
+    from ehnas.cli import app
+
+    tmp, images, table, reference = tiny_inputs
+    out, ckpt = tmp / "result.json", tmp / "scores.parquet"
+    args = ["bench", "proxies", "--space", "nb201", "--table", str(table), "--metric", "acc", "--images", str(images),
+            "--reference", str(reference), "--sample", "3", "--batch-size", "4", "--proxies", "params,synflow",
+            "--checkpoint", str(ckpt), "--out", str(out)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    data = json.loads(out.read_text())
+    assert data["space"] == "nb201" and data["n"] == 3 and data["metric"] == "acc"
+    assert set(data["proxies"]) == {"params", "synflow"}
+    assert {"spearman", "kendall", "top10pct_recall", "median_s_per_arch", "failed"} <= set(data["proxies"]["params"])
+    assert data["reference"]["params"]["spearman"] == pytest.approx(1.0)
+    assert "spearman" in result.output
+    again = CliRunner().invoke(app, args + ["--max-seconds", "0"])  # everything comes from the checkpoint
+    assert again.exit_code == 0 and json.loads(out.read_text())["n"] == 3
+
+
+def test_cli_hybrid_reports_failures_and_seconds(tiny_inputs) -> None:  # noqa: ANN001
+    from ehnas.cli import app
+
+    tmp, images, _table, _ref = tiny_inputs
+    out = tmp / "hybrid.json"
+    result = CliRunner().invoke(app, ["bench", "proxies", "--space", "hybrid", "--images", str(images), "--sample", "1",
+                                      "--batch-size", "4", "--proxies", "params,nwot", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    data = json.loads(out.read_text())
+    assert data["space"] == "hybrid" and data["proxies"]["nwot"]["failed"] == 0 and data["proxies"]["nwot"]["n"] == 1
+
+
+def test_cli_rejects_unknown_proxy(tiny_inputs) -> None:  # noqa: ANN001
+    from ehnas.cli import app
+
+    tmp, images, table, _ref = tiny_inputs
+    result = CliRunner().invoke(app, ["bench", "proxies", "--table", str(table), "--images", str(images), "--proxies", "bogus"])
+    assert result.exit_code != 0
+
+
+def test_hybrid_sampler_draws_varied_depths() -> None:
+    specs = bench.sample_hybrid(get_space("hybrid"), 6, seed=0)
+    assert len({s.depth for s in specs}) > 1
