@@ -11,7 +11,7 @@ from typing import Any
 from nas_lib.pruning.base import GroupDecision, LayerOutcome, MeasureConfig, Proposal, PruningLayer
 from nas_lib.pruning.groups import canonical, decision_problems, no_cut
 from nas_lib.pruning.guard import GuardResult, guard
-from nas_lib.pruning.measure import Reference, draw_reference, retention
+from nas_lib.pruning.measure import Reference, draw_reference, retention, share_inside
 from nas_lib.pruning.record import build_record
 from nas_lib.registry import Registry
 from nas_lib.space.base import SearchSpace
@@ -80,6 +80,8 @@ def run_layer(
     if reference is not None:
         by = reference_for(root, replace(measure, score_fn=measure.guard_fn)) if measure.guard_fn else reference
         guarded = guard(impl, space, decision, by, measure.retention_floor)
+        # what the provider's own cut keeps, always against the measured (not the guard's) ranking
+        guarded.proposed_top1 = share_inside(impl.apply(space, decision), reference.top(0.01))
         measured = retention(reference, guarded.space, root.size())
     else:
         guarded, measured = GuardResult(decision, impl.apply(space, decision), False), None
