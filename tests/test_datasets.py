@@ -96,6 +96,11 @@ def test_cifar10_npz(tmp_path: Path) -> None:
     np.savez(path, x=rng.integers(0, 256, (60, 12, 12, 3), dtype=np.uint8), y=np.tile(np.arange(10), 6).astype(np.uint8))
     data = load_dataset("cifar10_npz", path, val_fraction=0.5)
     _check_split(data)
+    with np.load(path) as raw:  # normalize() maps raw images exactly as the split was mapped
+        normed = data.normalize(torch.from_numpy(raw["x"]).permute(0, 3, 1, 2))
+    assert sum(torch.allclose(image, data.val_x[0], atol=1e-5) for image in normed) == 1
+    with pytest.raises(ValueError, match="N x 3 x 12 x 12"):
+        data.normalize(torch.zeros(1, 3, 8, 8))
     assert data.input_shape == (3, 12, 12) and data.class_names[0] == "airplane"
     np.savez(tmp_path / "bad.npz", images=np.zeros((2, 4, 4, 3), np.uint8))
     with pytest.raises(DatasetError, match="bad.npz.*'y'"):

@@ -81,6 +81,15 @@ class ImageDataset:
     mean: tuple[float, ...] = ()
     std: tuple[float, ...] = ()
 
+    def normalize(self, images: Tensor) -> Tensor:
+        """Prepares new images for the trained model: float N x C x H x W in [0, 1] (uint8 is
+        scaled by 1/255), normalised with this dataset's training statistics."""
+        x = images.float() / 255.0 if images.dtype == torch.uint8 else images.float()
+        if tuple(x.shape[1:]) != self.input_shape:
+            raise ValueError(f"images must be N x {' x '.join(map(str, self.input_shape))}, got {tuple(x.shape)}")
+        mean, std = torch.tensor(self.mean), torch.tensor(self.std)
+        return (x - mean[:, None, None]) / std[:, None, None]
+
     def __repr__(self) -> str:  # the default would print every pixel
         return f"ImageDataset({', '.join(f'{k}={v!r}' for k, v in self.summary().items())})"
 
