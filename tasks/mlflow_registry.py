@@ -26,7 +26,7 @@ import mlflow
 import numpy as np
 import torch
 from mlflow import MlflowClient
-from mlflow.entities import Metric, Param, RunTag
+from mlflow.entities import Metric, Param
 from torch import nn
 
 log = logging.getLogger(__name__)
