@@ -300,3 +300,34 @@ def test_precomputed_proxy_pool_and_guard_by_proxy(tmp_path: Path) -> None:
     assert sample_for_proposal(narrowed, proxy, measure, np.random.default_rng(0)) == [s for s in pool if s.ops[3] == "skip_connect"]
     out = run_layer("macro", space, None, provider="offline", settings=None, measure=measure)
     assert out.record["reference_size"] == 15_625 and 0 <= out.record["top1pct_retention"] <= 1
+
+
+# -- CLI ------------------------------------------------------------------------------------------------
+def test_cli_bench_pruning_on_nb201(shared_data: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from ehnas.cli import app
+
+    out = tmp_path / "result.json"
+    table = shared_data / "nb201" / "nb201_cifar10.csv"
+    result = CliRunner().invoke(app, ["bench", "pruning", "--space", "nb201", "--table", str(table), "--metric", "cifar10_test_acc",
+                                      "--provider", "offline", "--proxy", "params", "--offline-samples", "100", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    data = json.loads(out.read_text())
+    assert [layer["name"] for layer in data["layers"]] == list(LAYERS) and data["measured_by"] == "table"
+    first = data["layers"][0]
+    assert first["log10_size_before"] == pytest.approx(np.log10(15_625)) and first["top1pct_retention"] >= 0.8
+    assert data["reference_cuts"]["edge3_skip_connect"]["reduction_pct"] == pytest.approx(80.0)
+
+
+def test_cli_prune_writes_parquet_and_loadable_constraints(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from ehnas.cli import app
+
+    runner = CliRunner()
+    result = runner.invoke(app, ["prune", "--out", str(tmp_path), "--k", "20", "--offline-samples", "10", "--proxy", "params"])
+    assert result.exit_code == 0, result.output
+    assert list(read_table(tmp_path / "pruning.parquet")["layer"]) == list(LAYERS)
+    described = runner.invoke(app, ["space", "describe", "--constraints", str(tmp_path / "constraints.json")])
+    assert described.exit_code == 0 and "exact size:" in described.output

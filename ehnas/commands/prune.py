@@ -18,6 +18,7 @@ def prune(
     proxy: str = typer.Option("params", "--proxy", help="Proxy that ranks architectures (measurement and offline decisions)."),
     images: Path = typer.Option(None, "--images", exists=True, dir_okay=False, help="NPZ of images (x, y) for data-dependent proxies such as nwot."),
     k: int = typer.Option(2000, "--k", min=20, help="Architectures drawn from the unpruned space to measure retention."),
+    offline_samples: int = typer.Option(400, "--offline-samples", min=10, help="Architectures the offline provider samples and proxy-scores per layer."),
     seed: int = typer.Option(0, "--seed", help="Seed of every random draw."),
     floor: float = typer.Option(0.8, "--floor", min=0.0, max=1.0, help="Guard: the least top-1% retention a layer may keep."),
     knowledge: Path = typer.Option(None, "--knowledge", exists=True, help="Knowledge base file or folder (default: the embedded one)."),
@@ -36,7 +37,7 @@ def prune(
         score = proxy_score_fn(space, proxy, data=images, seed=seed)
     except (KeyError, ValueError) as err:
         raise typer.BadParameter(str(err).strip("'\""), param_hint="--proxy") from None
-    outcomes = run_all_layers(space, load_knowledge_base(knowledge), provider=provider, settings=llm_settings(provider), measure=MeasureConfig(k=k, seed=seed, retention_floor=floor, score_fn=score))
+    outcomes = run_all_layers(space, load_knowledge_base(knowledge), provider=provider, settings=llm_settings(provider), measure=MeasureConfig(k=k, seed=seed, retention_floor=floor, score_fn=score, offline_samples=offline_samples))
     write_table(out / "pruning.parquet", [o.record for o in outcomes], PRUNING_SCHEMA)
     atomic_write_json(out / "constraints.json", outcomes[-1].space.constraints.to_dict())
     typer.echo(f"hybrid space, provider={provider}, proxy={proxy}, k={k}, floor={floor}")
