@@ -156,9 +156,9 @@ def test_guard_keeps_a_good_cut_and_undoes_a_hopeless_one() -> None:
 
 
 # -- LLM provider against the scripted server -----------------------------------------------------------
-def llm_layer(llm: FakeLLM, tmp_path: Path, layer: str = "macro", space=None, knowledge=None, **settings):
+def llm_layer(llm: FakeLLM, tmp_path: Path, layer: str = "macro", space=None, knowledge=None, measure=None, **settings):
     space = space if space is not None else NB201Space()
-    measure = NB201_MEASURE if isinstance(space, NB201Space) else HYBRID_MEASURE
+    measure = measure or (NB201_MEASURE if isinstance(space, NB201Space) else HYBRID_MEASURE)
     return run_layer(layer, space, knowledge, provider="openai", settings=llm.settings(None, **settings), measure=measure)
 
 
@@ -331,3 +331,18 @@ def test_cli_prune_writes_parquet_and_loadable_constraints(tmp_path: Path) -> No
     assert list(read_table(tmp_path / "pruning.parquet")["layer"]) == list(LAYERS)
     described = runner.invoke(app, ["space", "describe", "--constraints", str(tmp_path / "constraints.json")])
     assert described.exit_code == 0 and "exact size:" in described.output
+
+
+def test_llm_hybrid_macro_decision_with_depth_shares_and_sequences(hybrid: HybridSpace) -> None:
+    answer = {"keep": {"stage:early": ["cnn"]}, "min_depth": 6, "max_depth": 10, "type_fractions": {"vit": [0.0, 0.5]},
+              "forbidden_sequences": [["vit", "cnn"]], "preferred_sequences": [["cnn", "vit"]], "rationale": "conv stem first"}
+    with FakeLLM() as llm:
+        llm.push(answer)
+        out = llm_layer(llm, Path("."), "macro", hybrid, measure=MeasureConfig(k=100, score_fn=hybrid_stand_in, retention_floor=0.0))
+        schema = llm.requests[0].body["response_format"]["json_schema"]["schema"]
+    assert "min_depth" in schema["properties"] and not out.record["fallback"]
+    c = out.space.constraints
+    expected = HybridConstraints(min_depth=6, max_depth=10, stage_types={"early": ("cnn",)},
+                                 type_fractions={"vit": (0.0, 0.5)}, forbidden_sequences=(("vit", "cnn"),), preferred_sequences=(("cnn", "vit"),))
+    assert not out.record["guard_relaxed"] and c == expected and out.space.size() == HybridSpace(expected).size()
+    assert json.loads(out.record["proposed_json"])["min_depth"] == 6
