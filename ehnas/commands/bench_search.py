@@ -50,6 +50,7 @@ def search(
         seen_fitness.flush()
         result["proxy_cells_scored"] = len(seen_fitness.scores)
         result["proxy_seconds"] = seen_fitness.seconds
+        result["proxy_errors"] = seen_fitness.errors
     result.update({"table": str(table), "metric": metric, "fitness": fitness})
     atomic_write_json(out, result)
     png = plot_curves(result, out.with_suffix(".png"), title=f"{table.name} fitness={fitness} budget={budget} seeds={seeds}")

@@ -76,12 +76,15 @@ class ProxyFitness:
     cache_path: Path | None = None
     scores: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0
+    errors: dict[str, int] = field(default_factory=dict)  # proxy error message -> count
     _dirty: int = 0
 
     def __post_init__(self) -> None:
         from nas_lib.proxies import get_proxy  # imported here: table benchmarks do not need torch proxies
 
         self._proxy = get_proxy(self.proxy)
+        if self.batch is None:
+            self.batch = random_batch(self.seed)
         if self.cache_path is not None and Path(self.cache_path).exists():
             self.scores.update(json.loads(Path(self.cache_path).read_text()).get(self._cache_key(), {}))
 
@@ -95,6 +98,8 @@ class ProxyFitness:
             self.seconds += float(result.seconds)
             value = float(result.value) if result.value is not None else math.nan
             self.scores[key] = value if math.isfinite(value) else math.nan
+            if result.error:
+                self.errors[result.error] = self.errors.get(result.error, 0) + 1
             self._dirty += 1
             if self._dirty >= 200:
                 self.flush()
@@ -109,6 +114,15 @@ class ProxyFitness:
         data.setdefault(self._cache_key(), {}).update({k: (None if math.isnan(v) else v) for k, v in self.scores.items()})
         atomic_write_json(path, data)
         self._dirty = 0
+
+
+def random_batch(seed: int, size: int = 16, shape: tuple[int, int, int] = (3, 32, 32), classes: int = 10) -> tuple[Any, Any]:
+    """A seeded batch of Gaussian images and labels, for proxies scored without `--images`
+    (data-free proxies such as synflow or params only need its shape)."""
+    import torch
+
+    gen = torch.Generator().manual_seed(seed)
+    return torch.randn((size, *shape), generator=gen), torch.randint(0, classes, (size,), generator=gen)
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -102,29 +103,38 @@ class Reinforce(Strategy):
         self.baseline: float | None = None
         self.scale: float | None = None  # running mean |advantage|: makes the step size unit-free
         self.actions: dict[str, list[int]] = {}  # spec string -> the code the controller emitted
+        self._buffer: list[list[int]] = []
+        self._batch = 1
 
-    def _sample_code(self) -> list[int]:
-        prev = torch.zeros(1, dtype=torch.long)
-        state, code = None, []
+    def _sample_codes(self, count: int) -> list[list[int]]:
+        """`count` codes sampled from the controller in one batched pass."""
+        prev = torch.zeros(count, dtype=torch.long)
+        state, digits = None, []
         with torch.no_grad():
             for i, card in enumerate(self.controller.cards):
                 lp, state = self.controller.step(i, prev, state)
-                p = lp[0, :card].exp().double().numpy()
-                digit = int(self.rng.choice(card, p=p / p.sum()))
-                code.append(digit)
-                prev = torch.tensor([digit + 1])
-        return code
+                p = lp[:, :card].exp().double().numpy()
+                cum = np.cumsum(p / p.sum(axis=1, keepdims=True), axis=1)
+                d = np.minimum((self.rng.random((count, 1)) > cum).sum(axis=1), card - 1)  # inverse CDF
+                digits.append(d)
+                prev = torch.as_tensor(d + 1, dtype=torch.long)
+        return np.stack(digits, axis=1).tolist()
 
     def _one(self) -> Spec:
-        code = self._sample_code()
+        if not self._buffer:
+            self._buffer = self._sample_codes(self._batch)
+        code = self._buffer.pop(0)
         spec = self.space.project(code, self.rng)
         if not self.is_seen(spec):  # repeats are discarded by `fresh`, so only keep new ones
             self.actions[self.space.to_string(spec)] = code
         return spec
 
     def _propose(self, n: int) -> list[Spec]:
+        self._batch, self._buffer = max(n, 1), []
         with single_thread():
-            return [self.fresh(self._one) for _ in range(n)]
+            specs = [self.fresh(self._one) for _ in range(n)]
+        self._buffer = []  # leftover samples are dropped, so no state outlives a call
+        return specs
 
     def _observe(self, specs: list[Spec], fitnesses: list[float], extra: list[Any] | None) -> None:
         codes, advantages = [], []
