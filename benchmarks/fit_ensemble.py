@@ -42,7 +42,9 @@ def main() -> None:
                 f"on the {fit['n_holdout']} held-out cells")
         body = (f"FIT_NOTE = {note!r}\n"
                 f"WEIGHTS: dict[str, float] = {fit['weights']!r}\n"
-                f"QUANTILES: dict[str, list[float]] = {json.dumps({m: [float(f'{v:.6g}') for v in q] for m, q in fit['quantiles'].items()})}\n")
+                "QUANTILES: dict[str, list[float]] = {\n"
+                + "".join(f"    {m!r}: {[float(f'{v:.6g}') for v in q]},\n" for m, q in fit["quantiles"].items())
+                + "}\n")
         text = MODULE.read_text()
         MODULE.write_text(BLOCK.sub(lambda m: m.group(1) + body + m.group(3), text, count=1))
         print(f"wrote constants into {MODULE}")
