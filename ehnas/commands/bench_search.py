@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from nas_lib.artifacts import atomic_write_json
+
+if TYPE_CHECKING:  # the benchmark module is imported lazily so `ehnas --help` stays fast
+    from nas_lib.bench.search import ProxyFitness
+    from nas_lib.space.base import SearchSpace
 
 
 def register(app: typer.Typer) -> None:
@@ -58,7 +63,7 @@ def search(
     typer.echo(f"wrote {out} and {png}")
 
 
-def _fitness(spec: str, space, images: Path | None, batch_images: int, cache: Path | None):  # noqa: ANN001, ANN202
+def _fitness(spec: str, space: SearchSpace, images: Path | None, batch_images: int, cache: Path | None) -> ProxyFitness | None:
     """None for the table itself, else a cached `ProxyFitness`."""
     if spec == "table":
         return None

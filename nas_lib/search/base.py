@@ -155,7 +155,3 @@ class Strategy(ABC):
         """History without failed (NaN) evaluations."""
         return [(s, f) for s, f in self.history if not math.isnan(f)]
 
-
-def spec_key(space: SearchSpace, spec: Spec) -> str:
-    """The canonical string of a spec (the key strategies use for sets and JSON)."""
-    return space.to_string(spec)
