@@ -28,6 +28,21 @@ def _pre_pool_module(model: nn.Module) -> nn.Module | None:
     return pools[-1] if pools else None
 
 
+def mean_channel_variance(t: torch.Tensor) -> float:
+    """Mean over channels of each channel's variance over (batch, positions).
+
+    Computed as (sum of squares / R - sum over channels of mean^2) / C with a float64 norm and a
+    matrix-vector product for the channel means: both are fast whatever the memory layout,
+    where `var` over dims (0, 2, 3) of a channels-last map is a slow strided reduction.
+    """
+    channels = t.shape[1]
+    rows = t.permute(0, *range(2, t.dim()), 1).reshape(-1, channels)
+    count = rows.shape[0]
+    means = (torch.ones(1, count, dtype=rows.dtype, device=rows.device) @ rows).double().squeeze(0) / count
+    total_sq = float(torch.linalg.vector_norm(rows, dtype=torch.float64)) ** 2
+    return max((total_sq / count - float((means**2).sum())) / channels, 0.0)
+
+
 @register_proxy
 class Zen(Proxy):
     """Zen-score (higher is better)."""
@@ -49,6 +64,8 @@ class Zen(Proxy):
         n = ctx.batch()[0].shape[0]
         x = torch.randn((n, *ctx.input_shape), generator=gen).to(ctx.device)
         e = torch.randn((n, *ctx.input_shape), generator=gen).to(ctx.device)
+        if x.dim() == 4:  # same layout as the (channels-last) network
+            x, e = x.contiguous(memory_format=torch.channels_last), e.contiguous(memory_format=torch.channels_last)
         return self._score(net, x, e, self._features(net, x, record_bn=True))
 
     def _score(self, net: nn.Module, x: torch.Tensor, e: torch.Tensor, first: tuple[torch.Tensor, float]) -> float:
@@ -67,15 +84,14 @@ class Zen(Proxy):
 
         def on_bn(_m: nn.Module, inputs: tuple) -> None:
             t = inputs[0]
-            dims = [0] + list(range(2, t.dim()))
-            log_bn[0] += 0.5 * math.log(float(t.double().var(dim=dims, unbiased=False).mean()))
+            log_bn[0] += 0.5 * math.log(mean_channel_variance(t))
 
         pool = _pre_pool_module(net)
         handles = [pool.register_forward_pre_hook(on_pool)] if pool is not None else []
         if record_bn:
             handles += [m.register_forward_pre_hook(on_bn) for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
         try:
-            with torch.no_grad():
+            with torch.inference_mode():
                 out = net(x)
         finally:
             for h in handles:
