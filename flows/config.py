@@ -108,6 +108,9 @@ class PipelineConfig(_Section):
     runs_root: str = Field("runs", description="Folder holding run folders, the evaluation store and the MLflow database.")
     seed: int = Field(0, description="Seed of every random choice.")
     device: str = Field("auto", description="auto | cpu | cuda | cuda:N (auto = every visible GPU, else CPU).")
+    # Measured on the shared 2-core machine: 2 OpenMP threads on these small networks ran ~10x
+    # slower than 1 (threads stall at each parallel region while other processes hold the cores).
+    torch_threads: int | None = Field(1, ge=1, description="torch CPU threads (None = torch's default, one per core).")
     data: DataConfig = Field(default_factory=DataConfig, description="Dataset.")
     space: SpaceConfig = Field(default_factory=SpaceConfig, description="Search space.")
     knowledge: KnowledgeConfig = Field(default_factory=KnowledgeConfig, description="Knowledge base.")

@@ -22,7 +22,7 @@ from flows.config import PipelineConfig
 from flows.stages import evaluate, search_generations, train
 from nas_lib.report import summary_markdown
 from tasks import ui
-from tasks.context import LAYER_STEPS, STEPS, forget_from, mark_done, step_done, step_path, write_config
+from tasks.context import LAYER_STEPS, STEPS, apply_runtime, forget_from, mark_done, step_done, step_path, write_config
 from tasks.evaluation import write_evaluations
 from tasks.knowledge import knowledge_step
 from tasks.population import population_archs, population_step
@@ -101,6 +101,7 @@ def nas_pipeline(config: PipelineConfig | None = None, redo: str | None = None) 
         The run folder, the steps that ran this time and the summary fields of the run.
     """
     cfg = config or PipelineConfig()
+    apply_runtime(cfg)
     run_dir = str(write_config(cfg))
     if redo:
         forget_from(run_dir, redo)

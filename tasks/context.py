@@ -164,6 +164,12 @@ def save_space(run_dir: str | Path, layer: str, space: Any) -> None:
     atomic_write_json(path, spaces)
 
 
+def apply_runtime(config: PipelineConfig) -> None:
+    """Process-wide torch settings of a run (CPU threads)."""
+    if config.torch_threads is not None and torch.get_num_threads() != config.torch_threads:
+        torch.set_num_threads(config.torch_threads)
+
+
 def plan_devices(device: str) -> list[str]:
     """The devices evaluation batches spread over: every visible GPU for ``auto``, else one."""
     if device == "auto":
