@@ -185,3 +185,12 @@ def test_nwot_ranks_nb201_cells_like_the_table(shared_data) -> None:  # noqa: AN
     scores = [r.value if r.ok else -math.inf for r in results]  # a failed cell ranks last
     rho = stats.spearmanr(scores, picks["cifar10_test_acc"]).statistic
     assert rho >= 0.7, (rho, scores)  # measured 0.88 on these cells
+
+
+def test_grasp_double_backward_through_attention() -> None:
+    space = get_space("hybrid")
+    rng = np.random.default_rng(0)
+    spec = next(s for s in (space.sample(rng, depth=4) for _ in range(100)) if "vit" in s.types)
+    batch = (torch.randn(4, 3, 8, 8, generator=torch.Generator().manual_seed(0)), torch.arange(4))
+    result = get_proxy("grasp").score(space, spec, batch, seed=0)
+    assert result.ok, result.error  # fused SDPA kernels have no double backward on CPU

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from nas_lib.proxies.base import Proxy, ScoringContext, register_proxy
 from nas_lib.proxies.gradients import prunable_layers
@@ -29,7 +30,10 @@ class Grasp(Proxy):
         model = ctx.model()
         x, y = ctx.batch()
         weights = [m.weight for m in prunable_layers(model)]
-        loss = F.cross_entropy(model(x), y)
+        # the fused attention kernels have no second derivative: attention blocks (ViT) must
+        # run the plain-math path for the Hessian-vector product
+        with sdpa_kernel(SDPBackend.MATH):
+            loss = F.cross_entropy(model(x), y)
         grads = torch.autograd.grad(loss, weights, create_graph=True, allow_unused=True)
         used = [(w, g) for w, g in zip(weights, grads) if g is not None]
         z = sum((g.detach() * g).sum() for _, g in used)
