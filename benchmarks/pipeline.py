@@ -147,7 +147,7 @@ def main() -> None:
 
     from prefect import flow
 
-    from flows.config import load_config
+    from tasks.config import load_config
     from flows.pipeline import nas_pipeline
 
     @flow(name="ehnas-bench-warmup")

@@ -18,7 +18,7 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 
-from flows.config import PipelineConfig
+from tasks.config import PipelineConfig
 from flows.stages import evaluate, search_generations, train
 from nas_lib.report import summary_markdown
 from tasks import ui

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from flows.config import PipelineConfig
+from tasks.config import PipelineConfig
 from nas_lib.artifacts import atomic_write_json
 
 STEPS: tuple[str, ...] = (

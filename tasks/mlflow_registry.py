@@ -335,7 +335,7 @@ def register_pipeline_run(*, run_dir: Path, config: Any, winner: Mapping[str, An
 
     Args:
         run_dir: the run folder.
-        config: the run's `flows.config.PipelineConfig`.
+        config: the run's `tasks.config.PipelineConfig`.
         winner: the winner's ``08_training`` row (``arch_id``, ``arch``, ``weights``, metrics).
         steps: step Parquet paths to attach (missing ones are skipped).
 

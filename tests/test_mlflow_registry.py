@@ -90,7 +90,7 @@ def test_register_pipeline_run(uri: str, tmp_path: Path) -> None:
     """A minimal finished run folder (config, search and training steps, winner weights)."""
     import pandas as pd
 
-    from flows.config import PipelineConfig
+    from tasks.config import PipelineConfig
     from tasks.context import load_config, load_data, load_space, write_config
 
     config = PipelineConfig(runs_root=str(tmp_path), data={"kind": "digits", "max_items": 60}, registry={"tracking_uri": uri})

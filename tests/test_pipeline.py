@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import pytest
 
-from flows.config import load_config
+from tasks.config import load_config
 from nas_lib import evaluation as ev
 from nas_lib.artifacts import read_table
 from tasks.context import STEPS, step_path

@@ -7,7 +7,7 @@ from pydantic import ValidationError
 from typer.testing import CliRunner
 
 from ehnas.cli import app
-from flows.config import PipelineConfig, describe_fields, load_config, parse_overrides
+from tasks.config import PipelineConfig, describe_fields, load_config, parse_overrides
 
 
 def test_overrides_nest_and_parse_yaml_scalars():

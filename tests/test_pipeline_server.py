@@ -17,7 +17,7 @@ import pytest
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
 RUN = (
-    "import json, sys; from flows.config import load_config; from flows.pipeline import nas_pipeline; "
+    "import json, sys; from tasks.config import load_config; from flows.pipeline import nas_pipeline; "
     "print('RESULT ' + json.dumps(nas_pipeline(load_config(None, sys.argv[1:]))))"
 )
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from flows.config import load_config
+from tasks.config import load_config
 from nas_lib.evaluation import InjectedFault
 from nas_lib.population import PopulationConfig, generate_population
 from nas_lib.space import HybridConstraints, HybridSpace, NB201Space

@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from flows.config import describe_fields
+from tasks.config import describe_fields
 
 RUN_HELP = (
     "Run the architecture search pipeline (Prefect flow; local ephemeral Prefect and MLflow when no "
@@ -47,7 +47,7 @@ def register(app: typer.Typer) -> None:
         run_name: Annotated[Optional[str], typer.Option("--run-name", help="Shortcut for --set run_name=NAME.")] = None,
         redo: Annotated[Optional[str], typer.Option("--redo", help="Rerun this step (e.g. 06_evaluations) and every later one.")] = None,
     ) -> None:
-        from flows.config import load_config
+        from tasks.config import load_config
 
         overrides = list(set_) + ([f"run_name={run_name}"] if run_name else [])
         cfg = load_config(config, overrides)
