@@ -3,6 +3,7 @@ one worker per device) runs as a sub-flow, so it shows as one expandable node in
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger
@@ -33,6 +34,13 @@ def _runner(run_dir: str) -> ThreadPoolTaskRunner:
     return ThreadPoolTaskRunner(max_workers=len(plan_devices(load_config(run_dir).device)))
 
 
+def _child_name(prefix: str) -> str:
+    """Sub-flow run names the UI can read: ``search-<run name>``."""
+    from prefect.runtime import flow_run
+
+    return f"{prefix}-{Path(str(flow_run.parameters.get('run_dir', ''))).name}"
+
+
 @flow(name="evaluate", flow_run_name="evaluate-{label}")
 def evaluate_architectures(run_dir: str, archs: list[str], label: str) -> list[dict[str, Any]]:
     """Scores architectures in batches spread over the devices; rows in input order."""
@@ -57,7 +65,7 @@ def evaluate(run_dir: str, archs: list[str], label: str) -> list[dict[str, Any]]
     return evaluate_architectures.with_options(task_runner=_runner(run_dir))(run_dir, archs, label)
 
 
-@flow(name="search")
+@flow(name="search", flow_run_name=lambda: _child_name("search"))
 def search_generations(run_dir: str) -> str:
     """Generations of ask -> score -> tell; the state is saved after every step."""
     cfg, log = load_config(run_dir), get_run_logger()
@@ -71,7 +79,7 @@ def search_generations(run_dir: str) -> str:
     return str(finish_search(run_dir))
 
 
-@flow(name="train-finalists")
+@flow(name="train-finalists", flow_run_name=lambda: _child_name("train-finalists"))
 def train_finalists(run_dir: str) -> str:
     """Trains the top-k finalists (one worker per device) and writes ``08_training.parquet``."""
     devices = plan_devices(load_config(run_dir).device)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 from datetime import datetime, timezone
 from collections.abc import Iterable, Mapping
@@ -154,12 +155,17 @@ class PipelineConfig(_Section):
         return Path(self.evaluation.store) if self.evaluation.store else Path(self.runs_root) / "evaluations.sqlite"
 
     def tracking_uri(self) -> str:
-        if self.registry.tracking_uri:
-            return self.registry.tracking_uri
-        return f"sqlite:///{(Path(self.runs_root) / 'mlflow.db').resolve()}"
+        """The config's URI, else ``MLFLOW_TRACKING_URI``, else ``sqlite:///<runs_root>/mlflow.db``."""
+        return self.registry.tracking_uri or default_tracking_uri(Path(self.runs_root))
 
     def model_name(self) -> str:
         return self.registry.model_name or f"ehnas-{self.data.kind}"
+
+
+def default_tracking_uri(runs_root: Path) -> str:
+    """``MLFLOW_TRACKING_URI`` when set, else ``sqlite:///<runs_root>/mlflow.db`` (absolute)."""
+    env = os.environ.get("MLFLOW_TRACKING_URI", "").strip()
+    return env or f"sqlite:///{Path(runs_root).resolve()}/mlflow.db"
 
 
 def parse_overrides(pairs: Iterable[str]) -> dict[str, Any]:

@@ -29,6 +29,8 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric, Param
 from torch import nn
 
+from tasks.config import default_tracking_uri  # noqa: F401 - re-exported for callers
+
 log = logging.getLogger(__name__)
 
 RUN_NAME_TAG = "ehnas.run_name"
@@ -37,12 +39,6 @@ PARENT_TAG = "mlflow.parentRunId"  # MLflow's own tag: the UI nests runs that ca
 _SECRET_NAME = re.compile(r"key|token|secret|passw|credential|auth", re.IGNORECASE)
 _SECRET_VALUE = re.compile(r"(api[_-]?key|secret|token|bearer\s|\bsk-[A-Za-z0-9_-]{8,})", re.IGNORECASE)
 _MAX_PARAM_CHARS = 6000  # MLflow rejects longer param values
-
-
-def default_tracking_uri(runs_root: Path) -> str:
-    """``MLFLOW_TRACKING_URI`` when set, else ``sqlite:///<runs_root>/mlflow.db`` (absolute)."""
-    env = os.environ.get("MLFLOW_TRACKING_URI", "").strip()
-    return env or f"sqlite:///{Path(runs_root).resolve()}/mlflow.db"
 
 
 def model_name_for(dataset: str) -> str:
@@ -73,8 +69,16 @@ def _client(tracking_uri: str) -> MlflowClient:
     """A client for ``tracking_uri`` (also made the fluent default, which ``log_model`` uses)."""
     if tracking_uri.startswith("sqlite:///"):
         Path(tracking_uri[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
+    user_env = {key: os.environ.get(key) for key in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_registry_uri(tracking_uri)
+    # MLflow also exports the URI to the environment; put the user's own setting back, or the
+    # next run in this process (another runs root) would silently log to this database.
+    for key, value in user_env.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
     return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
 
 
@@ -344,7 +348,7 @@ def register_pipeline_run(*, run_dir: Path, config: Any, winner: Mapping[str, An
         unless the tracking URI is an HTTP server), ``tracking_uri``, ``state`` and ``note``.
     """
     run_dir = Path(run_dir)
-    uri = config.registry.tracking_uri or default_tracking_uri(Path(config.runs_root))
+    uri = config.tracking_uri()
     parent = start_parent_run(uri, EXPERIMENT, config.resolved_run_name(), _flatten(config.model_dump(mode="json")),
                               {CONFIG_TAG: config.fingerprint(), "dataset": config.data.kind})
     _log_search_progress(uri, parent, run_dir / "07_search.parquet")

@@ -101,7 +101,8 @@ def test_one_registered_version_after_all_reruns(scenario):
     from mlflow import MlflowClient
 
     cfg = scenario["cfg"]
-    versions = MlflowClient(cfg.tracking_uri()).search_model_versions(f"name='{cfg.model_name()}'")
+    uri = cfg.tracking_uri()  # the registry URI must be given too: MLflow keeps a global one
+    versions = MlflowClient(tracking_uri=uri, registry_uri=uri).search_model_versions(f"name='{cfg.model_name()}'")
     assert len(versions) == 1
 
 
