@@ -37,6 +37,14 @@ def _execute(config: object, redo: Optional[str]) -> None:
         typer.echo(f"registered model: {where}")
 
 
+def run_folder(run: str, runs_root: Path) -> Path:
+    """A run given by name (under `runs_root`) or path; a clear error when it is not a run folder."""
+    folder = Path(run) if Path(run).is_dir() else runs_root / run
+    if not (folder / "config.json").exists():
+        raise typer.BadParameter(f"{folder} is not a run folder (no config.json)", param_hint="RUN")
+    return folder
+
+
 def register(app: typer.Typer) -> None:
     """Adds `run`, `resume` and `report` to the root app."""
 
@@ -61,7 +69,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         from tasks.context import load_config as load_run_config
 
-        folder = Path(run) if Path(run).is_dir() else runs_root / run
+        folder = run_folder(run, runs_root)
         cfg = load_run_config(folder).model_copy(update={"runs_root": str(folder.parent), "run_name": folder.name})
         _execute(cfg, redo)
 
@@ -73,9 +81,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         from nas_lib.report import summary_markdown, write_plots
 
-        folder = Path(run) if Path(run).is_dir() else runs_root / run
-        if not (folder / "config.json").exists():
-            raise typer.BadParameter(f"{folder} is not a run folder (no config.json)")
+        folder = run_folder(run, runs_root)
         typer.echo(summary_markdown(folder))
         for path in write_plots(folder, out):
             typer.echo(f"plot: {path}")
