@@ -15,6 +15,7 @@ from nas_lib.search import STRATEGIES, Strategy, make_strategy
 from nas_lib.search.ga import shannon_entropy
 from nas_lib.search.llm_ranker import LLMRanker, Pick
 from nas_lib.search.nsga2 import crowding_distance, non_dominated_ranks
+from nas_lib.search.predictors import code_neighbours
 from nas_lib.space import HybridSpace, NB201Space
 from tests.conftest import ASSETS
 
@@ -210,3 +211,30 @@ def test_llm_ranker_follows_the_llm_pick_and_falls_back_on_failure() -> None:
     run(bad, matches, budget=6)
     assert bad.ranker_used == "surrogate: LLM call failed (transport: timeout)"
     assert LLMRanker._check(Pick(index=99), [None] * 3)
+
+
+def test_code_neighbours_are_every_one_digit_change() -> None:
+    space = NB201Space()
+    spec = space.decode((3, 3, 2, 1, 3, 2))
+    neighbours = code_neighbours(space, spec)
+    assert len(neighbours) == 6 * 4
+    for other in neighbours:
+        assert sum(a != b for a, b in zip(space.encode(other), space.encode(spec))) == 1
+    restricted = NB201Space([["nor_conv_3x3", "skip_connect"]] + [list(NB201Space().edge_ops[k]) for k in range(1, 6)])
+    assert all(restricted.contains(s) for s in code_neighbours(restricted, restricted.sample(np.random.default_rng(0))))
+
+
+@pytest.mark.parametrize("name", ["surrogate", "llm_ranker"])
+def test_stalled_predictor_search_walks_the_best_cells_neighbours(name: str) -> None:
+    # A fitness that rewards one cell and is flat elsewhere: no improvement after the first
+    # results, so after `patience` queries every ask must be a neighbour of the best cell.
+    space = NB201Space()
+    strategy = make_strategy(name, space, seed=0, patience=3, init=5)
+    flat = lambda sp, s: 1.0 if sp.encode(s) == (0, 0, 0, 0, 0, 0) else 0.0  # noqa: E731
+    run(strategy, flat, budget=5)
+    best_spec, _ = strategy.best()
+    run(strategy, flat, budget=3)  # the stall: 3 more queries without improvement
+    assert strategy.stalled()
+    asked = strategy.ask(4)
+    near = {space.to_string(s) for s in code_neighbours(space, best_spec)}
+    assert {space.to_string(s) for s in asked} <= near

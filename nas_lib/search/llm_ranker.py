@@ -49,6 +49,7 @@ class LLMRankerConfig:
     model: str = "ridge"  # the fallback surrogate's predictor
     kappa: float = 0.5
     parents: int = 10
+    patience: int = 10  # queries without improvement before the pool is the best cell's neighbours
 
 
 @STRATEGIES.register("llm_ranker")
@@ -91,7 +92,8 @@ class LLMRanker(SurrogateSearch):
         return [self._pick() for _ in range(n)]
 
     def _pick(self) -> Spec:
-        pool = candidate_pool(self, self.config.candidates, self.config.parents)
+        pool = self.unseen_neighbours(self.scored_history()) if self.stalled() else []
+        pool = pool[: self.config.candidates] or candidate_pool(self, self.config.candidates, self.config.parents)
         if not pool:
             return self.fresh(lambda: self.space.sample(self.rng))
         client = self._llm()

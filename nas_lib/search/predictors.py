@@ -110,6 +110,24 @@ def fit_predictor(kind: str, x: np.ndarray, y: np.ndarray, rng: np.random.Genera
     return PREDICTORS[kind]().fit(x, y, rng)
 
 
+def code_neighbours(space: SearchSpace, spec: Any) -> list[Any]:
+    """Every valid spec one code digit away from `spec` (its full one-step neighbourhood, in
+    code order); digits that decode to an invalid architecture are skipped."""
+    from nas_lib.space.base import InvalidArchitectureError
+
+    code = list(space.encode(spec))
+    out = []
+    for i, card in enumerate(space.code_cardinalities()):
+        for value in range(card):
+            if value == code[i]:
+                continue
+            try:
+                out.append(space.decode(code[:i] + [value] + code[i + 1 :]))
+            except InvalidArchitectureError:
+                continue
+    return out
+
+
 def candidate_pool(strategy: Any, size: int, parents: int = 10, local_fraction: float = 0.7) -> list[Any]:
     """Unseen candidates for a predictor to rank: one- and two-step mutations of the best
     `parents` evaluated specs (about `local_fraction` of the pool, fewer when those
