@@ -135,3 +135,21 @@ def test_cli_rejects_unknown_proxy(tiny_inputs) -> None:  # noqa: ANN001
 def test_hybrid_sampler_draws_varied_depths() -> None:
     specs = bench.sample_hybrid(get_space("hybrid"), 6, seed=0)
     assert len({s.depth for s in specs}) > 1
+
+
+def test_checkpoint_rows_of_an_older_proxy_version_are_not_reported(tmp_path) -> None:  # noqa: ANN001
+    import torch
+
+    from nas_lib.artifacts import read_table, write_table
+
+    space = get_space("nb201")
+    specs = [space.sample(np.random.default_rng(k)) for k in range(2)]
+    batch = (torch.rand(4, 3, 32, 32), torch.tensor([0, 1, 2, 3]))
+    ckpt = tmp_path / "scores.parquet"
+    frame = bench.score_specs(space, specs, ["params"], batch, seed=0, checkpoint=ckpt)
+    stale = read_table(ckpt).to_dict("records")
+    stale += [{**row, "version": "0-old", "value": -1.0} for row in stale]  # same cells, older version
+    write_table(ckpt, stale, bench.SCORE_SCHEMA)
+    again = bench.score_specs(space, specs, ["params"], batch, seed=0, checkpoint=ckpt)
+    assert len(again) == len(frame) == 2
+    assert sorted(again["value"]) == sorted(frame["value"])

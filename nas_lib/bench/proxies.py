@@ -69,7 +69,8 @@ def score_specs(space: SearchSpace, specs: Sequence[Any], names: Sequence[str], 
 
     The ensemble, if asked for, is computed from its members' scores with no extra pass.
     With `checkpoint`, rows already there (same arch, proxy, version, seed) are reused and the
-    file is rewritten every `every` architectures. With `max_seconds`, no new architecture is
+    file is rewritten every `every` architectures; rows of an older proxy version stay in the
+    file but never enter the returned frame. With `max_seconds`, no new architecture is
     scored once that much time has passed: the frame then holds only the architectures scored
     (checkpointed ones included), and its distinct `arch` count is the n to report.
     """
@@ -96,8 +97,8 @@ def score_specs(space: SearchSpace, specs: Sequence[Any], names: Sequence[str], 
     frame = pd.DataFrame(rows, columns=SCORE_SCHEMA.names)
     if "ensemble" in names:
         frame = add_ensemble_rows(frame, space, seed)
-    wanted = set(names)
-    keep = frame[frame["proxy"].isin(wanted) & frame["arch"].isin({space.to_string(s) for s in specs})]
+    current = frame["version"] == frame["proxy"].map(lambda n: PROXIES.get(n).version if n in PROXIES else None)
+    keep = frame[current & frame["proxy"].isin(set(names)) & frame["arch"].isin({space.to_string(s) for s in specs})]
     return keep.reset_index(drop=True)
 
 
