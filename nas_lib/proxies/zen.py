@@ -6,8 +6,11 @@ Recognition", ICCV 2021, arXiv 2102.01063. On a copy of the network with Gaussia
 Conv2d/Linear weights (BN weight 1, bias 0), train mode, Gaussian inputs x and e:
 score = log E||f(x) - f(x + 0.01 e)||_1 + sum over BN layers of log sqrt(mean channel variance),
 f = the feature map before global pooling. The channel variances are the BN inputs' batch
-variances (the official code reads running_var after the same forward, a moving average of
-these). Data-free; the random inputs and weights come from the proxy seed.
+variances: the copy's BN layers get momentum 1, so after the first forward their running_var
+is exactly that (unbiased) batch variance at no extra cost (the official code reads
+running_var after the same forward with the default momentum, a moving average of these);
+BN layers without running statistics are measured by a hook. Data-free; the random inputs and
+weights come from the proxy seed.
 """
 
 from __future__ import annotations
@@ -48,7 +51,7 @@ class Zen(Proxy):
     """Zen-score (higher is better)."""
 
     name = "zen"
-    version = "1"
+    version = "2"
     higher_is_better = True
 
     def compute(self, ctx: ScoringContext) -> float:
@@ -58,9 +61,11 @@ class Zen(Proxy):
             for m in net.modules():
                 if isinstance(m, (nn.Conv2d, nn.Linear)):
                     m.weight.copy_(torch.randn(m.weight.shape, generator=gen))
-                elif isinstance(m, nn.modules.batchnorm._BatchNorm) and m.affine:
-                    m.weight.fill_(1.0)
-                    m.bias.fill_(0.0)
+                elif isinstance(m, nn.modules.batchnorm._BatchNorm):
+                    if m.affine:
+                        m.weight.fill_(1.0)
+                        m.bias.fill_(0.0)
+                    m.momentum = 1.0  # running_var := this forward's batch variance
         n = ctx.batch()[0].shape[0]
         x = torch.randn((n, *ctx.input_shape), generator=gen).to(ctx.device)
         e = torch.randn((n, *ctx.input_shape), generator=gen).to(ctx.device)
@@ -83,17 +88,19 @@ class Zen(Proxy):
             captured["f"] = inputs[0]
 
         def on_bn(_m: nn.Module, inputs: tuple) -> None:
-            t = inputs[0]
-            log_bn[0] += 0.5 * math.log(mean_channel_variance(t))
+            log_bn[0] += 0.5 * math.log(mean_channel_variance(inputs[0]))
 
+        bns = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
         pool = _pre_pool_module(net)
         handles = [pool.register_forward_pre_hook(on_pool)] if pool is not None else []
         if record_bn:
-            handles += [m.register_forward_pre_hook(on_bn) for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+            handles += [m.register_forward_pre_hook(on_bn) for m in bns if m.running_var is None]
         try:
             with torch.inference_mode():
                 out = net(x)
         finally:
             for h in handles:
                 h.remove()
+        if record_bn:
+            log_bn[0] += sum(0.5 * math.log(float(m.running_var.double().mean())) for m in bns if m.running_var is not None)
         return captured.get("f", out), log_bn[0]
