@@ -3,8 +3,9 @@
 Layout in MLflow: one parent run per pipeline run (found again by its run name, so a resumed
 pipeline keeps logging into the same run), one nested run per trained finalist, and one nested
 run that holds the winner's model, registered as ``<model_name>`` with alias ``champion``.
-Registration is idempotent: a version tagged with the same ``arch_id`` and ``config_hash`` is
-reused and only the alias is (re)pointed at it.
+Registration is idempotent: a version tagged with the same ``arch_id``, ``config_hash`` and
+weights digest is reused and only the alias is (re)pointed at it; retrained weights that differ
+(``ehnas resume --redo 08_training``) register a new version.
 
 Every function takes the tracking URI explicitly; the registry URI is the same. Params and
 tags pass through `safe_params`, which drops anything that looks like a credential.
@@ -13,6 +14,7 @@ tags pass through `safe_params`, which drops anything that looks like a credenti
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import logging
 import os
@@ -34,7 +36,7 @@ from tasks.config import default_tracking_uri  # noqa: F401 - re-exported for ca
 log = logging.getLogger(__name__)
 
 RUN_NAME_TAG = "ehnas.run_name"
-ARCH_TAG, CONFIG_TAG = "arch_id", "config_hash"
+ARCH_TAG, CONFIG_TAG, WEIGHTS_TAG = "arch_id", "config_hash", "weights_sha256"
 PARENT_TAG = "mlflow.parentRunId"  # MLflow's own tag: the UI nests runs that carry it
 _SECRET_NAME = re.compile(r"key|token|secret|passw|credential|auth", re.IGNORECASE)
 _SECRET_VALUE = re.compile(r"(api[_-]?key|secret|token|bearer\s|\bsk-[A-Za-z0-9_-]{8,})", re.IGNORECASE)
@@ -209,8 +211,17 @@ def log_finalist_run(tracking_uri: str, parent_run_id: str, arch_id: str, params
     return run_id
 
 
-def _existing_version(client: MlflowClient, model_name: str, arch_id: str, config_hash: str) -> Any | None:
-    query = f"name = '{_quote(model_name)}' and tags.{ARCH_TAG} = '{_quote(arch_id)}' and tags.{CONFIG_TAG} = '{_quote(config_hash)}'"
+def weights_digest(model: nn.Module) -> str:
+    """First 16 hex digits of the sha256 of the model's state (names and tensor bytes)."""
+    digest = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def _existing_version(client: MlflowClient, model_name: str, tags: Mapping[str, str]) -> Any | None:
+    query = " and ".join([f"name = '{_quote(model_name)}'", *(f"tags.{k} = '{_quote(v)}'" for k, v in tags.items())])
     versions = client.search_model_versions(query)
     return max(versions, key=lambda v: int(v.version)) if versions else None
 
@@ -227,8 +238,9 @@ def register_champion(*, tracking_uri: str, experiment: str, parent_run_id: str 
                       artifacts: Sequence[Path] = (), alias: str = "champion") -> dict[str, Any]:
     """Logs the winner with ``mlflow.pytorch.log_model``, registers it and points ``alias`` at it.
 
-    Idempotent: when a version of ``model_name`` tagged with this ``arch_id`` and
-    ``config_hash`` exists, nothing is logged again; the alias is (re)set to that version.
+    Idempotent: when a version of ``model_name`` tagged with this ``arch_id``, ``config_hash``
+    and weights digest (`weights_digest`) exists, nothing is logged again; the alias is
+    (re)set to that version.
 
     Args:
         tracking_uri: MLflow tracking (and registry) URI.
@@ -248,7 +260,8 @@ def register_champion(*, tracking_uri: str, experiment: str, parent_run_id: str 
         ``{"model_uri": "models:/<name>@<alias>", "version": "<n>", "run_id": ..., "reused": bool}``.
     """
     client = _client(tracking_uri)
-    found = _existing_version(client, model_name, arch_id, config_hash)
+    identity = {ARCH_TAG: arch_id, CONFIG_TAG: config_hash, WEIGHTS_TAG: weights_digest(model)}
+    found = _existing_version(client, model_name, identity)
     if found is not None:
         client.set_registered_model_alias(model_name, alias, str(found.version))
         return {"model_uri": f"models:/{model_name}@{alias}", "version": str(found.version), "run_id": found.run_id, "reused": True}
@@ -258,7 +271,7 @@ def register_champion(*, tracking_uri: str, experiment: str, parent_run_id: str 
         _log_metrics(client, run_id, metrics)
         log_artifacts(tracking_uri, run_id, artifacts)
         model_uri = _log_pytorch_model(run_id, model, input_example)
-        version = mlflow.register_model(model_uri, model_name, tags={ARCH_TAG: arch_id, CONFIG_TAG: config_hash})
+        version = mlflow.register_model(model_uri, model_name, tags=identity)
         client.set_registered_model_alias(model_name, alias, str(version.version))
     except BaseException:
         client.set_terminated(run_id, status="FAILED")  # a retry starts a fresh run; this one says why it stopped
@@ -363,7 +376,7 @@ def register_pipeline_run(*, run_dir: Path, config: Any, winner: Mapping[str, An
         metrics=scalars, params={"arch": winner["arch"], "dataset": config.data.kind, "run_name": config.resolved_run_name()},
     )
     finish_run(uri, parent)
-    note = f"version {out['version']} {'reused (already registered by this config)' if out['reused'] else 'registered'}"
+    note = f"version {out['version']} {'reused (these weights were already registered by this config)' if out['reused'] else 'registered'}"
     return {"model_uri": out["model_uri"], "version": out["version"], "run_id": out["run_id"], "tracking_uri": uri,
             "run_url": _run_url(uri, parent), "state": "ok", "note": note}
 
