@@ -194,3 +194,15 @@ def test_grasp_double_backward_through_attention() -> None:
     batch = (torch.randn(4, 3, 8, 8, generator=torch.Generator().manual_seed(0)), torch.arange(4))
     result = get_proxy("grasp").score(space, spec, batch, seed=0)
     assert result.ok, result.error  # fused SDPA kernels have no double backward on CPU
+
+
+def test_zen_skips_dead_batchnorms_and_names_a_network_without_input_path() -> None:
+    # Node 1 is fed only by `none`: the BN layers of the edges leaving it see zeros (variance 0).
+    space = get_space("nb201")
+    batch = (torch.randn(8, 3, 16, 16, generator=torch.Generator().manual_seed(0)), torch.arange(8) % 10)
+    dead_node = space.from_string("|none~0|+|skip_connect~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|none~2|")
+    result = get_proxy("zen").score(space, dead_node, batch, seed=0)
+    assert result.ok and math.isfinite(result.value), result.error
+    no_path = space.from_string("|none~0|+|none~0|none~1|+|none~0|none~1|none~2|")
+    failed = get_proxy("zen").score(space, no_path, batch, seed=0)
+    assert not failed.ok and "do not respond to the input" in failed.error

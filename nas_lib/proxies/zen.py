@@ -9,7 +9,10 @@ f = the feature map before global pooling. The channel variances are the BN inpu
 variances: the copy's BN layers get momentum 1, so after the first forward their running_var
 is exactly that (unbiased) batch variance at no extra cost (the official code reads
 running_var after the same forward with the default momentum, a moving average of these);
-BN layers without running statistics are measured by a hook. Data-free; the random inputs and
+BN layers without running statistics are measured by a hook. A BN layer whose input is
+identically zero (on NB201, every edge leaving a node that only `none` edges feed) contributes
+nothing to f and is left out of the sum instead of adding log 0; in the official code its
+moving average keeps such a term finite (log sqrt 0.9). Data-free; the random inputs and
 weights come from the proxy seed.
 """
 
@@ -46,12 +49,17 @@ def mean_channel_variance(t: torch.Tensor) -> float:
     return max((total_sq / count - float((means**2).sum())) / channels, 0.0)
 
 
+def _half_log(variance: float) -> float:
+    """log sqrt(variance); 0 for a dead (zero-variance) BN input, which carries no signal."""
+    return 0.5 * math.log(variance) if variance > 0 else 0.0
+
+
 @register_proxy
 class Zen(Proxy):
     """Zen-score (higher is better)."""
 
     name = "zen"
-    version = "2"
+    version = "3"
     higher_is_better = True
 
     def compute(self, ctx: ScoringContext) -> float:
@@ -76,8 +84,10 @@ class Zen(Proxy):
     def _score(self, net: nn.Module, x: torch.Tensor, e: torch.Tensor, first: tuple[torch.Tensor, float]) -> float:
         f1, log_bn = first
         f2, _ = self._features(net, x + MIXUP_GAMMA * e, record_bn=False)
-        diff = (f1 - f2).abs().sum(dim=tuple(range(1, f1.dim()))).mean()
-        return math.log(float(diff)) + log_bn
+        diff = float((f1 - f2).abs().sum(dim=tuple(range(1, f1.dim()))).mean())
+        if not diff > 0:
+            raise ValueError("the pre-pooling features do not respond to the input perturbation (no path from the input)")
+        return math.log(diff) + log_bn
 
     @staticmethod
     def _features(net: nn.Module, x: torch.Tensor, record_bn: bool) -> tuple[torch.Tensor, float]:
@@ -88,7 +98,7 @@ class Zen(Proxy):
             captured["f"] = inputs[0]
 
         def on_bn(_m: nn.Module, inputs: tuple) -> None:
-            log_bn[0] += 0.5 * math.log(mean_channel_variance(inputs[0]))
+            log_bn[0] += _half_log(mean_channel_variance(inputs[0]))
 
         bns = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
         pool = _pre_pool_module(net)
@@ -102,5 +112,5 @@ class Zen(Proxy):
             for h in handles:
                 h.remove()
         if record_bn:
-            log_bn[0] += sum(0.5 * math.log(float(m.running_var.double().mean())) for m in bns if m.running_var is not None)
+            log_bn[0] += sum(_half_log(float(m.running_var.double().mean())) for m in bns if m.running_var is not None)
         return captured.get("f", out), log_bn[0]
