@@ -107,7 +107,7 @@ def import_everything() -> None:
     import nas_lib.pruning  # noqa: F401
     import nas_lib.search  # noqa: F401
     import nas_lib.train  # noqa: F401
-    import tasks.mlflow_registry  # noqa: F401
+    import tasks.mlflow_pipeline  # noqa: F401
 
 
 def clear_caches() -> None:

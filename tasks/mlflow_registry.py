@@ -9,6 +9,7 @@ weights digest is reused and only the alias is (re)pointed at it; retrained weig
 
 Every function takes the tracking URI explicitly; the registry URI is the same. Params and
 tags pass through `safe_params`, which drops anything that looks like a credential.
+`tasks.mlflow_pipeline.register_pipeline_run` composes these for a finished pipeline run.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from tasks.config import default_tracking_uri  # noqa: F401 - re-exported for ca
 
 log = logging.getLogger(__name__)
 
+EXPERIMENT = "ehnas"
 RUN_NAME_TAG = "ehnas.run_name"
 ARCH_TAG, CONFIG_TAG, WEIGHTS_TAG = "arch_id", "config_hash", "weights_sha256"
 PARENT_TAG = "mlflow.parentRunId"  # MLflow's own tag: the UI nests runs that carry it
@@ -67,7 +69,7 @@ def safe_params(params: Mapping[str, Any]) -> dict[str, str]:
     return clean
 
 
-def _client(tracking_uri: str) -> MlflowClient:
+def client_for(tracking_uri: str) -> MlflowClient:
     """A client for ``tracking_uri`` (also made the fluent default, which ``log_model`` uses)."""
     if tracking_uri.startswith("sqlite:///"):
         Path(tracking_uri[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
@@ -120,7 +122,7 @@ def _log_new_params(client: MlflowClient, run_id: str, params: Mapping[str, Any]
         client.log_batch(run_id, params=new[start : start + 100])
 
 
-def _log_metrics(client: MlflowClient, run_id: str, metrics: Mapping[str, Any], step: int = 0) -> None:
+def log_metrics(client: MlflowClient, run_id: str, metrics: Mapping[str, Any], step: int = 0) -> None:
     """Logs the finite scalar metrics (nested or NaN values are skipped)."""
     now = int(1000 * time.time())
     rows = [Metric(k, float(v), now, step) for k, v in metrics.items() if isinstance(v, (int, float)) and np.isfinite(v)]
@@ -141,7 +143,7 @@ def start_parent_run(tracking_uri: str, experiment: str, run_name: str, params: 
     Returns:
         The parent run id.
     """
-    client = _client(tracking_uri)
+    client = client_for(tracking_uri)
     experiment_id = _experiment_id(client, tracking_uri, experiment)
     run_id = _find_run(client, experiment_id, {RUN_NAME_TAG: run_name})
     if run_id is None:
@@ -153,7 +155,7 @@ def start_parent_run(tracking_uri: str, experiment: str, run_name: str, params: 
 
 def log_parent_metrics(tracking_uri: str, run_id: str, metrics: Mapping[str, float], step: int = 0) -> None:
     """Logs scalar metrics (e.g. one generation's best and mean fitness at ``step=generation``)."""
-    _log_metrics(_client(tracking_uri), run_id, metrics, step)
+    log_metrics(client_for(tracking_uri), run_id, metrics, step)
 
 
 def log_artifacts(tracking_uri: str, run_id: str, paths: Iterable[str | Path], artifact_path: str | None = None) -> list[str]:
@@ -162,7 +164,7 @@ def log_artifacts(tracking_uri: str, run_id: str, paths: Iterable[str | Path], a
     Returns:
         The paths that were uploaded.
     """
-    client, done = _client(tracking_uri), []
+    client, done = client_for(tracking_uri), []
     for path in map(Path, paths):
         if path.is_dir():
             client.log_artifacts(run_id, str(path), artifact_path=f"{artifact_path}/{path.name}" if artifact_path else path.name)
@@ -176,7 +178,7 @@ def log_artifacts(tracking_uri: str, run_id: str, paths: Iterable[str | Path], a
 
 def finish_run(tracking_uri: str, run_id: str, status: str = "FINISHED") -> None:
     """Marks a run ``FINISHED`` (or ``FAILED``/``KILLED``)."""
-    _client(tracking_uri).set_terminated(run_id, status=status)
+    client_for(tracking_uri).set_terminated(run_id, status=status)
 
 
 def log_finalist_run(tracking_uri: str, parent_run_id: str, arch_id: str, params: Mapping[str, Any],
@@ -195,7 +197,7 @@ def log_finalist_run(tracking_uri: str, parent_run_id: str, arch_id: str, params
     Returns:
         The finalist run id.
     """
-    client = _client(tracking_uri)
+    client = client_for(tracking_uri)
     experiment_id = client.get_run(parent_run_id).info.experiment_id
     run_id = _find_run(client, experiment_id, {PARENT_TAG: parent_run_id, ARCH_TAG: arch_id, "ehnas.kind": "finalist"})
     if run_id is None:
@@ -204,8 +206,8 @@ def log_finalist_run(tracking_uri: str, parent_run_id: str, arch_id: str, params
     _log_new_params(client, run_id, params)
     for entry in history:
         step = int(entry.get("epoch", 0))
-        _log_metrics(client, run_id, {f"epoch_{k}": v for k, v in entry.items() if k != "epoch"}, step)
-    _log_metrics(client, run_id, metrics)
+        log_metrics(client, run_id, {f"epoch_{k}": v for k, v in entry.items() if k != "epoch"}, step)
+    log_metrics(client, run_id, metrics)
     client.log_dict(run_id, dict(metrics), "metrics.json")
     client.set_terminated(run_id)
     return run_id
@@ -259,7 +261,7 @@ def register_champion(*, tracking_uri: str, experiment: str, parent_run_id: str 
     Returns:
         ``{"model_uri": "models:/<name>@<alias>", "version": "<n>", "run_id": ..., "reused": bool}``.
     """
-    client = _client(tracking_uri)
+    client = client_for(tracking_uri)
     identity = {ARCH_TAG: arch_id, CONFIG_TAG: config_hash, WEIGHTS_TAG: weights_digest(model)}
     found = _existing_version(client, model_name, identity)
     if found is not None:
@@ -268,7 +270,7 @@ def register_champion(*, tracking_uri: str, experiment: str, parent_run_id: str 
     run_id = _model_run(client, tracking_uri, experiment, parent_run_id, arch_id, config_hash)
     try:
         _log_new_params(client, run_id, params)
-        _log_metrics(client, run_id, metrics)
+        log_metrics(client, run_id, metrics)
         log_artifacts(tracking_uri, run_id, artifacts)
         model_uri = _log_pytorch_model(run_id, model, input_example)
         version = mlflow.register_model(model_uri, model_name, tags=identity)
@@ -327,7 +329,7 @@ def load_champion(tracking_uri: str, model_name: str, alias: str = "champion", f
     Returns:
         The loaded model.
     """
-    _client(tracking_uri)
+    client_for(tracking_uri)
     uri = f"models:/{model_name}@{alias}"
     if flavor == "pyfunc":
         return mlflow.pyfunc.load_model(uri)
@@ -336,102 +338,3 @@ def load_champion(tracking_uri: str, model_name: str, alias: str = "champion", f
     # a "pt2" model loads as an exported graph (always in inference mode; it rejects .eval());
     # a pickled one was logged in eval mode and keeps it
     return mlflow.pytorch.load_model(uri, map_location="cpu")
-
-
-# -- one call for a finished pipeline run (what `tasks.registry.register_winner` uses) ------------
-EXPERIMENT = "ehnas"
-
-
-def register_pipeline_run(*, run_dir: Path, config: Any, winner: Mapping[str, Any], steps: Sequence[str | Path]) -> dict[str, Any]:
-    """Logs a finished pipeline run to MLflow and registers its winner.
-
-    Parent run named after the run (config as params, per-generation search metrics, step
-    Parquet files, plots and config as artifacts), one nested run per finalist row of
-    ``08_training.parquet``, and the winner as ``config.model_name()`` with alias ``champion``
-    (reused, not duplicated, when this run already registered it).
-
-    Args:
-        run_dir: the run folder.
-        config: the run's `tasks.config.PipelineConfig`.
-        winner: the winner's ``08_training`` row (``arch_id``, ``arch``, ``weights``, metrics).
-        steps: step Parquet paths to attach (missing ones are skipped).
-
-    Returns:
-        ``model_uri``, ``version``, ``run_id`` (the champion model's run), ``run_url`` (None
-        unless the tracking URI is an HTTP server), ``tracking_uri``, ``state`` and ``note``.
-    """
-    run_dir = Path(run_dir)
-    uri = config.tracking_uri()
-    parent = start_parent_run(uri, EXPERIMENT, config.resolved_run_name(), _flatten(config.model_dump(mode="json")),
-                              {CONFIG_TAG: config.fingerprint(), "dataset": config.data.kind})
-    _log_search_progress(uri, parent, run_dir / "07_search.parquet")
-    log_artifacts(uri, parent, [*steps, run_dir / "config.json"], artifact_path="steps")
-    log_artifacts(uri, parent, [run_dir / "plots"])
-    _log_finalists(uri, parent, run_dir / "08_training.parquet")
-    model, example = _rebuild_winner(run_dir, winner)
-    scalars = {k: winner[k] for k in ("val_accuracy", "val_loss", "macro_f1", "params", "flops") if k in winner}
-    out = register_champion(
-        tracking_uri=uri, experiment=EXPERIMENT, parent_run_id=parent, model_name=config.model_name(), model=model,
-        input_example=example, arch_id=str(winner["arch_id"]), config_hash=config.fingerprint(),
-        metrics=scalars, params={"arch": winner["arch"], "dataset": config.data.kind, "run_name": config.resolved_run_name()},
-    )
-    finish_run(uri, parent)
-    note = f"version {out['version']} {'reused (these weights were already registered by this config)' if out['reused'] else 'registered'}"
-    return {"model_uri": out["model_uri"], "version": out["version"], "run_id": out["run_id"], "tracking_uri": uri,
-            "run_url": _run_url(uri, parent), "state": "ok", "note": note}
-
-
-def _flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested config -> ``{"training.epochs": 2, ...}`` (MLflow params are flat)."""
-    flat: dict[str, Any] = {}
-    for key, value in data.items():
-        name = f"{prefix}{key}"
-        flat.update(_flatten(value, name + ".") if isinstance(value, Mapping) else {name: value})
-    return flat
-
-
-def _log_search_progress(uri: str, run_id: str, search_file: Path) -> None:
-    """Best, mean and best-so-far fitness per generation (logged once per parent run)."""
-    import pandas as pd
-
-    client = _client(uri)
-    if not search_file.exists() or "search_best_fitness" in client.get_run(run_id).data.metrics:
-        return
-    frame = pd.read_parquet(search_file)
-    frame = frame[frame["state"] == "ok"] if "state" in frame else frame
-    per_gen = frame.groupby("generation")["fitness"].agg(["max", "mean"]).sort_index()
-    best_so_far = per_gen["max"].cummax()
-    for generation, row in per_gen.iterrows():
-        metrics = {"search_best_fitness": row["max"], "search_mean_fitness": row["mean"], "search_best_so_far": best_so_far[generation]}
-        _log_metrics(client, run_id, metrics, int(generation))
-
-
-def _log_finalists(uri: str, parent: str, training_file: Path) -> None:
-    import pandas as pd
-
-    if not training_file.exists():
-        return
-    for row in pd.read_parquet(training_file).to_dict("records"):
-        params = {k: row.get(k) for k in ("arch", "rank", "fitness", "params", "flops", "epochs_run", "device", "state", "error")}
-        metrics = {k: row.get(k) for k in ("val_accuracy", "val_loss", "macro_f1", "seconds", "fitness")}
-        log_finalist_run(uri, parent, str(row["arch_id"]), params, metrics, row.get("history") or [])
-
-
-def _rebuild_winner(run_dir: Path, winner: Mapping[str, Any]) -> tuple[nn.Module, np.ndarray]:
-    """The winner's network with its trained weights, and two validation images as example."""
-    from tasks.context import load_data, load_space
-
-    space, data = load_space(run_dir), load_data(run_dir)
-    model = space.build_model(space.from_string(str(winner["arch"])), input_shape=tuple(data.input_shape), num_classes=data.num_classes)
-    weights = winner.get("weights")
-    if not weights or not Path(weights).exists():
-        raise FileNotFoundError(f"weights of the winner {winner.get('arch_id')} not found at {weights!r}")
-    model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
-    return model.eval(), data.val_x[:2].numpy()
-
-
-def _run_url(uri: str, run_id: str) -> str | None:
-    if not uri.startswith(("http://", "https://")):
-        return None
-    experiment_id = _client(uri).get_run(run_id).info.experiment_id
-    return f"{uri.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"

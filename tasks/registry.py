@@ -1,8 +1,8 @@
 """Registration task: the winner goes to MLflow (``09_registry.parquet``).
 
-MLflow specifics live in `tasks.mlflow_registry` (the library helper's module); this task
-gathers the run's files and hands them over. Registration is idempotent there: a rerun of the
-same run adds no model version.
+MLflow specifics live in `tasks.mlflow_pipeline` (over the primitives of `tasks.mlflow_registry`);
+this task gathers the run's files and hands them over. Registration is idempotent there: a rerun
+of the same run with the same weights adds no model version.
 """
 
 from __future__ import annotations
@@ -37,11 +37,11 @@ def registry_row(run_dir: str | Path, skip: bool = False) -> dict[str, Any]:
     if skip:
         return {**base, "state": "skipped", "note": "registry.enabled is false"}
     try:
-        from tasks import mlflow_registry
+        from tasks import mlflow_pipeline
     except ImportError:
-        return {**base, "state": "skipped", "note": "tasks.mlflow_registry not installed"}
+        return {**base, "state": "skipped", "note": "MLflow is not installed"}
     write_plots(run_dir)
-    return {**base, **mlflow_registry.register_pipeline_run(run_dir=Path(run_dir), config=cfg, winner=best, steps=[str(step_path(run_dir, s)) for s in STEPS])}
+    return {**base, **mlflow_pipeline.register_pipeline_run(run_dir=Path(run_dir), config=cfg, winner=best, steps=[str(step_path(run_dir, s)) for s in STEPS])}
 
 
 @task(name="register-winner", retries=2, retry_delay_seconds=2, retry_condition_fn=retry_transient, cache_policy=NO_CACHE)

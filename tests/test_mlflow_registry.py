@@ -12,6 +12,7 @@ from torch import nn
 mlflow = pytest.importorskip("mlflow")
 
 from tasks import mlflow_registry as reg  # noqa: E402  (after the importorskip)
+from tasks.mlflow_pipeline import register_pipeline_run  # noqa: E402
 
 
 def test_default_tracking_uri(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -111,10 +112,10 @@ def test_register_pipeline_run(uri: str, tmp_path: Path) -> None:
     pd.DataFrame([winner, {**winner, "arch_id": "w2", "rank": 2, "state": "failed", "weights": None}]).to_parquet(run_dir / "08_training.parquet")
     steps = [str(run_dir / "07_search.parquet"), str(run_dir / "08_training.parquet"), str(run_dir / "09_registry.parquet")]
 
-    out = reg.register_pipeline_run(run_dir=run_dir, config=load_config(run_dir), winner=winner, steps=steps)
+    out = register_pipeline_run(run_dir=run_dir, config=load_config(run_dir), winner=winner, steps=steps)
     name = config.model_name()
     assert out["state"] == "ok" and out["model_uri"] == f"models:/{name}@champion" and out["tracking_uri"] == uri
-    assert reg.register_pipeline_run(run_dir=run_dir, config=load_config(run_dir), winner=winner, steps=steps)["version"] == out["version"]
+    assert register_pipeline_run(run_dir=run_dir, config=load_config(run_dir), winner=winner, steps=steps)["version"] == out["version"]
     client = mlflow.MlflowClient(uri)
     parent = client.get_run(out["run_id"]).data.tags["mlflow.parentRunId"]
     assert [m.value for m in client.get_metric_history(parent, "search_best_so_far")] == [2.0, 3.0]
