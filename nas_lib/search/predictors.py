@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from nas_lib.space.base import SearchSpace
+from nas_lib.space.base import InvalidArchitectureError, SearchSpace
 
 MAX_PAIRWISE_COLUMNS = 64  # above this many one-hot columns, pairwise features grow too large
 
@@ -113,8 +113,6 @@ def fit_predictor(kind: str, x: np.ndarray, y: np.ndarray, rng: np.random.Genera
 def code_neighbours(space: SearchSpace, spec: Any) -> list[Any]:
     """Every valid spec one code digit away from `spec` (its full one-step neighbourhood, in
     code order); digits that decode to an invalid architecture are skipped."""
-    from nas_lib.space.base import InvalidArchitectureError
-
     code = list(space.encode(spec))
     out = []
     for i, card in enumerate(space.code_cardinalities()):

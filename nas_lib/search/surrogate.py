@@ -14,8 +14,9 @@ unseen one-step neighbours of the best cell (predictor-ordered local search, as 
 Nolen, Dooley, Zela, Hutter, "Local Search is State of the Art for NAS Benchmarks", 2020,
 arXiv 2005.02960): a predictor fitted on few results can keep underrating one neighbour of the
 incumbent (on NB201, the edge 0->3 change that leads out of a 93.98 local optimum to a 94.36
-cell), and walking the neighbourhood finds it. A neighbourhood walked to the end without
-improvement hands back to the pool; another stall starts on the next-best cell's neighbours.
+cell), and walking the neighbourhood finds it. An improvement ends the walk; a spent
+neighbourhood moves it on to the next-best cell's, and once the best `parents` cells'
+neighbourhoods are all spent the pool takes over again.
 """
 
 from __future__ import annotations
