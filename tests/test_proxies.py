@@ -206,3 +206,17 @@ def test_zen_skips_dead_batchnorms_and_names_a_network_without_input_path() -> N
     no_path = space.from_string("|none~0|+|none~0|none~1|+|none~0|none~1|none~2|")
     failed = get_proxy("zen").score(space, no_path, batch, seed=0)
     assert not failed.ok and "do not respond to the input" in failed.error
+
+
+def test_zen_leaves_the_shared_network_as_it_found_it() -> None:
+    # zen scores Gaussian weights through functional_call: the context's network (weights, BN
+    # statistics, BN momentum) must be unchanged for the proxies that run after it
+    batch = (torch.randn(8, 3, 16, 16, generator=torch.Generator().manual_seed(0)), torch.arange(8) % 10)
+    ctx = ScoringContext(SPACE, CELL, batch, seed=0, wanted={"zen", "nwot"})
+    model = ctx.model()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    momenta = [m.momentum for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    assert ctx.run(get_proxy("zen")).ok
+    after = model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert [m.momentum for m in model.modules() if isinstance(m, nn.BatchNorm2d)] == momenta
