@@ -6,6 +6,8 @@ import hashlib
 import io
 import json
 import runpy
+import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -141,6 +143,24 @@ def test_bad_input_gets_a_failed_row_and_other_files_go_on(kind: str, tmp_path: 
     failed = frame[frame["state"] == "failed"]
     assert len(failed) == 1 and failed.iloc[0]["path"] == str(bad) and BAD_CASES[kind] in failed.iloc[0]["error"]
     assert BAD_CASES[kind] in (tmp_path / "kb" / "tips.md").read_text()
+
+
+def test_a_parse_past_max_seconds_is_stopped_and_reported(tmp_path: Path, offline) -> None:
+    # the child interpreter alone needs far more than a millisecond to start
+    outcomes = add_documents([SAMPLE], tmp_path / "kb", offline, ExtractionLimits(max_seconds=0.001))
+    assert outcomes[0].status == "failed" and "timed out" in outcomes[0].error and "max_seconds=0.001" in outcomes[0].error
+
+
+def test_a_parser_process_that_dies_gives_a_failed_row(tmp_path: Path, offline, monkeypatch) -> None:
+    monkeypatch.setattr(sys, "executable", shutil.which("false"))  # exits 1 without a word
+    outcomes = add_documents([SAMPLE], tmp_path / "kb", offline)
+    assert outcomes[0].status == "failed" and "parser process died (exit code 1)" in outcomes[0].error
+
+
+def test_in_process_and_child_parses_agree() -> None:
+    from nas_lib.knowledge.pdf import read_document
+
+    assert read_document(SAMPLE) == read_document(SAMPLE, ExtractionLimits(max_seconds=0))
 
 
 def test_failed_file_is_rechecked_not_duplicated(tmp_path: Path, offline) -> None:

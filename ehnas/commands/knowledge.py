@@ -37,11 +37,12 @@ def add(
     max_pages: int = typer.Option(ExtractionLimits.max_pages, min=1, help="Refuse PDFs with more pages."),
     max_chars: int = typer.Option(ExtractionLimits.max_chars, min=1, help="Refuse PDFs with more extracted characters."),
     chunk_chars: int = typer.Option(ExtractionLimits.chunk_chars, min=500, help="Characters per chunk sent to the analyser."),
+    max_seconds: float = typer.Option(ExtractionLimits.max_seconds, min=0, help="Stop parsing a PDF after this many seconds (0: no limit)."),
 ) -> None:
     """Analyse new papers (a file already analysed, by sha256, is skipped)."""
     if provider not in {"auto", *EXTRACTORS.names()}:
         raise typer.BadParameter(f"unknown provider {provider!r}; choose auto, {', '.join(EXTRACTORS.names())}", param_hint="--provider")
-    limits = ExtractionLimits(max_pages=max_pages, max_chars=max_chars, chunk_chars=chunk_chars)
+    limits = ExtractionLimits(max_pages=max_pages, max_chars=max_chars, chunk_chars=chunk_chars, max_seconds=max_seconds)
     extractor = make_extractor(provider, model, base_url)
     outcomes = add_documents(paths, out, extractor, limits)
     if not outcomes:

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
-from dataclasses import dataclass
+import subprocess
+import sys
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import pdfplumber
 
@@ -29,6 +33,9 @@ class ExtractionLimits:
         min_chars: less text than this means an image-only or scanned PDF (no OCR here).
         chunk_chars: target chunk size; 4000 characters is about 1000 tokens.
         chunk_overlap: characters repeated between chunks so a sentence cut in two survives.
+        max_seconds: parsing one file longer than this is stopped and the file refused; pdfminer
+            can loop for minutes on a crafted or damaged file, so the parse runs in a child
+            process that can be killed. 0 parses in this process, without a limit.
     """
 
     max_bytes: int = 50_000_000
@@ -37,6 +44,7 @@ class ExtractionLimits:
     min_chars: int = 40
     chunk_chars: int = 4000
     chunk_overlap: int = 200
+    max_seconds: float = 120.0
 
 
 @dataclass(frozen=True)
@@ -64,6 +72,12 @@ def read_document(path: Path, limits: ExtractionLimits = ExtractionLimits()) -> 
     """
     path = Path(path)
     check_file(path, limits)
+    if limits.max_seconds > 0:
+        return _read_in_child(path, limits)
+    return _read_checked(path, limits)
+
+
+def _read_checked(path: Path, limits: ExtractionLimits) -> Document:
     try:
         with pdfplumber.open(path) as pdf:
             pages = len(pdf.pages)
@@ -81,6 +95,38 @@ def read_document(path: Path, limits: ExtractionLimits = ExtractionLimits()) -> 
     if len(text.strip()) < limits.min_chars:
         raise DocumentError(f"no extractable text ({len(text.strip())} characters on {pages} pages): image-only or scanned PDF, OCR is not supported")
     return Document(path=path, sha256=file_sha256(path), title=title or first_line(text) or path.stem, pages=pages, text=text)
+
+
+def _read_in_child(path: Path, limits: ExtractionLimits) -> Document:
+    """`_read_checked` in a child interpreter that is killed after ``limits.max_seconds``.
+
+    The child runs this file as a script: it imports only pdfplumber (~0.2 s to start), not the
+    caller's program, and answers one JSON line.
+    """
+    request = json.dumps({"path": str(path), "limits": asdict(limits)})
+    try:
+        done = subprocess.run([sys.executable, __file__, request], capture_output=True, text=True, timeout=limits.max_seconds, check=False)
+    except subprocess.TimeoutExpired:
+        raise DocumentError(f"timed out: parsing took longer than max_seconds={limits.max_seconds:g}") from None
+    lines = done.stdout.strip().splitlines()
+    if done.returncode != 0 or not lines:  # killed, out of memory, crashed in C code
+        tail = done.stderr.strip().splitlines()[-1:] or [""]
+        raise DocumentError(f"the parser process died (exit code {done.returncode}) on this file {tail[0][:200]}".rstrip())
+    answer = json.loads(lines[-1])
+    if "error" in answer:
+        raise DocumentError(answer["error"])
+    return Document(**{**answer["document"], "path": path})
+
+
+def _child_main(request: str) -> None:
+    """Parses the file named in `request` and prints the outcome as one JSON line."""
+    task = json.loads(request)
+    try:
+        document = _read_checked(Path(task["path"]), ExtractionLimits(**task["limits"]))
+        answer: dict[str, Any] = {"document": {**asdict(document), "path": str(document.path)}}
+    except DocumentError as exc:
+        answer = {"error": str(exc)}
+    print(json.dumps(answer))
 
 
 def page_texts(pdf: pdfplumber.PDF, limits: ExtractionLimits) -> list[str]:
@@ -143,3 +189,7 @@ def first_line(text: str) -> str:
         if len(line.strip()) >= 4:
             return line.strip()[:200]
     return ""
+
+
+if __name__ == "__main__":  # the child process of `_read_in_child`
+    _child_main(sys.argv[1])
