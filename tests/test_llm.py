@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -130,6 +132,24 @@ def test_rejected_temperature_is_dropped_without_losing_the_mode() -> None:
         result = ask(LLMClient(llm.settings()))
     assert result.ok and result.mode == "json_schema" and result.attempts == 2
     assert "temperature" not in llm.requests[-1].body
+
+
+def test_a_client_shared_by_threads_degrades_once_and_counts_every_call() -> None:
+    both_rejected = threading.Barrier(2, timeout=10)
+
+    def reject_schema_together(body: dict) -> object:
+        if (body.get("response_format") or {}).get("type") == "json_schema":
+            both_rejected.wait()  # both threads see the rejection before either degrades
+            return Reply(kind="status", status=400, body={"error": {"message": "response_format json_schema is not supported"}})
+        return None
+
+    with FakeLLM() as llm:
+        llm.intercept, llm.default = reject_schema_together, GOOD
+        client = LLMClient(llm.settings())
+        with ThreadPoolExecutor(2) as pool:
+            results = list(pool.map(lambda i: ask(client, user=f"plan {i}"), range(2)))
+    assert all(r.ok for r in results) and client.mode == "json_object"  # not skipped to text
+    assert client.usage.calls == 2 == sum(r.usage.calls for r in results)
 
 
 def test_cache_makes_a_rerun_free(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ import email.utils
 import json
 import logging
 import re
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -49,7 +50,9 @@ class _CallState:
 
 
 class LLMClient:
-    """One endpoint and model; safe to reuse for many calls (it remembers the working mode).
+    """One endpoint and model; safe to reuse for many calls (it remembers the working mode) and
+    to share between threads (the SDK client is thread-safe; the mode, temperature flag and usage
+    totals change under a lock).
 
     Args:
         settings: endpoint, model, retry and cache policy.
@@ -69,6 +72,7 @@ class LLMClient:
         self._send_temperature = True  # reasoning models (o1, gpt-5...) reject any temperature
         self._cache = ResponseCache(settings.resolved_cache_dir) if settings.use_cache else None
         self.usage = LLMUsage()
+        self._lock = threading.Lock()
 
     @property
     def mode(self) -> str:
@@ -128,13 +132,15 @@ class LLMClient:
                 extra = {"temperature": self.settings.temperature} if self._send_temperature else {}
                 response = self._sdk.chat.completions.create(model=self.settings.model, messages=messages, **extra, **response_format_kwargs(mode, schema, name))
             except _FORMAT_REJECTED as exc:
-                if self._send_temperature and "temperature" in str(exc).lower():
-                    self._send_temperature = False
+                if "temperature" in extra and "temperature" in str(exc).lower():
+                    with self._lock:
+                        self._send_temperature = False
                     state.errors.append(f"temperature rejected ({self._describe(exc)}); sending none")
                     continue
                 if mode == "text":
                     return _Reply(failure=f"bad_request: {self._describe(exc)}")
-                self._mode_index += 1
+                with self._lock:  # two threads rejected in the same mode degrade it once
+                    self._mode_index = max(self._mode_index, MODES.index(mode) + 1)
                 state.errors.append(f"{mode} rejected ({self._describe(exc)}); degrading to {self.mode}")
                 log.warning("llm %s: server rejected %s output, using %s", name, mode, self.mode)
                 continue
@@ -156,7 +162,8 @@ class LLMClient:
             used.prompt_tokens = response.usage.prompt_tokens or 0
             used.completion_tokens = response.usage.completion_tokens or 0
         state.usage.add(used)
-        self.usage.add(used)
+        with self._lock:
+            self.usage.add(used)
         if not response.choices:
             return _Reply(text=None)
         message = response.choices[0].message
