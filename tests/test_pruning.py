@@ -12,7 +12,7 @@ from nas_lib.artifacts import read_table, write_table
 from nas_lib.pruning import LAYER_REGISTRY, LAYERS, PRUNING_SCHEMA, MeasureConfig, draw_reference, retention, run_all_layers, run_layer, table_score_fn
 from nas_lib.pruning.groups import decision_problems, no_cut, widenings
 from nas_lib.pruning.guard import guard
-from nas_lib.pruning.offline import propose_offline, sample_for_proposal
+from nas_lib.pruning.offline import EnrichmentConfig, depth_range, propose_offline, sample_for_proposal
 from nas_lib.pruning.prompts import KNOWLEDGE_MAX_CHARS, chunks
 from nas_lib.pruning.report import nb201_reference_cuts
 from nas_lib.pruning.scoring import PrecomputedScore
@@ -283,6 +283,29 @@ def test_knowledge_rules_cut_the_offline_decision() -> None:
     proposal = propose_offline(LAYER_REGISTRY.get("macro")(), NB201Space(), knowledge, measure=measure)
     assert "avg_pool_3x3" not in proposal.decision.keep["edge3"]
     assert any("edge9" in note for note in proposal.meta["rules_applied"])
+
+
+@pytest.mark.parametrize("samples", [12, 400])
+def test_offline_enrichment_cuts_only_on_significant_evidence(samples: int) -> None:
+    # the proxy penalises `none`: with 400 samples it is absent from the best on every edge; with
+    # 12 samples (2 best) the same rule must not read chance as evidence
+    measure = MeasureConfig(score_fn=nb201_stand_in, proxy_fn=lambda spec: -spec.ops.count("none"), offline_samples=samples)
+    proposal = propose_offline(LAYER_REGISTRY.get("macro")(), NB201Space(), None, measure=measure)
+    if samples == 12:
+        assert proposal.decision.keep == {}
+    else:
+        assert proposal.decision.keep == {f"edge{i}": ["skip_connect", "conv", "avg_pool_3x3"] for i in range(6)}
+
+
+@pytest.mark.parametrize("samples", [12, 400])
+def test_offline_depth_range_trims_depleted_ends_only_on_evidence(samples: int) -> None:
+    space = HybridSpace()
+    rng = np.random.default_rng(0)
+    specs = [space.sample(rng, depth=int(d)) for d in rng.choice(list(space.depths()), size=samples)]
+    scores = np.array([float(s.depth) for s in specs])  # deeper is better
+    low, high = depth_range(specs, scores, EnrichmentConfig())
+    assert high == max(s.depth for s in specs)
+    assert low == min(s.depth for s in specs) if samples == 12 else low > min(s.depth for s in specs)
 
 
 def test_precomputed_proxy_pool_and_guard_by_proxy(tmp_path: Path) -> None:
