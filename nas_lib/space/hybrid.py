@@ -7,16 +7,14 @@ type proportions are constrained, the count of each type so far.
 
 Canonical string: blocks joined by `` > ``, each ``connection:type(field=value,...)``, e.g.
 ``residual:cnn(planes=64,stride=2,cardinality=4,base_width=64) > sequential:vit(num_heads=4,...)``.
-Code: `MAX_DEPTH` slots of `SLOT` digits: type (0 = no block, then 1, 2, ... in family
-registration order), connection index, then each field's index in the FULL choice list (so codes
-mean the same in every pruned space), zero-padded.
+Code: see `nas_lib.space.hybrid_code` (fixed length, the same meaning in every pruned space).
 """
 
 from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -24,11 +22,10 @@ import numpy as np
 from torch import nn
 
 from nas_lib.blocks import BLOCKS
+from nas_lib.space import hybrid_code
 from nas_lib.space.base import InvalidArchitectureError, SearchSpace, randbelow
-from nas_lib.space.constraints import CONNECTIONS, MAX_DEPTH, HybridConstraints, block_types, stage_of
+from nas_lib.space.constraints import CONNECTIONS, HybridConstraints, block_types, stage_of
 
-MAX_FIELDS = max(len(BLOCKS.get(t).fields) for t in block_types())
-SLOT = 2 + MAX_FIELDS
 _TOKEN = re.compile(r"^(\w+):(\w+)\((.*)\)$")
 
 
@@ -309,64 +306,20 @@ class HybridSpace(SearchSpace):
         return spec
 
     def code_cardinalities(self) -> tuple[int, ...]:
-        field_card = [max([len(BLOCKS.get(t).fields[j][1]) for t in self.types if j < len(BLOCKS.get(t).fields)] or [1]) for j in range(MAX_FIELDS)]
-        return tuple([len(self.types) + 1, len(CONNECTIONS), *field_card] * MAX_DEPTH)
+        return hybrid_code.cardinalities(self.types)
 
     def encode(self, spec: HybridArch) -> tuple[int, ...]:
-        code: list[int] = []
-        for b in spec.blocks:
-            fam = BLOCKS.get(b.type)
-            digits = [fam.choices(name).index(value) for name, value in b.params]
-            code += [self.types.index(b.type) + 1, CONNECTIONS.index(b.connection), *digits, *[0] * (MAX_FIELDS - len(digits))]
-        return tuple(code + [0] * (SLOT * MAX_DEPTH - len(code)))
+        return hybrid_code.encode_blocks(self.types, [(b.type, b.connection, b.params) for b in spec.blocks])
 
     def decode(self, code: Sequence[int]) -> HybridArch:
-        if len(code) != SLOT * MAX_DEPTH:
-            raise InvalidArchitectureError("code", f"expected {SLOT * MAX_DEPTH} digits, got {len(code)}")
-        blocks, ended = [], False
-        for i in range(MAX_DEPTH):
-            slot = [int(d) for d in code[i * SLOT : (i + 1) * SLOT]]
-            if slot[0] == 0:
-                if any(slot):
-                    raise InvalidArchitectureError(f"block {i}", "an empty slot must be all zeros")
-                ended = True
-                continue
-            if ended:
-                raise InvalidArchitectureError(f"block {i}", "a block follows an empty slot (blocks must be contiguous)")
-            blocks.append(self._decode_slot(i, slot))
-        spec = HybridArch(tuple(blocks))
+        spec = HybridArch(tuple(BlockSpec.make(t, conn, **params) for t, conn, params in hybrid_code.decode_blocks(self.types, code)))
         self.validate(spec)
         return spec
-
-    def _decode_slot(self, i: int, slot: list[int]) -> BlockSpec:
-        if not 1 <= slot[0] <= len(self.types):
-            raise InvalidArchitectureError(f"block {i} type", f"digit {slot[0]} is outside 0..{len(self.types)}")
-        fam = BLOCKS.get(self.types[slot[0] - 1])
-        if not 0 <= slot[1] < len(CONNECTIONS):
-            raise InvalidArchitectureError(f"block {i} connection", f"digit {slot[1]} is outside 0..{len(CONNECTIONS) - 1}")
-        params = {}
-        for j, digit in enumerate(slot[2:]):
-            if j >= len(fam.fields):
-                if digit:
-                    raise InvalidArchitectureError(f"block {i} {fam.name}", f"padding digit {j} must be 0, got {digit}")
-                continue
-            name, choices = fam.fields[j]
-            if not 0 <= digit < len(choices):
-                raise InvalidArchitectureError(f"block {i} {fam.name}.{name}", f"digit {digit} is outside 0..{len(choices) - 1}")
-            params[name] = choices[digit]
-        return BlockSpec.make(fam.name, CONNECTIONS[slot[1]], **params)
 
     def project(self, code: Sequence[int], rng: np.random.Generator) -> HybridArch:
         """Reads every non-empty slot leniently (digits modulo their range), clamps the depth,
         then moves each block to the nearest allowed choice; a fresh sample if rules still fail."""
-        wanted: list[tuple[str, dict[str, int], str]] = []
-        for i in range(MAX_DEPTH):
-            slot = [int(d) for d in code[i * SLOT : (i + 1) * SLOT]]
-            if slot[0] % (len(self.types) + 1) == 0:
-                continue
-            fam = BLOCKS.get(self.types[slot[0] % (len(self.types) + 1) - 1])
-            params = {name: ch[slot[2 + j] % len(ch)] for j, (name, ch) in enumerate(fam.fields)}
-            wanted.append((fam.name, params, CONNECTIONS[slot[1] % len(CONNECTIONS)]))
+        wanted = [(t, params, conn) for t, conn, params in hybrid_code.lenient_blocks(self.types, code)]
         c = self.constraints
         filler = self.sample(rng).blocks
         while len(wanted) < c.min_depth:
