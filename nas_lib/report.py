@@ -6,6 +6,7 @@ what the UI showed can always be rebuilt from the files alone.
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -34,6 +35,15 @@ def _rows(headers: list[str], rows: list[list[object]]) -> list[str]:
     return out + ["| " + " | ".join(_fmt(v) for v in r) + " |" for r in rows]
 
 
+def _guard_note(record: dict) -> str:
+    """What the guard changed in the layer's proposed cut, and why (its retention)."""
+    steps = json.loads(record["guard_steps"]) if isinstance(record.get("guard_steps"), str) else []
+    if not steps:
+        return ""
+    proposed = record.get("proposed_top1pct_retention", float("nan"))
+    return f"proposed cut kept {_fmt(proposed)} of the top 1%; guard: {', '.join(steps)}"
+
+
 def _space_section(run_dir: Path) -> list[str]:
     rows = []
     for step, layer in LAYERS:
@@ -42,7 +52,8 @@ def _space_section(run_dir: Path) -> list[str]:
             continue
         r = t.iloc[0].to_dict()
         retention = r.get("top1pct_retention", float("nan"))
-        note = r.get("fallback_reason") or ""
+        reason = r.get("fallback_reason")
+        note = "; ".join(filter(None, [reason if isinstance(reason, str) else "", _guard_note(r)]))
         rows.append([layer, r.get("provider"), r.get("log10_size_before"), r.get("log10_size_after"), retention, note])
     if not rows:
         return []

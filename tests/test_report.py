@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 from ehnas.cli import app
 from nas_lib.artifacts import write_table
 from nas_lib.evaluation import EVALUATION_SCHEMA
+from nas_lib.pruning import PRUNING_SCHEMA
 from nas_lib.report import pareto_front, search_progress, summary_markdown, write_plots
 from tasks.registry import REGISTRY_SCHEMA
 from tasks.search import SEARCH_SCHEMA
@@ -55,6 +56,17 @@ def test_summary_and_plots(tmp_path):
     assert "ehnas-digits" in text and "champion" in text and "| 2 | 22 |" in text and "1 reused" in text
     files = write_plots(run)
     assert {f.name for f in files} == {"search_progress.png", "pareto.png"} and all(f.stat().st_size > 1000 for f in files)
+
+
+def test_space_section_says_what_the_guard_undid(tmp_path):
+    run = make_run(tmp_path)
+    base = {"layer": "macro", "space": "hybrid", "provider": "offline", "log10_size_before": 10.1, "log10_size_after": 10.1,
+            "top1pct_retention": 1.0, "proposed_top1pct_retention": 0.0, "guard_relaxed": True}
+    write_table(run / "02_macro.parquet", [{**base, "guard_steps": json.dumps(["restore vit in stage:early"])}], PRUNING_SCHEMA)
+    write_table(run / "03_hyperparameters.parquet", [{**base, "layer": "hyperparameters", "guard_steps": "[]", "guard_relaxed": False}], PRUNING_SCHEMA)
+    text = summary_markdown(run)
+    assert "| macro | offline | 10.1 | 10.1 | 1 | proposed cut kept 0 of the top 1%; guard: restore vit in stage:early |" in text
+    assert "| hyperparameters | offline | 10.1 | 10.1 | 1 |  |" in text
 
 
 def test_report_command(tmp_path):
