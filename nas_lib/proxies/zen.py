@@ -7,10 +7,9 @@ Recognition", ICCV 2021, arXiv 2102.01063. With Gaussian N(0, 1) Conv2d/Linear w
 score = log E||f(x) - f(x + 0.01 e)||_1 + sum over BN layers of log sqrt(mean channel variance),
 f = the feature map before global pooling. The channel variances are the BN inputs' batch
 variances: the BN layers get fresh running statistics and momentum 1 for the call, so after the
-first forward their running_var is exactly that (unbiased) batch variance at no extra cost
-(the official code reads
-running_var after the same forward with the default momentum, a moving average of these);
-BN layers without running statistics are measured by a hook. A BN layer whose input is
+first forward their running_var is exactly that (unbiased) batch variance at no extra cost (the
+official code reads running_var after the same forward with the default momentum, a moving
+average of these); BN layers without running statistics are measured by a hook. A BN layer whose input is
 identically zero (on NB201, every edge leaving a node that only `none` edges feed) contributes
 nothing to f and is left out of the sum instead of adding log 0; in the official code its
 moving average keeps such a term finite (log sqrt 0.9). Data-free; the random inputs and
