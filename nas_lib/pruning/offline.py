@@ -36,8 +36,8 @@ class EnrichmentConfig:
         min_support: options seen fewer times than this are kept (too little evidence).
         max_p: an option is dropped only if drawing so few of its uses among the best, at its
             overall share, has a binomial probability at most this. With the pipeline's 12
-            samples (2 "best" ones) nothing passes this bar, where the ratio alone dropped
-            whatever those 2 networks happened to lack; with 400 samples a real depletion does.
+            samples (2 "best" ones) this bar is seldom met, where the ratio alone dropped
+            whatever those 2 networks happened to lack; with 400 samples a real depletion meets it.
     """
 
     top_fraction: float = 0.2
