@@ -22,7 +22,7 @@ from tasks.config import PipelineConfig
 from flows.stages import evaluate, search_generations, train
 from nas_lib.report import summary_markdown
 from tasks import ui
-from tasks.context import LAYER_STEPS, STEPS, apply_runtime, forget_from, mark_done, step_done, step_path, write_config
+from tasks.context import LAYER_STEPS, STEPS, apply_runtime, forget_from, mark_done, plan_devices, step_done, step_path, write_config
 from tasks.evaluation import write_evaluations
 from tasks.knowledge import knowledge_step
 from tasks.population import population_archs, population_step
@@ -102,6 +102,7 @@ def nas_pipeline(config: PipelineConfig | None = None, redo: str | None = None) 
     """
     cfg = config or PipelineConfig()
     apply_runtime(cfg)
+    plan_devices(cfg.device)  # a device this machine lacks stops the run here, before any step
     run_dir = str(write_config(cfg))
     if redo:
         forget_from(run_dir, redo)

@@ -171,10 +171,15 @@ def apply_runtime(config: PipelineConfig) -> None:
 
 
 def plan_devices(device: str) -> list[str]:
-    """The devices evaluation batches spread over: every visible GPU for ``auto``, else one."""
+    """The devices evaluation batches spread over: every visible GPU for ``auto``, else one.
+
+    Raises:
+        ValueError: the device is unknown or does not exist on this machine (said before any
+            work: otherwise every proxy score would fail and the run would stop at training).
+    """
+    from nas_lib.train.device import resolve_device
+
     if device == "auto":
         count = torch.cuda.device_count() if torch.cuda.is_available() else 0
         return [f"cuda:{i}" for i in range(count)] or ["cpu"]
-    if device == "cuda":
-        return ["cuda:0"]
-    return [device]
+    return [resolve_device(device)]

@@ -132,6 +132,15 @@ def test_cli_rejects_unknown_proxy(tiny_inputs) -> None:  # noqa: ANN001
     assert result.exit_code != 0
 
 
+def test_cli_rejects_a_device_before_scoring(tiny_inputs, tmp_path) -> None:  # noqa: ANN001
+    from ehnas.cli import app
+
+    _tmp, images, table, _ref = tiny_inputs
+    out = tmp_path / "r.json"
+    result = CliRunner().invoke(app, ["bench", "proxies", "--table", str(table), "--images", str(images), "--device", "gpu", "--out", str(out)])
+    assert result.exit_code == 2 and "unknown device 'gpu'" in result.output and not out.exists()
+
+
 def test_hybrid_sampler_draws_varied_depths() -> None:
     specs = bench.sample_hybrid(get_space("hybrid"), 6, seed=0)
     assert len({s.depth for s in specs}) > 1

@@ -22,6 +22,21 @@ def test_devices_auto_spreads_over_every_gpu(monkeypatch):
     assert context.plan_devices("auto") == ["cpu"]
 
 
+def test_a_device_this_machine_lacks_stops_the_run_before_any_step(monkeypatch, tmp_path):
+    from typer.testing import CliRunner
+
+    from ehnas.cli import app
+
+    monkeypatch.setattr(context.torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ValueError, match="CUDA is not available"):
+        context.plan_devices("cuda:1")
+    with pytest.raises(ValueError, match="unknown device 'gpu'"):
+        context.plan_devices("gpu")
+    result = CliRunner().invoke(app, ["run", "--set", "device=cuda", "--set", f"runs_root={tmp_path}"])
+    assert result.exit_code == 2 and "CUDA is not available" in result.output
+    assert not any(tmp_path.iterdir()), "nothing was started or written"
+
+
 @pytest.mark.parametrize("err, retry", [
     (OSError("disk hiccup"), True), (ConnectionError("reset"), True), (TimeoutError(), True),
     (RuntimeError("CUDA out of memory"), False), (ValueError("qkv_dim 250 is not divisible by num_heads 4"), False),

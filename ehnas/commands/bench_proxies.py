@@ -22,7 +22,7 @@ def proxies(
     seed: int = typer.Option(0, "--seed", help="Seeds the sample, the batch and weight initialisation."),
     batch_size: int = typer.Option(64, "--batch-size", min=2, help="Images in the fixed batch."),
     proxy_names: str = typer.Option("all", "--proxies", help="'all' or comma-separated proxy names."),
-    device: str = typer.Option("cpu", "--device", help="'cpu', 'cuda' or 'cuda:N'."),
+    device: str = typer.Option("cpu", "--device", help="'cpu', 'cuda', 'cuda:N' or 'auto' (CUDA when available)."),
     threads: int = typer.Option(0, "--threads", min=0, help="torch CPU threads (0 = torch's default)."),
     checkpoint: Path = typer.Option(None, "--checkpoint", dir_okay=False, help="Parquet of per-architecture scores: resumed from, rewritten as it goes."),
     max_seconds: float = typer.Option(None, "--max-seconds", min=0, help="Stop scoring new architectures after this many seconds; report on those scored (n says how many)."),
@@ -39,8 +39,14 @@ def proxies(
     from nas_lib.data.arrays import fixed_batch, load_npz_images
     from nas_lib.space import get_space
 
+    from nas_lib.train.device import resolve_device
+
     if threads:
         torch.set_num_threads(threads)
+    try:
+        device = resolve_device(device)  # before any scoring: a missing GPU would fail every row
+    except ValueError as err:
+        raise typer.BadParameter(str(err), param_hint="--device") from None
     try:
         names = bench.resolve_proxies(proxy_names)
     except KeyError as err:

@@ -21,8 +21,12 @@ RUN_HELP = (
 
 def _execute(config: object, redo: Optional[str]) -> None:
     from flows.pipeline import nas_pipeline, prefect_settings
-    from tasks.context import step_path
+    from tasks.context import plan_devices, step_path
 
+    try:
+        plan_devices(config.device)  # said before Prefect starts (the flow checks again where it runs)
+    except ValueError as err:
+        raise typer.BadParameter(str(err), param_hint="device") from None
     start = time.perf_counter()
     with prefect_settings(home=".prefect" if "PREFECT_API_URL" not in os.environ else None):
         result = nas_pipeline(config=config, redo=redo)
