@@ -109,6 +109,8 @@ def _registry_section(run_dir: Path) -> list[str]:
              f"- validation accuracy: {_fmt(r.get('val_accuracy'))}, parameters: {_fmt(r.get('params'))}"]
     if r.get("state") == "ok":
         lines.append(f"- registered: `{r.get('model_name')}` version {r.get('version')} alias `{r.get('alias')}` ({r.get('model_uri')})")
+        if isinstance(r.get("note"), str) and r.get("note"):
+            lines.append(f"- registration: {r['note']}")
         url = r.get("run_url")
         lines.append(f"- MLflow: {url if isinstance(url, str) and url else r.get('tracking_uri')} (run `{r.get('run_id')}`)")
     else:

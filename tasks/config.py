@@ -102,6 +102,9 @@ class RegistryConfig(_Section):
     enabled: bool = Field(True, description="Register the winner in MLflow.")
     tracking_uri: str | None = Field(None, description="MLflow tracking URI (None = sqlite:///<runs_root>/mlflow.db).")
     model_name: str | None = Field(None, description="Registered model name (None = ehnas-<dataset kind>).")
+    promote: Literal["if_better", "always"] = Field(
+        "if_better", description="When the winner takes the 'champion' alias: if_better = unless the current champion has a higher "
+        "validation accuracy on the same validation data (the winner is then the 'challenger'); always = every run's winner.")
 
 
 class PipelineConfig(_Section):

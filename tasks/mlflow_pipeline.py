@@ -12,7 +12,8 @@ import torch
 from torch import nn
 
 from tasks.mlflow_registry import (
-    CONFIG_TAG, EXPERIMENT, client_for, finish_run, log_artifacts, log_finalist_run, log_metrics, register_champion, start_parent_run,
+    CONFIG_TAG, DATA_TAG, EXPERIMENT, SCORE_TAG, client_for, finish_run, log_artifacts, log_finalist_run, log_metrics, promotion,
+    register_champion, start_parent_run,
 )
 
 
@@ -21,8 +22,10 @@ def register_pipeline_run(*, run_dir: Path, config: Any, winner: Mapping[str, An
 
     Parent run named after the run (config as params, per-generation search metrics, step
     Parquet files, plots and config as artifacts), one nested run per finalist row of
-    ``08_training.parquet``, and the winner as ``config.model_name()`` with alias ``champion``
-    (reused, not duplicated, when this run already registered it).
+    ``08_training.parquet``, and the winner as ``config.model_name()`` (reused, not duplicated,
+    when this run already registered it) with alias ``champion``, or ``challenger`` when
+    ``registry.promote`` is ``if_better`` and the current champion validated better on the same
+    data (`promotion`).
 
     Args:
         run_dir: the run folder.
@@ -31,8 +34,9 @@ def register_pipeline_run(*, run_dir: Path, config: Any, winner: Mapping[str, An
         steps: step Parquet paths to attach (missing ones are skipped).
 
     Returns:
-        ``model_uri``, ``version``, ``run_id`` (the champion model's run), ``run_url`` (None
-        unless the tracking URI is an HTTP server), ``tracking_uri``, ``state`` and ``note``.
+        ``model_uri``, ``version``, ``alias``, ``run_id`` (the registered model's run),
+        ``run_url`` (None unless the tracking URI is an HTTP server), ``tracking_uri``, ``state``
+        and ``note`` (what was registered and why it got its alias).
     """
     run_dir = Path(run_dir)
     uri = config.tracking_uri()
@@ -42,17 +46,24 @@ def register_pipeline_run(*, run_dir: Path, config: Any, winner: Mapping[str, An
     log_artifacts(uri, parent, [*steps, run_dir / "config.json"], artifact_path="steps")
     log_artifacts(uri, parent, [run_dir / "plots"])
     _log_finalists(uri, parent, run_dir / "08_training.parquet")
-    model, example = _rebuild_winner(run_dir, winner)
+    model, example, data_fingerprint = _rebuild_winner(run_dir, winner)
     scalars = {k: winner[k] for k in ("val_accuracy", "val_loss", "macro_f1", "params", "flops") if k in winner}
+    score = float(winner["val_accuracy"])
+    if config.registry.promote == "always":
+        take, why = True, "registry.promote is always"
+    else:
+        take, why = promotion(client_for(uri), config.model_name(), data_fingerprint, score)
     out = register_champion(
         tracking_uri=uri, experiment=EXPERIMENT, parent_run_id=parent, model_name=config.model_name(), model=model,
         input_example=example, arch_id=str(winner["arch_id"]), config_hash=config.fingerprint(),
         metrics=scalars, params={"arch": winner["arch"], "dataset": config.data.kind, "run_name": config.resolved_run_name()},
+        alias="champion" if take else "challenger", tags={DATA_TAG: data_fingerprint, SCORE_TAG: repr(score)},
     )
     finish_run(uri, parent)
-    note = f"version {out['version']} {'reused (these weights were already registered by this config)' if out['reused'] else 'registered'}"
-    return {"model_uri": out["model_uri"], "version": out["version"], "run_id": out["run_id"], "tracking_uri": uri,
-            "run_url": _run_url(uri, parent), "state": "ok", "note": note}
+    done = "reused (these weights were already registered by this config)" if out["reused"] else "registered"
+    return {"model_uri": out["model_uri"], "version": out["version"], "alias": "champion" if take else "challenger",
+            "run_id": out["run_id"], "tracking_uri": uri, "run_url": _run_url(uri, parent), "state": "ok",
+            "note": f"version {out['version']} {done}; {why}"}
 
 
 def _flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -91,8 +102,9 @@ def _log_finalists(uri: str, parent: str, training_file: Path) -> None:
         log_finalist_run(uri, parent, str(row["arch_id"]), params, metrics, row.get("history") or [])
 
 
-def _rebuild_winner(run_dir: Path, winner: Mapping[str, Any]) -> tuple[nn.Module, np.ndarray]:
-    """The winner's network with its trained weights, and two validation images as example."""
+def _rebuild_winner(run_dir: Path, winner: Mapping[str, Any]) -> tuple[nn.Module, np.ndarray, str]:
+    """The winner's network with its trained weights, two validation images as example, and the
+    data fingerprint (it covers the split, so equal fingerprints mean the same validation set)."""
     from tasks.context import load_data, load_space
 
     space, data = load_space(run_dir), load_data(run_dir)
@@ -101,7 +113,7 @@ def _rebuild_winner(run_dir: Path, winner: Mapping[str, Any]) -> tuple[nn.Module
     if not weights or not Path(weights).exists():
         raise FileNotFoundError(f"weights of the winner {winner.get('arch_id')} not found at {weights!r}")
     model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
-    return model.eval(), data.val_x[:2].numpy()
+    return model.eval(), data.val_x[:2].numpy(), data.fingerprint
 
 
 def _run_url(uri: str, run_id: str) -> str | None:

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param
+from mlflow.exceptions import MlflowException
 from torch import nn
 
 from tasks.config import default_tracking_uri  # noqa: F401 - re-exported for callers
@@ -39,6 +40,7 @@ log = logging.getLogger(__name__)
 EXPERIMENT = "ehnas"
 RUN_NAME_TAG = "ehnas.run_name"
 ARCH_TAG, CONFIG_TAG, WEIGHTS_TAG = "arch_id", "config_hash", "weights_sha256"
+DATA_TAG, SCORE_TAG = "data_fingerprint", "val_accuracy"  # what `promotion` compares versions by
 PARENT_TAG = "mlflow.parentRunId"  # MLflow's own tag: the UI nests runs that carry it
 _SECRET_NAME = re.compile(r"key|token|secret|passw|credential|auth", re.IGNORECASE)
 _SECRET_VALUE = re.compile(r"(api[_-]?key|secret|token|bearer\s|\bsk-[A-Za-z0-9_-]{8,})", re.IGNORECASE)
@@ -234,10 +236,31 @@ def _pip_requirements() -> list[str]:
     return [f"torch=={torch.__version__.split('+')[0]}", f"mlflow=={mlflow.__version__}", f"numpy=={np.__version__}"]
 
 
+def promotion(client: MlflowClient, model_name: str, data_fingerprint: str, score: float, alias: str = "champion") -> tuple[bool, str]:
+    """Whether a new version scoring `score` (validation accuracy) on the data `data_fingerprint`
+    should take `alias` from its current holder, and why.
+
+    It should when nothing holds the alias yet, when the holder was validated on other data
+    (its `DATA_TAG` differs or is missing: the accuracies are not comparable), or when `score`
+    is at least the holder's `SCORE_TAG`.
+    """
+    try:
+        holder = client.get_model_version_by_alias(model_name, alias)
+    except MlflowException:  # no such model or alias yet
+        return True, f"first @{alias}"
+    tags = holder.tags or {}
+    if tags.get(DATA_TAG) != data_fingerprint or SCORE_TAG not in tags:
+        return True, f"@{alias} v{holder.version} was validated on other data"
+    best = float(tags[SCORE_TAG])
+    if score >= best:
+        return True, f"validation accuracy {score:.4f} >= {best:.4f} of @{alias} v{holder.version}"
+    return False, f"@{alias} stays on v{holder.version}: its validation accuracy {best:.4f} > {score:.4f}"
+
+
 def register_champion(*, tracking_uri: str, experiment: str, parent_run_id: str | None, model_name: str,
                       model: nn.Module, input_example: np.ndarray, arch_id: str, config_hash: str,
                       metrics: Mapping[str, float], params: Mapping[str, Any],
-                      artifacts: Sequence[Path] = (), alias: str = "champion") -> dict[str, Any]:
+                      artifacts: Sequence[Path] = (), alias: str = "champion", tags: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Logs the winner with ``mlflow.pytorch.log_model``, registers it and points ``alias`` at it.
 
     Idempotent: when a version of ``model_name`` tagged with this ``arch_id``, ``config_hash``
@@ -257,6 +280,8 @@ def register_champion(*, tracking_uri: str, experiment: str, parent_run_id: str 
         params: params of the model run (secrets dropped).
         artifacts: files or folders to attach to the model run.
         alias: the registered model alias to set.
+        tags: further model version tags (not part of the identity), e.g. `DATA_TAG` and
+            `SCORE_TAG` for `promotion`.
 
     Returns:
         ``{"model_uri": "models:/<name>@<alias>", "version": "<n>", "run_id": ..., "reused": bool}``.
@@ -273,7 +298,7 @@ def register_champion(*, tracking_uri: str, experiment: str, parent_run_id: str 
         log_metrics(client, run_id, metrics)
         log_artifacts(tracking_uri, run_id, artifacts)
         model_uri = _log_pytorch_model(run_id, model, input_example)
-        version = mlflow.register_model(model_uri, model_name, tags=identity)
+        version = mlflow.register_model(model_uri, model_name, tags={**(tags or {}), **identity})
         client.set_registered_model_alias(model_name, alias, str(version.version))
     except BaseException:
         client.set_terminated(run_id, status="FAILED")  # a retry starts a fresh run; this one says why it stopped

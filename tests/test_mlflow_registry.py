@@ -124,3 +124,23 @@ def test_register_pipeline_run(uri: str, tmp_path: Path) -> None:
     x = data.val_x[:3]
     expected = model.eval()(x).detach().numpy()
     assert np.allclose(reg.load_champion(uri, name)(x).detach().numpy(), expected, atol=1e-5)
+
+    # a later winner that validates worse on the same data is registered as the challenger
+    torch.manual_seed(1)
+    torch.save(space.build_model(space.from_string(WINNER), input_shape=data.input_shape, num_classes=data.num_classes).state_dict(), run_dir / "w3.pt")
+    worse = {**winner, "arch_id": "w3", "val_accuracy": 0.4, "weights": str(run_dir / "w3.pt")}
+    second = register_pipeline_run(run_dir=run_dir, config=load_config(run_dir), winner=worse, steps=steps)
+    assert (second["alias"], second["model_uri"]) == ("challenger", f"models:/{name}@challenger") and second["version"] != out["version"]
+    assert f"stays on v{out['version']}" in second["note"]
+    assert str(client.get_model_version_by_alias(name, "champion").version) == out["version"]
+
+
+def test_promotion_compares_validation_accuracy_on_the_same_data(uri: str) -> None:
+    client = mlflow.MlflowClient(uri)
+    assert reg.promotion(client, "ehnas-none", "d1", 0.1) == (True, "first @champion")
+    args = dict(tracking_uri=uri, experiment="ehnas", parent_run_id=None, model_name="ehnas-promo", model=nn.Linear(4, 2),
+                input_example=np.zeros((1, 4), dtype=np.float32), arch_id="a", config_hash="c", metrics={}, params={})
+    reg.register_champion(**args, tags={reg.DATA_TAG: "d1", reg.SCORE_TAG: "0.9"})
+    assert reg.promotion(client, "ehnas-promo", "d1", 0.8) == (False, "@champion stays on v1: its validation accuracy 0.9000 > 0.8000")
+    assert reg.promotion(client, "ehnas-promo", "d1", 0.9)[0] and reg.promotion(client, "ehnas-promo", "d1", 0.95)[0]
+    assert reg.promotion(client, "ehnas-promo", "d2", 0.1) == (True, "@champion v1 was validated on other data")
