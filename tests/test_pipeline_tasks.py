@@ -68,3 +68,21 @@ def test_population_is_distinct_seeded_and_spread_over_depths(space):
     assert rows == generate_population(space, PopulationConfig(size=24), np.random.default_rng(0))
     if isinstance(space, HybridSpace):
         assert len({r["depth"] for r in rows}) >= 4  # uniform sampling would give almost only depth 8
+
+
+def test_heartbeats_are_off_only_for_a_temporary_server(monkeypatch):
+    # every flow run ends by joining the heartbeat thread (1 s sleeps): pointless when the server
+    # dies with the process, kept when an API URL (a lasting server) or the user's setting exists
+    from prefect.settings import PREFECT_API_URL, get_current_settings, temporary_settings
+
+    from flows.pipeline import prefect_settings
+
+    for name in ("PREFECT_API_URL", "PREFECT_FLOWS_HEARTBEAT_FREQUENCY", "PREFECT_RUNNER_HEARTBEAT_FREQUENCY"):
+        monkeypatch.delenv(name, raising=False)
+    with temporary_settings(updates={PREFECT_API_URL: None}), prefect_settings():
+        assert get_current_settings().flows.heartbeat_frequency is None
+    with temporary_settings(updates={PREFECT_API_URL: "http://127.0.0.1:4200/api"}), prefect_settings():
+        assert get_current_settings().flows.heartbeat_frequency == 180
+    monkeypatch.setenv("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", "60")
+    with temporary_settings(updates={PREFECT_API_URL: None}), prefect_settings():
+        assert get_current_settings().flows.heartbeat_frequency == 60
