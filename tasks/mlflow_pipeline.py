@@ -53,15 +53,16 @@ def register_pipeline_run(*, run_dir: Path, config: Any, winner: Mapping[str, An
         take, why = True, "registry.promote is always"
     else:
         take, why = promotion(client_for(uri), config.model_name(), data_fingerprint, score)
+    alias = "champion" if take else "challenger"
     out = register_champion(
         tracking_uri=uri, experiment=EXPERIMENT, parent_run_id=parent, model_name=config.model_name(), model=model,
         input_example=example, arch_id=str(winner["arch_id"]), config_hash=config.fingerprint(),
         metrics=scalars, params={"arch": winner["arch"], "dataset": config.data.kind, "run_name": config.resolved_run_name()},
-        alias="champion" if take else "challenger", tags={DATA_TAG: data_fingerprint, SCORE_TAG: repr(score)},
+        alias=alias, tags={DATA_TAG: data_fingerprint, SCORE_TAG: repr(score)},
     )
     finish_run(uri, parent)
     done = "reused (these weights were already registered by this config)" if out["reused"] else "registered"
-    return {"model_uri": out["model_uri"], "version": out["version"], "alias": "champion" if take else "challenger",
+    return {"model_uri": out["model_uri"], "version": out["version"], "alias": alias,
             "run_id": out["run_id"], "tracking_uri": uri, "run_url": _run_url(uri, parent), "state": "ok",
             "note": f"version {out['version']} {done}; {why}"}
 
