@@ -27,8 +27,8 @@ class _Section(BaseModel):
 
 
 class DataConfig(_Section):
-    kind: Literal["digits", "cifar10_batches", "cifar10_npz", "image_folder", "csv"] = Field(
-        "digits", description="Dataset: digits (scikit-learn, no download), cifar10_batches (CIFAR-10 python folder), cifar10_npz, image_folder (one sub-folder per class), csv."
+    kind: Literal["digits", "cifar10_batches", "cifar10_npz", "image_folder", "csv", "idx"] = Field(
+        "digits", description="Dataset: digits (scikit-learn, no download), cifar10_batches (CIFAR-10 python folder), cifar10_npz, image_folder (one sub-folder per class), csv, idx (a folder of MNIST-family IDX files)."
     )
     path: str | None = Field(None, description="Dataset location on disk (unused for digits).")
     val_fraction: float = Field(0.2, gt=0.0, lt=1.0, description="Share of the training data held out for finalist scoring.")

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from tests.test_idx import write_idx_pair
 from nas_lib.data.datasets import DATASETS, DatasetError, ImageDataset, load_dataset, stratified_split
 
 
@@ -31,6 +32,9 @@ def _tiny_source(kind: str, root: Path) -> Path | None:
     if kind == "cifar10_batches":
         (root / "data_batch_1").write_bytes(pickle.dumps({b"data": rng.integers(0, 256, (20, 3072), dtype=np.uint8), b"labels": list(range(10)) * 2}))
         return root
+    if kind == "idx":
+        write_idx_pair(root, "train", rng.integers(0, 256, (20, 8, 8), dtype=np.uint8), np.arange(20, dtype=np.uint8) % 10)
+        return root
     files = _write_images(root / "imgs", {"x": 2, "y": 2})
     if kind == "image_folder":
         return root / "imgs"
@@ -49,7 +53,7 @@ def test_every_registered_source_loads(kind: str, tmp_path: Path) -> None:
 
 
 def test_registry_lists_every_source() -> None:
-    assert set(DATASETS.names()) == {"digits", "cifar10_npz", "cifar10_batches", "image_folder", "csv"}
+    assert set(DATASETS.names()) == {"digits", "cifar10_npz", "cifar10_batches", "image_folder", "csv", "idx"}
     with pytest.raises(KeyError, match="digits"):
         load_dataset("mnist")
 

@@ -383,3 +383,6 @@ def _load_csv(path: Path | None, image_size: int | None) -> RawImages:
     index = {name: i for i, name in enumerate(names)}
     labels = np.asarray([index[r["label"]] for r in rows], dtype=np.int64)
     return RawImages(_read_images(files, image_size or DEFAULT_FOLDER_SIZE), labels, tuple(names))
+
+
+from nas_lib.data import idx as _idx  # noqa: E402,F401  (registers the "idx" source; imports this module)
