@@ -2,7 +2,8 @@
 arXiv 2010.11929; windows as in Swin: Liu et al., arXiv 2103.14030).
 
 x = x + Proj(WindowMSA(LN(x))); x = x + MLP(LN(x)). Attention runs inside non-overlapping
-windows (the window is clipped to the feature map, which is zero-padded to a multiple of it)
+windows (`balanced_window`: the fewest windows of at most window_size per side, as small as that
+count allows, the map zero-padded to a multiple)
 through `torch.nn.functional.scaled_dot_product_attention`. qkv_dim is the total width of the
 queries, keys and values across heads, so qkv_dim % num_heads == 0 is required.
 """
@@ -30,7 +31,7 @@ class WindowAttentionBlock(TokenBlock):
 
     def attend(self, x: torch.Tensor, h: int, w: int) -> torch.Tensor:
         b, _, c = x.shape
-        ws = min(self.window_size, h, w)
+        ws = balanced_window(self.window_size, h, w)
         pad_h, pad_w = (-h) % ws, (-w) % ws
         grid = x.view(b, h, w, c)
         if pad_h or pad_w:
@@ -40,7 +41,8 @@ class WindowAttentionBlock(TokenBlock):
         windows = grid.view(b, hp // ws, ws, wp // ws, ws, c).permute(0, 1, 3, 2, 4, 5).reshape(-1, ws * ws, c)
         head_dim = self.qkv_dim // self.num_heads
         qkv = self.qkv(windows).view(windows.shape[0], ws * ws, 3, self.num_heads, head_dim).permute(2, 0, 3, 1, 4)
-        out = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2])
+        q, k, v = qkv.unbind(0)  # indexing would make each backward zero-fill the whole qkv tensor
+        out = F.scaled_dot_product_attention(q, k, v)
         out = self.proj(out.transpose(1, 2).reshape(windows.shape[0], ws * ws, self.qkv_dim))
         out = out.view(b, hp // ws, wp // ws, ws, ws, c).permute(0, 1, 3, 2, 4, 5).reshape(b, hp, wp, c)
         return out[:, :h, :w].reshape(b, h * w, c)
@@ -48,6 +50,16 @@ class WindowAttentionBlock(TokenBlock):
     def forward_tokens(self, tokens: torch.Tensor, h: int, w: int) -> torch.Tensor:
         tokens = tokens + self.attend(self.norm1(tokens), h, w)
         return tokens + self.mlp(self.norm2(tokens))
+
+
+def balanced_window(window_size: int, h: int, w: int) -> int:
+    """The side of the windows actually used: as many windows per side as a ``window_size``
+    tiling needs, made as small as that count allows. A 16x16 map with window 14 gets 2x2
+    windows of 8 instead of 2x2 windows of 14 over a map zero-padded to 28 (75% padding);
+    a window never grows past ``window_size``."""
+    side = max(h, w)
+    count = -(-side // min(window_size, side))
+    return -(-side // count)
 
 
 def qkv_rule(p: Params) -> str | None:
