@@ -44,7 +44,7 @@ def test_every_family_and_connection_runs(family, connection):
 
 
 @settings(max_examples=12, deadline=None)
-@given(seed=st.integers(0, 2**31 - 1), depth=st.integers(4, 7), side=st.sampled_from([8, 16]), channels=st.sampled_from([1, 3]))
+@given(seed=st.integers(0, 2**31 - 1), depth=st.integers(4, 7), side=st.sampled_from([8, 14, 16]), channels=st.sampled_from([1, 3]))
 def test_random_specs_build_train_and_round_trip(seed, depth, side, channels):
     rng = np.random.default_rng(seed)
     spec = SPACE.sample(rng, depth=depth)
@@ -67,10 +67,26 @@ def test_strides_are_clamped_on_tiny_inputs():
     forward_backward(spec, (1, 8, 8))
 
 
+def test_odd_maps_keep_both_branches_aligned():
+    # MNIST at 14x14: a stride-2 block maps 7 -> 4; the side branch must stride 2 as well.
+    for connection in ("residual", "parallel"):
+        stride2 = BlockSpec.make("cnn", connection, planes=16, stride=2, cardinality=1, base_width=32)
+        model = SPACE.build_model(HybridArch((stride2,) * 4), (1, 14, 14), 3)
+        assert model.feature_hw == (2, 2)  # 14 -> 7 -> 4 -> 2, then clamped
+        forward_backward(HybridArch((stride2,) * 4), (1, 14, 14))
+
+
+def test_balanced_windows():
+    from nas_lib.blocks.vit import balanced_window
+
+    assert [balanced_window(14, s, s) for s in (4, 8, 14, 16, 20, 32)] == [4, 8, 14, 8, 10, 11]
+    assert [balanced_window(7, s, s) for s in (7, 8, 16, 32)] == [7, 4, 6, 7]
+
+
 def test_window_is_clipped_to_the_feature_map():
     big_window = BlockSpec.make("vit", "residual", num_heads=4, mlp_ratio=4, qkv_dim=256, window_size=14)
     forward_backward(HybridArch((big_window,) * 4), (3, 8, 8))
-    forward_backward(HybridArch((big_window,) * 4), (3, 20, 20))  # padded to a multiple of 14
+    forward_backward(HybridArch((big_window,) * 4), (3, 20, 20))  # two windows of 10 per side
 
 
 def test_params_and_flops_are_measured():

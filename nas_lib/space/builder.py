@@ -76,7 +76,7 @@ class HybridNetwork(nn.Module):
         for block in spec.blocks:
             fam = BLOCKS.get(block.type)
             built = fam.make(channels, (h, w), block.p)
-            stride = h // built.out_hw[0] if built.out_hw[0] else 1
+            stride = -(-h // built.out_hw[0]) if built.out_hw[0] else 1  # ceil: a stride-2 block maps 7 -> 4
             blocks.append(ConnectedBlock(built.module, block.connection, channels, built.out_channels, max(1, stride), fam.post_activation))
             channels, (h, w) = built.out_channels, built.out_hw
         self.blocks = nn.Sequential(*blocks)

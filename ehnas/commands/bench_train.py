@@ -1,0 +1,72 @@
+"""`ehnas bench train`: trained ground truth for any space and dataset (a table the other benches read)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Adds `train` to the `bench` group."""
+    app.command("train")(train)
+
+
+def protocol_from_config(config: Optional[Path], overrides: list[str]):  # noqa: ANN201 - lazy import of the type
+    """The pipeline config's space, data, training budget and seed as a `TrainProtocol`: the
+    table then means what the pipeline's finalist training means."""
+    from nas_lib.bench.train import TrainProtocol
+    from nas_lib.space import HybridConstraints
+    from tasks.config import load_config
+
+    try:
+        cfg = load_config(config, overrides)
+    except (ValueError, OSError) as err:
+        raise typer.BadParameter(str(err), param_hint="--config/--set") from None
+    if cfg.space.name == "hybrid":
+        base = {**cfg.space.constraints, "min_depth": cfg.space.min_depth, "max_depth": cfg.space.max_depth}
+        space = {"name": "hybrid", "constraints": HybridConstraints.from_dict(base).to_dict()}
+    else:
+        space = {"name": cfg.space.name}
+    d, t = cfg.data, cfg.training
+    data = {"kind": d.kind, "path": d.path, "image_size": d.image_size, "max_items": d.max_items, "val_fraction": d.val_fraction,
+            "seed": cfg.seed}
+    return TrainProtocol(space=space, data=data, epochs=t.epochs, batch_size=t.batch_size, lr=t.lr,
+                         max_batches_per_epoch=t.max_batches_per_epoch, seed=cfg.seed)
+
+
+def train(
+    out: Path = typer.Option(..., "--out", dir_okay=False, help="The table (CSV): created with <out>.protocol.json, or resumed."),
+    config: Optional[Path] = typer.Option(None, "--config", "-c", exists=True, dir_okay=False, help="Pipeline YAML: its space, data, training and seed are the protocol."),
+    set_: list[str] = typer.Option([], "--set", "-s", help="Pipeline config override dotted.key=value (repeatable), e.g. data.kind=idx."),  # noqa: B006
+    n: int = typer.Option(300, "--n", min=1, help="Architectures in the seeded, depth-stratified sample."),
+    sample_seed: int = typer.Option(0, "--sample-seed", help="Seed of the sample (the first k of a sample are the same for any n >= k)."),
+    train_seed: list[int] = typer.Option([], "--train-seed", help="Training seed(s) to run every architecture under (default: the config's seed). A second seed gives the noise floor."),
+    workers: int = typer.Option(1, "--workers", min=1, help="Worker processes (on CUDA they share the GPU: several architectures per device)."),
+    threads: int = typer.Option(1, "--threads", min=1, help="torch CPU threads per worker."),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N (refused when the machine lacks it)."),
+) -> None:
+    """Train a seeded, depth-stratified sample of architectures under the pipeline's finalist
+    protocol and write one row per architecture as it finishes (arch, arch_id, params, flops,
+    per-epoch val accuracy, val_accuracy, seconds, state, error). Reruns resume."""
+    from nas_lib.bench.train import build_space, stratified_sample, train_table
+    from nas_lib.train.device import resolve_device
+
+    try:
+        device = resolve_device(device)
+    except ValueError as err:
+        raise typer.BadParameter(str(err), param_hint="--device") from None
+    protocol = protocol_from_config(config, set_)
+    if protocol.data["kind"] != "digits" and not protocol.data.get("path"):
+        raise typer.BadParameter(f"data.kind={protocol.data['kind']} needs data.path", param_hint="--set")
+    if protocol.data.get("path") and not Path(protocol.data["path"]).exists():
+        raise typer.BadParameter(f"data.path {protocol.data['path']} does not exist", param_hint="--set")
+    archs = stratified_sample(build_space(protocol.space), n, sample_seed)
+    try:
+        rows = train_table(protocol, archs, out, workers=workers, device=device, threads=threads,
+                           seeds=train_seed or None, progress=typer.echo)
+    except ValueError as err:
+        raise typer.BadParameter(str(err), param_hint="--out") from None
+    ok = sum(r["state"] == "ok" for r in rows)
+    typer.echo(f"{out}: {len(rows)} rows ({ok} ok, {len(rows) - ok} failed); protocol in {out.name}.protocol.json")

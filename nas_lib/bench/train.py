@@ -1,0 +1,260 @@
+"""Ground truth for any space and dataset: train a seeded sample of architectures under one
+recorded protocol and write one table row per architecture the moment it finishes.
+
+The table is a CSV (``arch``, ``arch_id``, ``depth``, ``params``, ``flops``, ``val_accuracy``,
+``history``, ``seconds``, ``state``, ``error``, ``train_seed``) with its protocol beside it in
+``<table>.protocol.json``. It is what `ehnas bench proxies|pruning|search --space hybrid --table`
+read, exactly as they read the NB201 table. A rerun with the same protocol resumes: rows already
+in the file are not trained again; a different protocol is refused (it would mix two notions of
+"good" in one table).
+
+The protocol is the pipeline's own finalist training (`train_architecture` is what the pipeline's
+training task calls), so a table row and a finalist's score mean the same thing.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import asdict, dataclass, field, replace
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from nas_lib.artifacts import atomic_write_json
+from nas_lib.space.base import SearchSpace
+
+COLUMNS = ("arch", "arch_id", "depth", "params", "flops", "val_accuracy", "history", "seconds", "state", "error", "train_seed")
+METRIC = "val_accuracy"
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class TrainProtocol:
+    """Everything that decides an architecture's trained score, recorded beside its table.
+
+    Attributes:
+        space: the space in JSON form (``{"name": "hybrid", "constraints": {...}}``); the sample
+            is drawn from it.
+        data: `load_dataset` arguments: ``kind``, ``path``, ``image_size``, ``max_items``,
+            ``val_fraction``, ``seed``.
+        epochs, batch_size, lr, max_batches_per_epoch: the `TrainConfig` budget (weight decay,
+            patience and label smoothing stay at `TrainConfig`'s defaults).
+        seed: seeds the weight initialisation and the training shuffle (the pipeline's ``seed``).
+    """
+
+    space: dict[str, Any]
+    data: dict[str, Any]
+    epochs: int = 2
+    batch_size: int = 64
+    lr: float = 3e-3
+    max_batches_per_epoch: int | None = None
+    seed: int = 0
+    optimizer: str = field(default="adamw+cosine", init=False)  # what nas_lib.train runs; recorded for readers
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainProtocol:
+        return cls(**{k: v for k, v in data.items() if k != "optimizer"})
+
+    def with_seed(self, seed: int) -> TrainProtocol:
+        return replace(self, seed=seed)
+
+
+def build_space(space: dict[str, Any]) -> SearchSpace:
+    """A space from its JSON form (``{"name": ..., "constraints": ...}`` or ``{"name": "nb201"}``)."""
+    from nas_lib.space import HybridConstraints, get_space
+
+    if space["name"] == "hybrid":
+        return get_space("hybrid", constraints=HybridConstraints.from_dict(space.get("constraints", {})))
+    return get_space(space["name"], **{k: v for k, v in space.items() if k != "name"})
+
+
+def load_protocol_data(protocol: TrainProtocol) -> Any:
+    """The protocol's `ImageDataset`."""
+    from nas_lib.data.datasets import load_dataset
+
+    d = protocol.data
+    return load_dataset(d["kind"], d.get("path"), image_size=d.get("image_size"), val_fraction=d.get("val_fraction", 0.2),
+                        seed=d.get("seed", 0), max_items=d.get("max_items"))
+
+
+def train_architecture(space: SearchSpace, arch: str, data: Any, protocol: TrainProtocol, device: str = "cpu",
+                       progress: Callable[[dict[str, Any]], None] | None = None) -> tuple[dict[str, Any], Any]:
+    """Builds `arch` with the protocol's seed, trains it under the protocol and returns its
+    table row and the `TrainResult` (for the weights and the full metrics)."""
+    from nas_lib.space.stats import count_flops, count_parameters
+    from nas_lib.train import TrainConfig, train_and_evaluate
+
+    spec = space.from_string(arch)
+    torch.manual_seed(protocol.seed)
+    model = space.build_model(spec, input_shape=tuple(data.input_shape), num_classes=data.num_classes)
+    params, flops = count_parameters(model), count_flops(model, tuple(data.input_shape))
+    cfg = TrainConfig(epochs=protocol.epochs, batch_size=protocol.batch_size, lr=protocol.lr, seed=protocol.seed,
+                      max_batches_per_epoch=protocol.max_batches_per_epoch)
+    result = train_and_evaluate(model, data, cfg, device, progress)
+    row = {
+        "arch": arch, "arch_id": space.arch_id(spec), "depth": int(getattr(spec, "depth", 0)), "params": params, "flops": flops,
+        METRIC: float(result.metrics.get("val_accuracy", math.nan)) if result.ok else math.nan,
+        "history": json.dumps([round(h["val_accuracy"], 5) for h in result.history]),
+        "seconds": round(result.seconds, 3), "state": result.state, "error": result.error, "train_seed": protocol.seed,
+    }
+    return row, result
+
+
+def stratified_sample(space: SearchSpace, n: int, seed: int) -> list[str]:
+    """`n` distinct architectures, depths taken in turn (a uniform draw of the whole space is
+    almost always of the greatest depth), each uniform within its depth; seeded."""
+    rng = np.random.default_rng(seed)
+    sizes = space.size_by_depth()  # type: ignore[attr-defined]
+    depths = [d for d, count in sizes.items() if count]
+    out: dict[str, None] = {}
+    tries = 0
+    while len(out) < n and tries < 20 * n:
+        depth = depths[tries % len(depths)]
+        out[space.to_string(space.sample(rng, depth=depth))] = None  # type: ignore[call-arg]
+        tries += 1
+    return list(out)
+
+
+# -- the table file ------------------------------------------------------------------------------------
+def protocol_path(table: str | Path) -> Path:
+    table = Path(table)
+    return table.with_name(table.name + ".protocol.json")
+
+
+def read_rows(table: str | Path) -> list[dict[str, Any]]:
+    """Rows already written (a torn last line from a killed run is dropped)."""
+    path = Path(table)
+    if not path.exists():
+        return []
+    with path.open(newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    return [r for r in rows if r.get("state") in ("ok", "failed") and r.get("train_seed") not in (None, "")]
+
+
+def open_table(table: str | Path, protocol: TrainProtocol) -> list[dict[str, Any]]:
+    """Creates the table (header and protocol) or checks that an existing one has this protocol;
+    returns the rows already there.
+
+    Raises:
+        ValueError: the table was started under another protocol.
+    """
+    path, proto = Path(table), protocol_path(table)
+    if proto.exists():
+        saved = json.loads(proto.read_text(encoding="utf-8"))
+        mine = protocol.to_dict()
+        if {k: v for k, v in saved.items() if k != "seed"} != {k: v for k, v in mine.items() if k != "seed"}:
+            diff = sorted(k for k in set(saved) | set(mine) if k != "seed" and saved.get(k) != mine.get(k))
+            raise ValueError(f"{path} was trained under another protocol (differs in: {', '.join(diff)}); "
+                             f"use a new --out, or the protocol in {proto.name}")
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(proto, protocol.to_dict())
+    rows = read_rows(path)
+    _rewrite(path, rows)  # drops a torn line, writes the header of a new file
+    return rows
+
+
+def _rewrite(path: Path, rows: Sequence[dict[str, Any]]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(tmp, path)
+
+
+def append_row(table: str | Path, row: dict[str, Any]) -> None:
+    """Appends one row and forces it to disk (a kill loses at most the row being written)."""
+    with Path(table).open("a", newline="", encoding="utf-8") as fh:
+        csv.DictWriter(fh, fieldnames=COLUMNS, extrasaction="ignore").writerow(row)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+# -- workers -------------------------------------------------------------------------------------------
+_WORKER: dict[str, Any] = {}
+
+
+def _init_worker(protocol: dict[str, Any], device: str, threads: int) -> None:
+    torch.set_num_threads(threads)
+    proto = TrainProtocol.from_dict(protocol)
+    _WORKER.update(protocol=proto, device=device, space=build_space(proto.space), data=load_protocol_data(proto))
+
+
+def _train_in_worker(arch: str, seed: int) -> dict[str, Any]:
+    start = time.perf_counter()
+    try:
+        row, _ = train_architecture(_WORKER["space"], arch, _WORKER["data"], _WORKER["protocol"].with_seed(seed), _WORKER["device"])
+        return row
+    except Exception as err:  # noqa: BLE001 - one broken architecture is a failed row, not a stopped table
+        return {"arch": arch, "arch_id": "", "depth": 0, "params": 0, "flops": 0, METRIC: math.nan, "history": "[]",
+                "seconds": round(time.perf_counter() - start, 3), "state": "failed",
+                "error": f"{type(err).__name__}: {str(err).splitlines()[0][:300] if str(err) else ''}", "train_seed": seed}
+
+
+def train_table(protocol: TrainProtocol, archs: Sequence[str], table: str | Path, workers: int = 1, device: str = "cpu",
+                threads: int = 1, seeds: Iterable[int] | None = None, progress: Progress | None = None) -> list[dict[str, Any]]:
+    """Trains every (architecture, seed) not yet in `table`, in `workers` processes, appending each
+    row as it finishes; returns all rows of the table.
+
+    Args:
+        protocol: how every architecture is trained (its ``seed`` is the default training seed).
+        archs: architecture strings of ``protocol.space``.
+        table: the CSV (created with its protocol file, or resumed).
+        workers: worker processes (each loads the data once; on CUDA they share the device, so
+            several architectures train on one GPU at once).
+        device: ``cpu``, ``cuda`` or ``cuda:N``; resolved before anything starts.
+        threads: torch CPU threads per worker.
+        seeds: training seeds to run every architecture under (default: the protocol's seed);
+            a second seed measures the table's noise floor.
+        progress: called with one line per finished row.
+    """
+    from nas_lib.train.device import resolve_device
+
+    device = resolve_device(device)  # refuses a device this machine lacks, before any work
+    rows = open_table(table, protocol)
+    done = {(r["arch"], int(r["train_seed"])) for r in rows}
+    todo = [(a, s) for s in (list(seeds) if seeds is not None else [protocol.seed]) for a in archs if (a, s) not in done]
+    if progress:
+        progress(f"{len(done)} rows already in {table}; {len(todo)} to train on {device} with {workers} worker(s)")
+    if not todo:
+        return read_rows(table)
+    start = time.perf_counter()
+    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"), initializer=_init_worker,
+                             initargs=(protocol.to_dict(), device, threads)) as pool:
+        pending: set[Future[dict[str, Any]]] = {pool.submit(_train_in_worker, a, s) for a, s in todo}
+        finished = 0
+        while pending:
+            ready, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for future in ready:
+                row = future.result()
+                append_row(table, row)
+                finished += 1
+                if progress:
+                    progress(f"[{finished}/{len(todo)}] {row['state']} {METRIC} {float(row[METRIC]):.4f} depth {row['depth']} "
+                             f"params {row['params']} {row['seconds']} s (elapsed {time.perf_counter() - start:.0f} s)")
+    return read_rows(table)
+
+
+def load_table(table: str | Path, seed: int | None = None) -> dict[str, float]:
+    """``{arch: val_accuracy}`` of the ok rows (of one training seed; default the protocol's)."""
+    proto = protocol_path(table)
+    if seed is None and proto.exists():
+        seed = int(json.loads(proto.read_text(encoding="utf-8")).get("seed", 0))
+    out = {}
+    for r in read_rows(table):
+        if r["state"] == "ok" and (seed is None or int(r["train_seed"]) == seed) and r[METRIC] not in ("", "nan"):
+            out[r["arch"]] = float(r[METRIC])
+    return out
