@@ -116,9 +116,9 @@ def load_data(run_dir: str | Path) -> Any:
 
 def proxy_batch(data: Any, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """A fixed, seeded batch of `n` training images: every proxy scores every network on it."""
-    gen = torch.Generator().manual_seed(seed)
-    idx = torch.randperm(len(data.train_y), generator=gen)[: min(n, len(data.train_y))]
-    return data.train_x[idx], data.train_y[idx]
+    from nas_lib.data.arrays import training_batch
+
+    return training_batch(data, n, seed)
 
 
 def space_file(run_dir: str | Path) -> Path:

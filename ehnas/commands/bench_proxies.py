@@ -13,10 +13,10 @@ def register(app: typer.Typer) -> None:
 
 
 def proxies(
-    space_name: str = typer.Option("nb201", "--space", help="'nb201' (fidelity against --table) or 'hybrid' (failures and seconds only)."),
+    space_name: str = typer.Option("nb201", "--space", help="'nb201' or 'hybrid'; both measure fidelity against --table (for hybrid, a table from `ehnas bench train`; without one, failures and seconds of random architectures only)."),
     table: Path = typer.Option(None, "--table", exists=True, dir_okay=False, help="CSV or Parquet with an 'arch' column and the metric column."),
-    metric: str = typer.Option("cifar10_test_acc", "--metric", help="Column of --table with the true metric (higher is better)."),
-    images: Path = typer.Option(..., "--images", exists=True, dir_okay=False, help="NPZ with x (uint8 images) and y (labels)."),
+    metric: str = typer.Option(None, "--metric", help="Column of --table with the true metric, higher is better (default: cifar10_test_acc for nb201, val_accuracy for hybrid)."),
+    images: Path = typer.Option(None, "--images", exists=True, dir_okay=False, help="NPZ with x (uint8 images) and y (labels); a hybrid table's own data (its protocol) is the default there."),
     reference: Path = typer.Option(None, "--reference", exists=True, dir_okay=False, help="CSV of reference scores (arch + one column per proxy): score its cells and report agreement."),
     sample: int = typer.Option(1000, "--sample", min=1, help="Architectures to sample (uniformly, seeded)."),
     seed: int = typer.Option(0, "--seed", help="Seeds the sample, the batch and weight initialisation."),
@@ -51,12 +51,31 @@ def proxies(
         names = bench.resolve_proxies(proxy_names)
     except KeyError as err:
         raise typer.BadParameter(str(err), param_hint="--proxies") from None
-    space = get_space(space_name)
-    x, y = load_npz_images(images)
-    batch = fixed_batch(x, y, batch_size, seed)
+    truth = None
+    if space_name == "hybrid" and table is not None:
+        from nas_lib.bench import train as trained
+
+        try:
+            protocol = trained.read_protocol(table)
+        except ValueError as err:
+            raise typer.BadParameter(str(err), param_hint="--table") from None
+        space = trained.build_space(protocol.space)
+        truth = pd.Series(trained.load_table(table)) if metric in (None, trained.METRIC) else bench.load_metric_table(table, metric)
+        batch = trained.protocol_batch(protocol, batch_size, seed) if images is None else None
+    else:
+        space = get_space(space_name)
+        batch = None
+    if batch is None:
+        if images is None:
+            raise typer.BadParameter("needed unless --space hybrid --table gives the data", param_hint="--images")
+        x, y = load_npz_images(images)
+        batch = fixed_batch(x, y, batch_size, seed)
+    metric = metric or ("val_accuracy" if space_name == "hybrid" else "cifar10_test_acc")
     result: dict = {"space": space_name, "metric": metric if table else None, "seed": seed, "batch_size": batch_size,
                     "device": device, "torch_threads": torch.get_num_threads()}
-    if space_name == "hybrid":
+    if truth is not None:
+        specs = [space.from_string(a) for a in bench.sample_archs(list(truth.index), sample, seed)]
+    elif space_name == "hybrid":
         specs = bench.sample_hybrid(space, sample, seed)
     else:
         ref = pd.read_csv(reference) if reference else None
@@ -69,8 +88,12 @@ def proxies(
                               max_seconds=max_seconds)
     result["n"] = int(frame["arch"].nunique())
     result["n_sampled"] = len(specs)
-    if table is not None and space_name != "hybrid":
-        result["proxies"] = bench.fidelity(frame, bench.load_metric_table(table, metric), names)
+    if table is not None:
+        truth = truth if truth is not None else bench.load_metric_table(table, metric)
+        result["proxies"] = bench.fidelity(frame, truth, names)
+        members = [n for n in names if n != "ensemble"]
+        if len(members) > 1:  # weights fitted on one half of the table, reported on the other
+            result["fitted_ensemble"] = bench.fit_ensemble(frame, truth, members, seed=seed)
     else:
         result["proxies"] = bench.failures(frame, names)
     if reference is not None and space_name != "hybrid":

@@ -15,9 +15,9 @@ def register(app: typer.Typer) -> None:
 
 
 def pruning(
-    space_name: str = typer.Option("nb201", "--space", help="nb201 (measured on the table) or hybrid (measured by the proxy)."),
+    space_name: str = typer.Option("nb201", "--space", help="nb201 or hybrid; measured on --table (for hybrid, a table from `ehnas bench train`: its space is pruned, its architectures are the reference), else by the proxy."),
     table: Path = typer.Option(None, "--table", exists=True, dir_okay=False, help="CSV or Parquet with an arch column and the metric (ground truth for measuring only)."),
-    metric: str = typer.Option("cifar10_test_acc", "--metric", help="Column of the table with the true metric (higher is better)."),
+    metric: str = typer.Option(None, "--metric", help="Column of the table with the true metric, higher is better (default: cifar10_test_acc for nb201, val_accuracy for hybrid)."),
     provider: str = typer.Option("offline", "--provider", help="offline or openai."),
     proxy: str = typer.Option("params", "--proxy", help="Proxy the offline provider ranks its samples with (never the table)."),
     images: Path = typer.Option(None, "--images", exists=True, dir_okay=False, help="NPZ of images for data-dependent proxies (nwot)."),
@@ -38,17 +38,33 @@ def pruning(
     from nas_lib.pruning.scoring import PrecomputedScore, proxy_score_fn
     from nas_lib.space import get_space
 
-    space = get_space(space_name)
+    batch, reference = None, None
+    if space_name == "hybrid" and table is not None:
+        from nas_lib.bench import train as trained
+
+        try:
+            protocol = trained.read_protocol(table)
+        except ValueError as err:
+            raise typer.BadParameter(str(err), param_hint="--table") from None
+        space = trained.build_space(protocol.space)
+        metric = metric or trained.METRIC
+        batch = trained.protocol_batch(protocol) if images is None else None
+    else:
+        space = get_space(space_name)
+        metric = metric or "cifar10_test_acc"
     try:
-        proxy_fn = PrecomputedScore(proxy_table, proxy, space) if proxy_table else proxy_score_fn(space, proxy, data=images, seed=seed)
+        proxy_fn = (PrecomputedScore(proxy_table, proxy, space) if proxy_table
+                    else proxy_score_fn(space, proxy, data=images, seed=seed, batch=batch))
         truth = table_score_fn(table, metric, space) if table is not None else None
+        if space_name == "hybrid" and table is not None:
+            reference = tuple(space.from_string(a) for a in trained.load_table(table))
     except (KeyError, ValueError) as err:
         raise typer.BadParameter(str(err).strip("'\"")) from None
     if guard_by not in ("table", "proxy"):
         raise typer.BadParameter("expected table or proxy", param_hint="--guard-by")
     measure = MeasureConfig(
         k=k, seed=seed, retention_floor=floor, score_fn=truth or proxy_fn, proxy_fn=proxy_fn, offline_samples=offline_samples,
-        guard_fn=proxy_fn if guard_by == "proxy" else None,
+        guard_fn=proxy_fn if guard_by == "proxy" else None, reference_specs=reference,
     )
     outcomes = run_all_layers(space, load_knowledge_base(None), provider=provider, settings=llm_settings(provider), measure=measure)
     result = {

@@ -21,8 +21,9 @@ def register(app: typer.Typer) -> None:
 
 
 def search(
-    table: Path = typer.Option(..., "--table", exists=True, dir_okay=False, help="CSV or Parquet with an arch column and a metric column."),
-    metric: str = typer.Option("cifar10_test_acc", "--metric", help="Column with the true metric (higher is better)."),
+    table: Path = typer.Option(..., "--table", exists=True, dir_okay=False, help="CSV or Parquet with an arch column and a metric column (for --space hybrid, a table from `ehnas bench train`)."),
+    metric: str = typer.Option(None, "--metric", help="Column with the true metric, higher is better (default: cifar10_test_acc for nb201, val_accuracy for hybrid)."),
+    space_name: str = typer.Option("nb201", "--space", help="nb201 (the cells of the table) or hybrid (the trained sample of `ehnas bench train`: every move snaps to a trained architecture)."),
     strategies: str = typer.Option("all", "--strategies", help="'all' or comma-separated strategy names."),
     budget: int = typer.Option(100, "--budget", min=1, help="Queries per search."),
     seeds: int = typer.Option(20, "--seeds", min=1, help="Searches per strategy (seeds 0..N-1)."),
@@ -38,33 +39,56 @@ def search(
     from nas_lib.bench.search import benchmark, format_results, load_table, nb201_space_for, plot_curves
     from nas_lib.search import STRATEGIES
 
-    truth = load_table(table, metric)
-    space = nb201_space_for(list(truth))
+    batch = None
+    if space_name == "hybrid":
+        from nas_lib.bench import train as trained
+        from nas_lib.space.sampled import SampledSpace
+
+        protocol = _protocol(table)
+        truth = trained.load_table(table) if metric in (None, trained.METRIC) else load_table(table, metric)
+        space = SampledSpace(trained.build_space(protocol.space), list(truth))
+        if images is None and fitness != "table":
+            batch = trained.protocol_batch(protocol, batch_images)
+    elif space_name == "nb201":
+        truth = load_table(table, metric or "cifar10_test_acc")
+        space = nb201_space_for(list(truth))
+    else:
+        raise typer.BadParameter("expected nb201 or hybrid", param_hint="--space")
     names = ["all"] if strategies == "all" else [s.strip() for s in strategies.split(",") if s.strip()]
     for name in names:
         if name != "all" and name not in STRATEGIES:
             raise typer.BadParameter(f"unknown strategy {name!r}; known: {', '.join(STRATEGIES.names())}", param_hint="--strategies")
-    seen_fitness = _fitness(fitness, space, images, batch_images, cache)
+    seen_fitness = _fitness(fitness, space, images, batch_images, cache, batch)
     try:
         per_strategy = json.loads(options) if options else {}
     except json.JSONDecodeError as err:
         raise typer.BadParameter(f"not JSON: {err}", param_hint="--options") from None
-    typer.echo(f"{table.name}: {len(truth)} cells, space {space.size()} cells; fitness={fitness}; budget {budget}; {seeds} seeds")
+    typer.echo(f"{table.name}: {len(truth)} architectures, space {space.size()}; fitness={fitness}; budget {budget}; {seeds} seeds")
     result = benchmark(truth, names, budget, seeds, fitness=seen_fitness, space=space, options=per_strategy, progress=typer.echo)
     if hasattr(seen_fitness, "flush"):
         seen_fitness.flush()
         result["proxy_cells_scored"] = len(seen_fitness.scores)
         result["proxy_seconds"] = seen_fitness.seconds
         result["proxy_errors"] = seen_fitness.errors
-    result.update({"table": str(table), "metric": metric, "fitness": fitness})
+    result.update({"table": str(table), "space": space_name, "metric": metric, "fitness": fitness})
     atomic_write_json(out, result)
     png = plot_curves(result, out.with_suffix(".png"), title=f"{table.name} fitness={fitness} budget={budget} seeds={seeds}")
     typer.echo(format_results(result))
     typer.echo(f"wrote {out} and {png}")
 
 
-def _fitness(spec: str, space: SearchSpace, images: Path | None, batch_images: int, cache: Path | None) -> ProxyFitness | None:
-    """None for the table itself, else a cached `ProxyFitness`."""
+def _protocol(table: Path):  # noqa: ANN202 - lazy import of the type
+    from nas_lib.bench.train import read_protocol
+
+    try:
+        return read_protocol(table)
+    except ValueError as err:
+        raise typer.BadParameter(str(err), param_hint="--table") from None
+
+
+def _fitness(spec: str, space: SearchSpace, images: Path | None, batch_images: int, cache: Path | None,
+             batch: object = None) -> ProxyFitness | None:
+    """None for the table itself, else a cached `ProxyFitness` (on `batch` when given)."""
     if spec == "table":
         return None
     kind, _, proxy = spec.partition(":")
@@ -72,7 +96,6 @@ def _fitness(spec: str, space: SearchSpace, images: Path | None, batch_images: i
         raise typer.BadParameter("expected 'table' or 'proxy:<name>'", param_hint="--fitness")
     from nas_lib.bench.search import ProxyFitness
 
-    batch = None
     if images is not None:
         from nas_lib.data.arrays import fixed_batch, load_npz_images
 

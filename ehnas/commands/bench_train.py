@@ -42,7 +42,7 @@ def train(
     set_: list[str] = typer.Option([], "--set", "-s", help="Pipeline config override dotted.key=value (repeatable), e.g. data.kind=idx."),  # noqa: B006
     n: int = typer.Option(300, "--n", min=1, help="Architectures in the seeded, depth-stratified sample."),
     sample_seed: int = typer.Option(0, "--sample-seed", help="Seed of the sample (the first k of a sample are the same for any n >= k)."),
-    train_seed: list[int] = typer.Option([], "--train-seed", help="Training seed(s) to run every architecture under (default: the config's seed). A second seed gives the noise floor."),
+    train_seed: Optional[int] = typer.Option(None, "--train-seed", help="Training seed (default: the config's seed). The same sample under another seed, in another --out, gives the table's noise floor."),
     workers: int = typer.Option(1, "--workers", min=1, help="Worker processes (on CUDA they share the GPU: several architectures per device)."),
     threads: int = typer.Option(1, "--threads", min=1, help="torch CPU threads per worker."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N (refused when the machine lacks it)."),
@@ -58,6 +58,8 @@ def train(
     except ValueError as err:
         raise typer.BadParameter(str(err), param_hint="--device") from None
     protocol = protocol_from_config(config, set_)
+    if train_seed is not None:
+        protocol = protocol.with_seed(train_seed)
     if protocol.data["kind"] != "digits" and not protocol.data.get("path"):
         raise typer.BadParameter(f"data.kind={protocol.data['kind']} needs data.path", param_hint="--set")
     if protocol.data.get("path") and not Path(protocol.data["path"]).exists():
@@ -65,7 +67,7 @@ def train(
     archs = stratified_sample(build_space(protocol.space), n, sample_seed)
     try:
         rows = train_table(protocol, archs, out, workers=workers, device=device, threads=threads,
-                           seeds=train_seed or None, progress=typer.echo)
+                           progress=typer.echo)
     except ValueError as err:
         raise typer.BadParameter(str(err), param_hint="--out") from None
     ok = sum(r["state"] == "ok" for r in rows)

@@ -213,6 +213,10 @@ def format_results(result: dict[str, Any]) -> str:
         lines.append(f"{name:<10} {_fmt(row.get('spearman')):>9} {_fmt(row.get('kendall')):>8} "
                      f"{_fmt(row.get('top10pct_recall')):>7} {_fmt(row.get('median_s_per_arch'), 3):>8} "
                      f"{row.get('failed', 0):>6} {_fmt(r):>7}")
+    fitted = result.get("fitted_ensemble")
+    if fitted:
+        lines.append(f"ensemble fitted on {fitted['n_fit']} architectures, held-out spearman {_fmt(fitted['holdout_spearman'])} "
+                     f"on {fitted['n_holdout']} (weights {fitted['weights']})")
     return "\n".join(lines)
 
 

@@ -19,7 +19,7 @@ import json
 import math
 import os
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass, field, replace
 from multiprocessing import get_context
@@ -154,8 +154,8 @@ def open_table(table: str | Path, protocol: TrainProtocol) -> list[dict[str, Any
     if proto.exists():
         saved = json.loads(proto.read_text(encoding="utf-8"))
         mine = protocol.to_dict()
-        if {k: v for k, v in saved.items() if k != "seed"} != {k: v for k, v in mine.items() if k != "seed"}:
-            diff = sorted(k for k in set(saved) | set(mine) if k != "seed" and saved.get(k) != mine.get(k))
+        if saved != mine:
+            diff = sorted(k for k in set(saved) | set(mine) if saved.get(k) != mine.get(k))
             raise ValueError(f"{path} was trained under another protocol (differs in: {', '.join(diff)}); "
                              f"use a new --out, or the protocol in {proto.name}")
     else:
@@ -193,10 +193,11 @@ def _init_worker(protocol: dict[str, Any], device: str, threads: int) -> None:
     _WORKER.update(protocol=proto, device=device, space=build_space(proto.space), data=load_protocol_data(proto))
 
 
-def _train_in_worker(arch: str, seed: int) -> dict[str, Any]:
+def _train_in_worker(arch: str) -> dict[str, Any]:
     start = time.perf_counter()
+    seed = _WORKER["protocol"].seed
     try:
-        row, _ = train_architecture(_WORKER["space"], arch, _WORKER["data"], _WORKER["protocol"].with_seed(seed), _WORKER["device"])
+        row, _ = train_architecture(_WORKER["space"], arch, _WORKER["data"], _WORKER["protocol"], _WORKER["device"])
         return row
     except Exception as err:  # noqa: BLE001 - one broken architecture is a failed row, not a stopped table
         return {"arch": arch, "arch_id": "", "depth": 0, "params": 0, "flops": 0, METRIC: math.nan, "history": "[]",
@@ -205,28 +206,27 @@ def _train_in_worker(arch: str, seed: int) -> dict[str, Any]:
 
 
 def train_table(protocol: TrainProtocol, archs: Sequence[str], table: str | Path, workers: int = 1, device: str = "cpu",
-                threads: int = 1, seeds: Iterable[int] | None = None, progress: Progress | None = None) -> list[dict[str, Any]]:
-    """Trains every (architecture, seed) not yet in `table`, in `workers` processes, appending each
-    row as it finishes; returns all rows of the table.
+                threads: int = 1, progress: Progress | None = None) -> list[dict[str, Any]]:
+    """Trains every architecture not yet in `table`, in `workers` processes, appending each row as
+    it finishes; returns all rows of the table.
 
     Args:
-        protocol: how every architecture is trained (its ``seed`` is the default training seed).
+        protocol: how every architecture is trained (one training seed per table: the same
+            sample under another seed, in another table, measures the noise floor).
         archs: architecture strings of ``protocol.space``.
         table: the CSV (created with its protocol file, or resumed).
         workers: worker processes (each loads the data once; on CUDA they share the device, so
             several architectures train on one GPU at once).
         device: ``cpu``, ``cuda`` or ``cuda:N``; resolved before anything starts.
         threads: torch CPU threads per worker.
-        seeds: training seeds to run every architecture under (default: the protocol's seed);
-            a second seed measures the table's noise floor.
         progress: called with one line per finished row.
     """
     from nas_lib.train.device import resolve_device
 
     device = resolve_device(device)  # refuses a device this machine lacks, before any work
     rows = open_table(table, protocol)
-    done = {(r["arch"], int(r["train_seed"])) for r in rows}
-    todo = [(a, s) for s in (list(seeds) if seeds is not None else [protocol.seed]) for a in archs if (a, s) not in done]
+    done = {r["arch"] for r in rows}
+    todo = [a for a in archs if a not in done]
     if progress:
         progress(f"{len(done)} rows already in {table}; {len(todo)} to train on {device} with {workers} worker(s)")
     if not todo:
@@ -234,7 +234,7 @@ def train_table(protocol: TrainProtocol, archs: Sequence[str], table: str | Path
     start = time.perf_counter()
     with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"), initializer=_init_worker,
                              initargs=(protocol.to_dict(), device, threads)) as pool:
-        pending: set[Future[dict[str, Any]]] = {pool.submit(_train_in_worker, a, s) for a, s in todo}
+        pending: set[Future[dict[str, Any]]] = {pool.submit(_train_in_worker, a) for a in todo}
         finished = 0
         while pending:
             ready, pending = wait(pending, return_when=FIRST_COMPLETED)
@@ -248,13 +248,26 @@ def train_table(protocol: TrainProtocol, archs: Sequence[str], table: str | Path
     return read_rows(table)
 
 
-def load_table(table: str | Path, seed: int | None = None) -> dict[str, float]:
-    """``{arch: val_accuracy}`` of the ok rows (of one training seed; default the protocol's)."""
+def load_table(table: str | Path) -> dict[str, float]:
+    """``{arch: val_accuracy}`` of the table's ok rows."""
+    return {r["arch"]: float(r[METRIC]) for r in read_rows(table) if r["state"] == "ok" and r[METRIC] not in ("", "nan")}
+
+
+def read_protocol(table: str | Path) -> TrainProtocol:
+    """The protocol a table was trained under.
+
+    Raises:
+        ValueError: the table has no protocol file (it was not written by `train_table`).
+    """
     proto = protocol_path(table)
-    if seed is None and proto.exists():
-        seed = int(json.loads(proto.read_text(encoding="utf-8")).get("seed", 0))
-    out = {}
-    for r in read_rows(table):
-        if r["state"] == "ok" and (seed is None or int(r["train_seed"]) == seed) and r[METRIC] not in ("", "nan"):
-            out[r["arch"]] = float(r[METRIC])
-    return out
+    if not proto.exists():
+        raise ValueError(f"{table}: no {proto.name} beside it; a hybrid table comes from `ehnas bench train`")
+    return TrainProtocol.from_dict(json.loads(proto.read_text(encoding="utf-8")))
+
+
+def protocol_batch(protocol: TrainProtocol, n: int = 32, seed: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The batch the pipeline's proxies would score on for this protocol's data (its
+    `data.proxy_batch` default is 32, its seed the protocol's)."""
+    from nas_lib.data.arrays import training_batch
+
+    return training_batch(load_protocol_data(protocol), n, protocol.seed if seed is None else seed)

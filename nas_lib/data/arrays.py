@@ -49,3 +49,12 @@ def fixed_batch(x: torch.Tensor, y: torch.Tensor, batch_size: int, seed: int) ->
     idx = np.random.default_rng(seed).choice(len(x), size=batch_size, replace=False)
     index = torch.from_numpy(np.sort(idx))
     return x[index].contiguous(), y[index].contiguous()
+
+
+def training_batch(data: object, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The pipeline's proxy batch: `n` seeded training images of an `ImageDataset` (every proxy
+    scores every network on it; a benchmark of the same data and seed gets the same batch)."""
+    train_x, train_y = data.train_x, data.train_y  # type: ignore[attr-defined]
+    gen = torch.Generator().manual_seed(seed)
+    idx = torch.randperm(len(train_y), generator=gen)[: min(n, len(train_y))]
+    return train_x[idx], train_y[idx]

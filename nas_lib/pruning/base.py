@@ -40,6 +40,9 @@ class MeasureConfig:
             here to see what the guard does without ground truth (as in a real run).
         offline_samples: architectures the offline provider samples and scores per layer; 400
             gives each option of a 5-way choice about 80 draws, enough for a stable enrichment.
+        reference_specs: a fixed reference measured with `score_fn` instead of K draws: the
+            architectures of a trained table of a space too large to enumerate (the guard still
+            draws its own reference, as in a real run).
     """
 
     k: int = 2000
@@ -49,6 +52,7 @@ class MeasureConfig:
     proxy_fn: ScoreFn | None = None
     offline_samples: int = 400
     guard_fn: ScoreFn | None = None
+    reference_specs: tuple[Hashable, ...] | None = None
 
     def proposal_fn(self) -> ScoreFn | None:
         """The score the offline provider may use for its own decisions."""

@@ -62,12 +62,15 @@ def draw_specs(space: SearchSpace, k: int, rng: np.random.Generator) -> list[Has
 
 
 def draw_reference(space: SearchSpace, measure: MeasureConfig) -> Reference:
-    """Scores the unpruned `space` with `measure.score_fn`: every architecture when the space is
-    enumerable and at most `ENUMERATE_LIMIT`, else K draws (duplicates removed)."""
+    """Scores the unpruned `space` with `measure.score_fn`: `measure.reference_specs` when given,
+    else every architecture when the space is enumerable and at most `ENUMERATE_LIMIT`, else K
+    draws (duplicates removed)."""
     if measure.score_fn is None:
         raise ValueError("MeasureConfig.score_fn is needed to measure retention")
-    exhaustive = hasattr(space, "enumerate") and space.size() <= ENUMERATE_LIMIT
-    if exhaustive:
+    exhaustive = measure.reference_specs is None and hasattr(space, "enumerate") and space.size() <= ENUMERATE_LIMIT
+    if measure.reference_specs is not None:
+        specs = list(dict.fromkeys(measure.reference_specs))
+    elif exhaustive:
         specs = list(space.enumerate())
     else:
         specs = list(dict.fromkeys(draw_specs(space, measure.k, np.random.default_rng(measure.seed))))

@@ -33,7 +33,7 @@ def reference_for(root: SearchSpace, measure: MeasureConfig) -> Reference:
     """The scored reference of `root`, drawn once per (space, k, seed, score function)."""
     state = getattr(root, "edge_ops", None) or json.dumps(root.constraints.to_dict(), sort_keys=True)
     # The function itself is part of the key (not its id, which a new function may reuse).
-    key = (root.name, str(state), measure.k, measure.seed, measure.score_fn)
+    key = (root.name, str(state), measure.k, measure.seed, measure.score_fn, measure.reference_specs)
     if key not in _REFERENCES:
         if len(_REFERENCES) >= MAX_REFERENCES:
             _REFERENCES.pop(next(iter(_REFERENCES)))
@@ -78,7 +78,7 @@ def run_layer(
     root = root if root is not None else unpruned(space)
     reference = reference_for(root, measure) if measure.score_fn is not None else None
     if reference is not None:
-        by = reference_for(root, replace(measure, score_fn=measure.guard_fn)) if measure.guard_fn else reference
+        by = reference_for(root, replace(measure, score_fn=measure.guard_fn, reference_specs=None)) if measure.guard_fn else reference
         guarded = guard(impl, space, decision, by, measure.retention_floor)
         # what the provider's own cut keeps, always against the measured (not the guard's) ranking
         guarded.proposed_top1 = share_inside(impl.apply(space, decision), reference.top(0.01))

@@ -32,12 +32,14 @@ def proxy_batch(name: str, data: str | Path | None, batch_size: int, seed: int) 
     return torch.randn(2, 3, 32, 32, generator=gen), torch.zeros(2, dtype=torch.long)
 
 
-def proxy_score_fn(space: SearchSpace, name: str, *, data: str | Path | None = None, batch_size: int = 64, seed: int = 0) -> Callable[[Hashable], float]:
-    """``spec -> score`` (higher is better) from the registered proxy `name`, memoised."""
+def proxy_score_fn(space: SearchSpace, name: str, *, data: str | Path | None = None, batch_size: int = 64, seed: int = 0,
+                   batch: tuple[torch.Tensor, torch.Tensor] | None = None) -> Callable[[Hashable], float]:
+    """``spec -> score`` (higher is better) from the registered proxy `name`, memoised; on
+    `batch` when given, else on a batch from the npz file `data`."""
     from nas_lib.proxies import get_proxy
 
     proxy = get_proxy(name)
-    batch = proxy_batch(name, data, batch_size, seed)
+    batch = batch if batch is not None else proxy_batch(name, data, batch_size, seed)
     sign = 1.0 if getattr(proxy, "higher_is_better", True) else -1.0
     memo: dict[Hashable, float] = {}
 
