@@ -20,7 +20,6 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from nas_lib.artifacts import atomic_write_json, read_table, write_table
-from nas_lib.space.stats import count_flops, count_parameters
 from tasks.context import load_config, load_data, load_space, step_path
 from tasks.retry import retry_transient
 
@@ -46,26 +45,28 @@ def select_finalists(run_dir: str | Path) -> list[dict[str, Any]]:
 
 
 def train_row(run_dir: str | Path, finalist: dict[str, Any], device: str = "cpu") -> dict[str, Any]:
-    """Trains one finalist (or reuses its saved row) and returns its `TRAINING_SCHEMA` row."""
-    from nas_lib.train import TrainConfig, train_and_evaluate
+    """Trains one finalist (or reuses its saved row) and returns its `TRAINING_SCHEMA` row.
+
+    The training is `train_architecture` under the run's protocol, the very function
+    `ehnas bench train` fills ground-truth tables with, so a finalist's score and a table row
+    mean the same thing.
+    """
+    from nas_lib.bench.train import TrainProtocol, train_architecture
 
     saved = finalist_dir(run_dir) / f"{finalist['arch_id']}.json"
     if saved.exists():
         return json.loads(saved.read_text(encoding="utf-8"))
     cfg, space, data = load_config(run_dir), load_space(run_dir), load_data(run_dir)
-    spec = space.from_string(finalist["arch"])
-    torch.manual_seed(cfg.seed)
-    model = space.build_model(spec, input_shape=tuple(data.input_shape), num_classes=data.num_classes)
-    params, flops = count_parameters(model), count_flops(model, tuple(data.input_shape))
     t = cfg.training
-    result = train_and_evaluate(model, data, TrainConfig(epochs=t.epochs, batch_size=t.batch_size, lr=t.lr, seed=cfg.seed,
-                                                                     max_batches_per_epoch=t.max_batches_per_epoch), device)
+    protocol = TrainProtocol(space={}, data={}, epochs=t.epochs, batch_size=t.batch_size, lr=t.lr,
+                             max_batches_per_epoch=t.max_batches_per_epoch, seed=cfg.seed)
+    trained, result = train_architecture(space, finalist["arch"], data, protocol, device)
     weights = finalist_dir(run_dir) / f"{finalist['arch_id']}.pt"
     if result.best_state_dict is not None:
         weights.parent.mkdir(parents=True, exist_ok=True)
         torch.save(result.best_state_dict, weights)
     m = result.metrics
-    row = {**finalist, "params": params, "flops": flops, "val_accuracy": m.get("val_accuracy", math.nan),
+    row = {**finalist, "params": trained["params"], "flops": trained["flops"], "val_accuracy": m.get("val_accuracy", math.nan),
            "val_loss": m.get("val_loss", math.nan), "macro_f1": m.get("macro_f1", math.nan), "epochs_run": result.epochs_run,
            "seconds": result.seconds, "state": result.state, "error": result.error, "device": device,
            "weights": str(weights) if result.best_state_dict is not None else None}
