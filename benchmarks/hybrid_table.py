@@ -1,0 +1,95 @@
+"""What a trained hybrid table says about itself: spread, noise floor, and what a budget rewards.
+
+Reads a table from `ehnas bench train` and, optionally, the same sample retrained under another
+seed (the noise floor: the Spearman rho between the two runs is the ceiling of any predictor)
+and under another budget (which architectures a longer training rewards).
+
+    .venv/bin/python benchmarks/hybrid_table.py --table data/tables/hybrid_mnist14.csv \
+        [--reseed data/tables/hybrid_mnist14_seed1.csv] [--budget data/tables/hybrid_mnist14_e4.csv] [--out stats.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from nas_lib.bench.train import read_protocol, read_rows  # noqa: E402
+
+FEATURES = ("params", "flops", "depth", "n_cnn", "n_vit", "n_mamba", "epoch1_accuracy")
+
+
+def frame(table: Path) -> pd.DataFrame:
+    """The ok rows with the block-type counts and the first epoch's accuracy as columns."""
+    rows = pd.DataFrame(read_rows(table))
+    rows = rows[rows["state"] == "ok"].copy()
+    for column in ("val_accuracy", "params", "flops", "depth", "seconds"):
+        rows[column] = rows[column].astype(float)
+    for kind in ("cnn", "vit", "mamba"):
+        rows[f"n_{kind}"] = rows["arch"].str.count(rf":{kind}\(")
+    rows["epoch1_accuracy"] = rows["history"].map(lambda h: json.loads(h)[0])
+    return rows.set_index("arch")
+
+
+def rho(a: pd.Series, b: pd.Series) -> float:
+    return round(float(stats.spearmanr(a, b).statistic), 3)
+
+
+def describe(rows: pd.DataFrame, failed: int) -> dict:
+    acc = rows["val_accuracy"]
+    return {
+        "n_ok": len(rows), "n_failed": failed, "min": round(acc.min(), 4), "median": round(acc.median(), 4),
+        "max": round(acc.max(), 4), "std": round(acc.std(), 4), "top10pct_threshold": round(acc.quantile(0.9), 4),
+        "iqr": [round(acc.quantile(0.25), 4), round(acc.quantile(0.75), 4)],
+        "seconds_median": round(rows["seconds"].median(), 1), "seconds_total": round(rows["seconds"].sum()),
+        "spearman_with_accuracy": {f: rho(rows[f], acc) for f in FEATURES},
+        "median_accuracy_by_depth": {int(d): round(v, 4) for d, v in acc.groupby(rows["depth"]).median().items()},
+    }
+
+
+def compare(base: pd.DataFrame, other: pd.DataFrame) -> dict:
+    """Agreement of two runs of the same architectures (another seed or another budget)."""
+    common = base.index.intersection(other.index)
+    a, b = base.loc[common, "val_accuracy"], other.loc[common, "val_accuracy"]
+    k = max(1, len(common) // 10)
+    return {
+        "n": len(common), "spearman": rho(a, b), "kendall": round(float(stats.kendalltau(a, b).statistic), 3),
+        "mean_abs_difference": round(float((a - b).abs().mean()), 4),
+        "top10pct_overlap": len(set(a.nlargest(k).index) & set(b.nlargest(k).index)) / k,
+        "other_spearman_with": {f: rho(other.loc[common, f], b) for f in FEATURES},
+        "base_spearman_with_on_common": {f: rho(base.loc[common, f], a) for f in FEATURES},
+        "other_median": round(float(b.median()), 4), "base_median_on_common": round(float(a.median()), 4),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--table", type=Path, required=True)
+    parser.add_argument("--reseed", type=Path, help="the same sample under another training seed")
+    parser.add_argument("--budget", type=Path, help="the same sample under another training budget")
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    rows = frame(args.table)
+    failed = sum(r["state"] == "failed" for r in read_rows(args.table))
+    result = {"table": str(args.table), "protocol": read_protocol(args.table).to_dict() | {"space": "(see protocol file)"},
+              "table_stats": describe(rows, failed)}
+    if args.reseed:
+        result["noise_floor"] = compare(rows, frame(args.reseed))
+    if args.budget:
+        other = read_protocol(args.budget)
+        result["budget"] = {"epochs": other.epochs, **compare(rows, frame(args.budget))}
+    text = json.dumps(result, indent=2)
+    print(text)
+    if args.out:
+        args.out.write_text(text)
+
+
+if __name__ == "__main__":
+    main()
