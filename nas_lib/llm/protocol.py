@@ -102,20 +102,27 @@ def response_format_kwargs(mode: str, schema: type[BaseModel], name: str) -> dic
 def format_instructions(schema: type[BaseModel]) -> str:
     """Appended to every system prompt, so json_object and text modes know the shape too.
 
-    Titles are dropped (they repeat the field names) to keep the prompt short for small models.
+    The schema shown is trimmed to what a model needs to write a valid answer (types, field
+    descriptions, what is required); titles, defaults, class docstrings and closing keywords
+    only cost a small model's context. The answer is validated against the full schema.
     """
     return (
         "Answer with exactly one JSON object and nothing else (no prose, no code fences). "
-        "Fields with a default may be left out. It must validate against this JSON Schema:\n" + json.dumps(_without_titles(schema_of(schema)), separators=(",", ":"))
+        "Fields not listed as required may be left out. It must validate against this JSON Schema:\n"
+        + json.dumps(prompt_schema(schema_of(schema)), separators=(",", ":"))
     )
 
 
-def _without_titles(node: Any) -> Any:
-    if isinstance(node, dict):
-        return {k: _without_titles(v) for k, v in node.items() if not (k == "title" and isinstance(v, str))}
+def prompt_schema(node: Any, *, in_properties: bool = False) -> Any:
+    """``node`` without titles, defaults, ``additionalProperties`` and object descriptions."""
     if isinstance(node, list):
-        return [_without_titles(v) for v in node]
-    return node
+        return [prompt_schema(v) for v in node]
+    if not isinstance(node, dict):
+        return node
+    if in_properties:  # names -> schemas: a field may be called "title" or "default"
+        return {k: prompt_schema(v) for k, v in node.items()}
+    drop = {"title", "default", "additionalProperties"} | ({"description"} if node.get("type") == "object" else set())
+    return {k: prompt_schema(v, in_properties=k in ("properties", "$defs")) for k, v in node.items() if k not in drop}
 
 
 def correction_prompt(problems: list[str]) -> str:
