@@ -87,3 +87,37 @@ def test_knowledge_add_survives_an_html_200_and_keeps_every_paper(tmp_path: Path
     assert first[-1]["outcome"] == "malformed" and "502 Bad Gateway" in first[-1]["errors"][0]
     done = frame[frame["state"] == "done"]
     assert len(done) >= 1 and all(json.loads(t)[-1]["mode"] == "json_object" for t in done["llm_json"])
+
+
+def test_llm_ranker_picks_through_a_server_that_rejects_json_schema(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from nas_lib.search.llm_ranker import LLMRanker
+    from nas_lib.space import NB201Space
+
+    space = NB201Space()
+    with FakeLLM() as llm:
+        point_at(llm, monkeypatch, tmp_path / "cache")
+        llm.reject_json_schema = 500
+        llm.default = {"index": 0}
+        ranker = LLMRanker(space, seed=0, init=4)
+        for _ in range(6):
+            specs = ranker.ask(1)
+            ranker.tell(specs, [float(sum(space.encode(s))) for s in specs])
+        formats = llm.formats()
+    assert ranker.ranker_used == "llm" and ranker.used["llm"] == 2
+    assert formats == ["json_schema", "json_object", "json_object"]
+
+
+def test_the_run_summary_says_why_the_llm_answer_was_rejected(tmp_path: Path) -> None:
+    from nas_lib.artifacts import write_table
+    from nas_lib.pruning import PRUNING_SCHEMA, MeasureConfig, run_layer
+    from nas_lib.report import summary_markdown
+    from nas_lib.space import NB201Space
+    from tasks.config import load_config
+
+    assert load_config(None, ["pruning.provider=openai", "pruning.llm_timeout_s=7"]).pruning.llm_timeout_s == 7
+    with FakeLLM() as llm:
+        llm.default = {"keep": [{"group": "edge3", "options": ["teleport"]}]}
+        out = run_layer("macro", NB201Space(), None, provider="openai", settings=llm.settings(None, max_invalid_retries=1), measure=MeasureConfig(k=50))
+    write_table(tmp_path / "02_macro.parquet", [out.record], PRUNING_SCHEMA)
+    summary = summary_markdown(tmp_path)
+    assert "invalid_output: 2 answers rejected" in summary and "'teleport' is not a current option" in summary
