@@ -186,3 +186,16 @@ def test_every_attempt_records_mode_tokens_seconds_and_raw_answer() -> None:
     assert invalid.errors == ["depth: Input should be less than or equal to 20"]
     assert (ok.outcome, ok.prompt_tokens, ok.finish_reason) == ("ok", 150, "stop") and all(a.seconds >= 0 for a in result.trace)
     assert (result.usage.prompt_tokens, result.usage.completion_tokens) == (270, 21)
+
+
+def test_a_context_overflow_is_not_a_format_rejection_and_an_unnamed_400_is_not_remembered(tmp_path: Path) -> None:
+    overflow = Reply(kind="status", status=400, body={"error": {"message": "Requested tokens (3100) exceed context window of 2048", "type": "invalid_request_error", "code": "context_length_exceeded"}})
+    with FakeLLM() as llm:
+        llm.push(overflow).push(GOOD)
+        result = ask(LLMClient(llm.settings(tmp_path)))
+    assert not result.ok and result.fallback_reason.startswith("bad_request") and "context window" in result.fallback_reason
+    assert len(llm.requests) == 1 and result.mode == "json_schema"
+    with FakeLLM() as llm:
+        llm.push(Reply(kind="status", status=400, body={"error": {"message": "unknown field"}})).push(GOOD)
+        degraded = ask(LLMClient(llm.settings(tmp_path)))
+    assert degraded.ok and degraded.mode == "json_object" and not (tmp_path / MODES_FILE).exists()

@@ -181,7 +181,7 @@ class LLMClient:
                 return "now"
         if wire.is_format_rejection(exc, mode):
             state.log(mode, "format_rejected", start, [described])
-            self._degrade(mode, state, described)
+            self._degrade(mode, state, described, remember=wire.names_format(exc))
             return "now"
         status = exc.status_code
         if status in wire.RETRYABLE_STATUS or status >= 500:
@@ -191,13 +191,13 @@ class LLMClient:
         state.log(mode, "http_error", start, [described])
         return _Reply(failure=f"{'bad_request' if status in (400, 422) else f'http_{status}'}: {described}")
 
-    def _degrade(self, mode: str, state: _CallState, described: str) -> None:
+    def _degrade(self, mode: str, state: _CallState, described: str, *, remember: bool) -> None:
         with self._lock:  # two threads rejected in the same mode degrade it once
             self._mode_index = max(self._mode_index, MODES.index(mode) + 1)
             now = self.mode
         state.errors.append(f"{mode} rejected ({described}); degrading to {now}")
         log.warning("llm %s: server rejected %s output, using %s", state.name, mode, now)
-        if self._memory is not None:
+        if self._memory is not None and remember:
             try:
                 self._memory.put(self.settings.base_url, self.settings.model, now)
             except OSError as exc:  # a read-only cache must not fail the call

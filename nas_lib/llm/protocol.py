@@ -25,6 +25,8 @@ Validator = Callable[[BaseModel], list[str]]
 # 400 "response_format ...", llama-cpp-python answers 500 with a pydantic error on
 # body.response_format.type ("Input should be 'text' or 'json_object'"), others 422.
 _FORMAT_WORDS = re.compile(r"response_format|response format|json_schema|json schema|json_object|structured output", re.IGNORECASE)
+# A prompt longer than the model's context is a 400 too, and no mode makes it fit.
+_CONTEXT_WORDS = re.compile(r"context[ _-](length|window|size)|maximum context", re.IGNORECASE)
 # Statuses that are about the caller or the load, never about the request's format.
 _NOT_FORMAT_STATUS = frozenset({401, 403, 404, 408, 409, 429})
 # 408/409 are transient per the OpenAI SDK's own policy; 429 and 5xx are overload or outage.
@@ -54,11 +56,18 @@ def is_format_rejection(exc: openai.APIStatusError, mode: str) -> bool:
     """True when the server refused ``mode`` itself: a deterministic answer, never retried.
 
     400 and 422 in a structured mode count as such (the request differs from a text one only
-    in ``response_format``); any other status counts when its message names the format.
+    in ``response_format``) unless they are about the context length; any other status
+    counts when its message names the format.
     """
-    if mode == "text" or exc.status_code in _NOT_FORMAT_STATUS:
+    if mode == "text" or exc.status_code in _NOT_FORMAT_STATUS or _CONTEXT_WORDS.search(error_text(exc)):
         return False
-    return exc.status_code in (400, 422) or bool(_FORMAT_WORDS.search(error_text(exc)))
+    return exc.status_code in (400, 422) or names_format(exc)
+
+
+def names_format(exc: openai.APIStatusError) -> bool:
+    """True when the error names response_format, json_schema, json_object or structured output:
+    only then is the degraded mode remembered beyond this client."""
+    return bool(_FORMAT_WORDS.search(error_text(exc)))
 
 
 def rejects_parameter(exc: openai.APIStatusError, name: str) -> bool:
