@@ -67,6 +67,7 @@ class PruningConfig(_Section):
     measure_samples: int = Field(16, ge=1, description="Architectures of the unpruned space each layer's retention is measured on.")
     offline_samples: int = Field(12, ge=1, description="Proxy-scored samples the offline provider ranks per layer.")
     retention_floor: float = Field(0.8, ge=0.0, le=1.0, description="The guard relaxes a cut whose top-1% retention falls below this.")
+    llm_timeout_s: float | None = Field(None, gt=0, description="Seconds per LLM request with provider openai (None: EHNAS_LLM_TIMEOUT_S, else 60).")
 
 
 class PopulationConfig(_Section):

@@ -92,7 +92,7 @@ def prune_layer_rows(run_dir: str | Path, layer: str) -> list[dict[str, Any]]:
     p = cfg.pruning
     measure = MeasureConfig(k=p.measure_samples, seed=cfg.seed, retention_floor=p.retention_floor,
                             score_fn=fitness_fn(run_dir), offline_samples=p.offline_samples)
-    settings = LLMSettings.from_env() if p.provider == "openai" else None
+    settings = LLMSettings.from_env(timeout_s=p.llm_timeout_s) if p.provider == "openai" else None
     outcome = run_layer(layer, space, load_run_knowledge(run_dir), provider=p.provider, settings=settings,
                         measure=measure, previous=_previous_outcomes(run_dir, layer), root=load_space(run_dir, upto="__base__"))
     save_space(run_dir, layer, outcome.space)

@@ -14,6 +14,9 @@ Usage (any test, including other helpers' tests)::
             llm.push_refusal("I can't help")        # message.refusal set, content null
             llm.default = lambda body: {"answer": 1}   # used when the queue is empty
             llm.reject_json_schema = True           # 400 for response_format json_schema
+            llm.reject_json_schema = 500            # ... or llama-cpp-python's 500 validation error
+            llm.push(Reply(content="{...", finish_reason="length"))   # cut off at max_tokens
+            llm.push_body("<html>502</html>", "text/html")            # a 200 that is no completion
             llm.intercept = lambda body: 400 if "temperature" in body else None  # checked first
             settings = llm.settings(tmp_path)       # LLMSettings pointing here, fast retries
             ...
@@ -41,10 +44,30 @@ TEST_KEY = "sk-test-SECRET-0123456789abcdef"
 CLIENT_TIMEOUT_S = 0.5
 TIMEOUT_SLEEP_S = 1.5  # > CLIENT_TIMEOUT_S; cut short when the server stops
 
+# What llama-cpp-python's server answers (HTTP 500, type internal_server_error) when
+# response_format.type is json_schema: its request model allows only text and json_object, and
+# its route error handler wraps the pydantic ValidationError text as an OpenAI-style error.
+LLAMA_CPP_FORMAT_ERROR = (
+    "1 validation error for CreateChatCompletionRequest\n"
+    "response_format.type\n"
+    "  Input should be 'text' or 'json_object' [type=literal_error, input_value='{fmt}', input_type=str]\n"
+    "    For further information visit https://errors.pydantic.dev/2.9/v/literal_error"
+)
+
+
+def format_rejection(status: int, fmt: str) -> Reply:
+    """The rejection of response_format ``fmt``: llama-cpp-python's 500, else an OpenAI-style 4xx."""
+    if status >= 500:
+        error = {"message": LLAMA_CPP_FORMAT_ERROR.format(fmt=fmt), "type": "internal_server_error", "param": None, "code": None}
+    else:
+        error = {"message": f"response_format {fmt} is not supported", "type": "invalid_request_error", "param": "response_format"}
+    return Reply(kind="status", status=status, body={"error": error})
+
 
 @dataclass
 class Reply:
-    """One scripted answer. kind: content | refusal | status | timeout | reset."""
+    """One scripted answer. kind: content | refusal | status | timeout | reset | body (a raw
+    200 body with its own Content-Type, e.g. an HTML page)."""
 
     kind: str = "content"
     content: str | None = None
@@ -52,6 +75,8 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     body: Any = None
     usage: tuple[int, int] = (11, 7)
+    finish_reason: str = "stop"
+    content_type: str = "application/json"
 
 
 @dataclass
@@ -88,8 +113,8 @@ class FakeLLM:
         self.queue: deque[Reply] = deque()
         self.requests: list[RecordedRequest] = []
         self.default: Callable[[dict[str, Any]], Any] | Any | None = None
-        self.reject_json_schema = False
-        self.reject_json_object = False
+        self.reject_json_schema: bool | int = False  # True: 400; an int: that status
+        self.reject_json_object: bool | int = False
         self.intercept: Callable[[dict[str, Any]], Any] | None = None
         self.timeout_sleep_s = TIMEOUT_SLEEP_S
         self._lock = threading.Lock()
@@ -102,6 +127,16 @@ class FakeLLM:
         with self._lock:
             self.queue.append(as_reply(item, retry_after))
         return self
+
+    def push_body(self, text: str, content_type: str = "text/html") -> FakeLLM:
+        """A 200 whose body is ``text`` verbatim (an HTML page, plain text, foreign JSON)."""
+        with self._lock:
+            self.queue.append(Reply(kind="body", content=text, content_type=content_type))
+        return self
+
+    def formats(self) -> list[str | None]:
+        """The response_format type of every request so far (None: plain text)."""
+        return [(r.body.get("response_format") or {}).get("type") for r in self.requests]
 
     def push_refusal(self, text: str = "I'm sorry, but I can't help with that.") -> FakeLLM:
         with self._lock:
@@ -151,8 +186,9 @@ class FakeLLM:
         if forced is not None:
             return as_reply(forced)
         fmt = (body.get("response_format") or {}).get("type")
-        if (fmt == "json_schema" and self.reject_json_schema) or (fmt == "json_object" and self.reject_json_object):
-            return Reply(kind="status", status=400, body={"error": {"message": f"response_format {fmt} is not supported", "type": "invalid_request_error"}})
+        rejection = {"json_schema": self.reject_json_schema, "json_object": self.reject_json_object}.get(fmt, False)
+        if rejection is not False:
+            return format_rejection(400 if rejection is True else int(rejection), fmt)
         with self._lock:
             if self.queue:
                 return self.queue.popleft()
@@ -187,6 +223,9 @@ class _Handler(BaseHTTPRequestHandler):
         if reply.kind == "status":
             self._send(reply.status, reply.body or {}, reply.headers)
             return
+        if reply.kind == "body":
+            self._send_bytes(200, (reply.content or "").encode(), reply.content_type, reply.headers)
+            return
         self._send(200, self._completion(reply), reply.headers)
 
     def _completion(self, reply: Reply) -> dict[str, Any]:
@@ -195,15 +234,17 @@ class _Handler(BaseHTTPRequestHandler):
         prompt, completion = reply.usage
         return {
             "id": "chatcmpl-fake", "object": "chat.completion", "created": int(time.time()), "model": self.owner.model,
-            "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": content, "refusal": refusal}}],
+            "choices": [{"index": 0, "finish_reason": reply.finish_reason, "message": {"role": "assistant", "content": content, "refusal": refusal}}],
             "usage": {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion},
         }
 
     def _send(self, status: int, payload: Any, headers: dict[str, str]) -> None:
-        data = json.dumps(payload).encode()
+        self._send_bytes(status, json.dumps(payload).encode(), "application/json", headers)
+
+    def _send_bytes(self, status: int, data: bytes, content_type: str, headers: dict[str, str]) -> None:
         try:
             self.send_response(status)
-            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(data)))
             for key, value in headers.items():
                 self.send_header(key, value)

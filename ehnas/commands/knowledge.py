@@ -18,9 +18,12 @@ DEFAULT_OUT = Path("runs/knowledge")
 OUT_OPTION = typer.Option(DEFAULT_OUT, "--out", help="Folder holding knowledge.parquet and tips.md.")
 
 
-def make_extractor(provider: str, model: str | None, base_url: str | None):  # noqa: ANN201 (Extractor)
+def make_extractor(provider: str, model: str | None, base_url: str | None, timeout_s: float | None = None):  # noqa: ANN201 (Extractor)
     """The chosen extractor; ``auto`` means openai when an LLM is configured, else offline."""
-    settings = LLMSettings.from_env(model=model, base_url=base_url)
+    try:
+        settings = LLMSettings.from_env(model=model, base_url=base_url, timeout_s=timeout_s)
+    except ValueError as err:
+        raise typer.BadParameter(str(err), param_hint="EHNAS_LLM_*") from None
     if provider == "auto":
         provider = "openai" if settings.configured else "offline"
     factory = EXTRACTORS.get(provider)
@@ -34,6 +37,7 @@ def add(
     provider: str = typer.Option("auto", help="openai (any OpenAI-compatible server), offline (no LLM) or auto."),
     model: str = typer.Option(None, help="Model name (default: EHNAS_LLM_MODEL / OPENAI_MODEL)."),
     base_url: str = typer.Option(None, help="Chat-completions base URL (default: EHNAS_LLM_BASE_URL / OPENAI_BASE_URL)."),
+    llm_timeout: float = typer.Option(None, "--llm-timeout", min=0.001, help="Seconds per LLM request (default: EHNAS_LLM_TIMEOUT_S, else 60)."),
     max_pages: int = typer.Option(ExtractionLimits.max_pages, min=1, help="Refuse PDFs with more pages."),
     max_chars: int = typer.Option(ExtractionLimits.max_chars, min=1, help="Refuse PDFs with more extracted characters."),
     chunk_chars: int = typer.Option(ExtractionLimits.chunk_chars, min=500, help="Characters per chunk sent to the analyser."),
@@ -43,7 +47,7 @@ def add(
     if provider not in {"auto", *EXTRACTORS.names()}:
         raise typer.BadParameter(f"unknown provider {provider!r}; choose auto, {', '.join(EXTRACTORS.names())}", param_hint="--provider")
     limits = ExtractionLimits(max_pages=max_pages, max_chars=max_chars, chunk_chars=chunk_chars, max_seconds=max_seconds)
-    extractor = make_extractor(provider, model, base_url)
+    extractor = make_extractor(provider, model, base_url, llm_timeout)
     outcomes = add_documents(paths, out, extractor, limits)
     if not outcomes:
         typer.echo("no input files found", err=True)

@@ -22,6 +22,7 @@ def prune(
     seed: int = typer.Option(0, "--seed", help="Seed of every random draw."),
     floor: float = typer.Option(0.8, "--floor", min=0.0, max=1.0, help="Guard: the least top-1% retention a layer may keep."),
     knowledge: Path = typer.Option(None, "--knowledge", exists=True, help="Knowledge base file or folder (default: the embedded one)."),
+    llm_timeout: float = typer.Option(None, "--llm-timeout", min=0.001, help="Seconds per LLM request (default: EHNAS_LLM_TIMEOUT_S, else 60)."),
 ) -> None:
     """Prune the hybrid space layer by layer; print sizes, reduction and top-k retention."""
     from nas_lib.artifacts import atomic_write_json, write_table
@@ -37,21 +38,27 @@ def prune(
         score = proxy_score_fn(space, proxy, data=images, seed=seed)
     except (KeyError, ValueError) as err:
         raise typer.BadParameter(str(err).strip("'\""), param_hint="--proxy") from None
-    outcomes = run_all_layers(space, load_knowledge_base(knowledge), provider=provider, settings=llm_settings(provider), measure=MeasureConfig(k=k, seed=seed, retention_floor=floor, score_fn=score, offline_samples=offline_samples))
+    outcomes = run_all_layers(space, load_knowledge_base(knowledge), provider=provider, settings=llm_settings(provider, llm_timeout), measure=MeasureConfig(k=k, seed=seed, retention_floor=floor, score_fn=score, offline_samples=offline_samples))
     write_table(out / "pruning.parquet", [o.record for o in outcomes], PRUNING_SCHEMA)
     atomic_write_json(out / "constraints.json", outcomes[-1].space.constraints.to_dict())
     typer.echo(f"hybrid space, provider={provider}, proxy={proxy}, k={k}, floor={floor}")
     typer.echo(format_table(outcomes))
     typer.echo(f"wrote {out / 'pruning.parquet'} and {out / 'constraints.json'}")
+    fallbacks = [o for o in outcomes if o.record.get("fallback")]
+    for o in fallbacks if provider == "openai" else []:
+        typer.echo(f"{o.layer}: no LLM cut ({o.record['fallback_reason']}); every request is in llm_attempts_json", err=True)
 
 
-def llm_settings(provider: str):  # noqa: ANN201  (LLMSettings | None; imported lazily)
-    """LLM settings from the environment for the openai provider, else None."""
+def llm_settings(provider: str, timeout_s: float | None = None):  # noqa: ANN201  (LLMSettings | None; imported lazily)
+    """LLM settings from the environment (and ``--llm-timeout``) for the openai provider, else None."""
     if provider != "openai":
         return None
     from nas_lib.llm import LLMSettings
 
-    settings = LLMSettings.from_env()
+    try:
+        settings = LLMSettings.from_env(timeout_s=timeout_s)
+    except ValueError as err:
+        raise typer.BadParameter(str(err), param_hint="EHNAS_LLM_*") from None
     if not settings.configured:
         typer.echo("warning: no LLM configured; every layer will fall back to no cut (flagged)", err=True)
     return settings

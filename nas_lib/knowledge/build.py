@@ -108,7 +108,7 @@ def row_of(document: Document, chunk_id: int, text: str, outcome: Any) -> dict[s
     return {
         "doc_sha256": document.sha256, "title": document.title, "path": str(document.path), "pages": document.pages,
         "chunk_id": chunk_id, "text": text, "analysis_json": outcome.analysis.model_dump_json(), "model": outcome.model,
-        "prompt_version": PROMPT_VERSION, "state": outcome.state, "error": outcome.error,
+        "prompt_version": PROMPT_VERSION, "state": outcome.state, "error": outcome.error, "llm_json": outcome.llm,
     }
 
 

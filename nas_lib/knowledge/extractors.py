@@ -16,12 +16,14 @@ from nas_lib.registry import Registry
 
 @dataclass(frozen=True)
 class ChunkOutcome:
-    """One analysis and who wrote it. state: done | fallback (offline stood in for the LLM)."""
+    """One analysis and who wrote it. state: done | fallback (offline stood in for the LLM);
+    llm: the LLM requests behind it as JSON (`nas_lib.llm.trace_json`), None without an LLM."""
 
     analysis: Analysis
     model: str
     state: str = "done"
     error: str | None = None
+    llm: str | None = None
 
 
 class Extractor(ABC):

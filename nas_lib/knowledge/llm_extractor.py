@@ -3,10 +3,13 @@
 Each chunk is one `LLMClient.complete_json` call under the `Analysis` schema plus
 `analysis_problems`; the paper synthesis is one more call over the chunks' analyses. When the
 LLM refuses or exhausts its retries the offline analysis stands in and the row says so
-(``state="fallback"``, ``error=<reason>``), so one bad answer never loses a paper.
+(``state="fallback"``, ``error=<reason>``), so one bad answer never loses a paper. Every row
+carries its LLM requests in ``llm_json`` (mode, validation errors, raw answer, tokens, seconds).
 """
 
 from __future__ import annotations
+
+import json
 
 from nas_lib.knowledge.analysis import (
     CHUNK_SYSTEM,
@@ -18,7 +21,7 @@ from nas_lib.knowledge.analysis import (
 )
 from nas_lib.knowledge.extractors import EXTRACTORS, ChunkOutcome, Extractor
 from nas_lib.knowledge.offline import OfflineExtractor
-from nas_lib.llm import LLMClient, LLMResult, LLMSettings, LLMUsage
+from nas_lib.llm import LLMClient, LLMResult, LLMSettings, LLMUsage, trace_json
 
 
 # Characters of chunk analyses per synthesis prompt (about 6000 tokens).
@@ -62,26 +65,28 @@ class LLMExtractor(Extractor):
     def analyze_chunk(self, title: str, chunk_id: int, n_chunks: int, text: str) -> ChunkOutcome:
         result = self._ask(CHUNK_SYSTEM, chunk_prompt(title, chunk_id, n_chunks, text), f"chunk_{chunk_id}")
         if result.ok:
-            return ChunkOutcome(result.value, self.client.settings.model)
+            return ChunkOutcome(result.value, self.client.settings.model, llm=trace_json([result]))
         return self._fallback(self.offline.analyze_chunk(title, chunk_id, n_chunks, text), result)
 
     def synthesize(self, title: str, analyses: list[Analysis]) -> ChunkOutcome:
         """Merges in rounds of batches that fit one prompt, so long papers lose no chunk."""
-        level, errors = list(analyses), []
+        level, errors, traces = list(analyses), [], []
         while True:
             batches = pack_batches([a.model_dump_json() for a in level], SYNTHESIS_INPUT_CHARS)
             merged = [self._merge(title, [level[i] for i in batch]) for batch in batches]
             errors += [m.error for m in merged if m.error]
+            traces += [entry for m in merged for entry in json.loads(m.llm or "[]")]
             if len(merged) == 1:
                 final = merged[0]
-                return ChunkOutcome(final.analysis, final.model, "fallback" if errors else "done", "; ".join(errors) or None)
+                llm = json.dumps(traces, separators=(",", ":"))
+                return ChunkOutcome(final.analysis, final.model, "fallback" if errors else "done", "; ".join(errors) or None, llm)
             level = [m.analysis for m in merged]
 
     def _merge(self, title: str, analyses: list[Analysis]) -> ChunkOutcome:
         parts = [a.model_dump_json() for a in analyses]
         result = self._ask(SYNTHESIS_SYSTEM, synthesis_prompt(title, parts, SYNTHESIS_INPUT_CHARS), "synthesis")
         if result.ok:
-            return ChunkOutcome(result.value, self.client.settings.model)
+            return ChunkOutcome(result.value, self.client.settings.model, llm=trace_json([result]))
         return self._fallback(self.offline.synthesize(title, analyses), result)
 
     def _ask(self, system: str, user: str, name: str) -> LLMResult:
@@ -91,4 +96,4 @@ class LLMExtractor(Extractor):
 
     @staticmethod
     def _fallback(outcome: ChunkOutcome, result: LLMResult) -> ChunkOutcome:
-        return ChunkOutcome(outcome.analysis, outcome.model, state="fallback", error=f"LLM fallback: {result.fallback_reason}")
+        return ChunkOutcome(outcome.analysis, outcome.model, state="fallback", error=f"LLM fallback: {result.fallback_reason}", llm=trace_json([result]))

@@ -35,6 +35,9 @@ KNOWLEDGE_SCHEMA = pa.schema(
         ("prompt_version", pa.string()),
         ("state", pa.string()),
         ("error", pa.string()),
+        # JSON list, one object per LLM request behind the row: mode, outcome, validation
+        # errors, raw answer (truncated), tokens, seconds. Null for offline rows.
+        ("llm_json", pa.string()),
     ]
 )
 
@@ -53,7 +56,10 @@ def read_knowledge_file(path: Path) -> pd.DataFrame:
     if not Path(path).exists():
         return pd.DataFrame({name: pd.Series(dtype="object") for name in KNOWLEDGE_SCHEMA.names})
     frame = read_table(path)
-    for name in ("error", "model", "analysis_json"):  # null strings stay None, not NaN
+    for name in KNOWLEDGE_SCHEMA.names:  # files written before a column existed
+        if name not in frame.columns:
+            frame[name] = None
+    for name in ("error", "model", "analysis_json", "llm_json"):  # null strings stay None, not NaN
         frame[name] = frame[name].astype(object).where(frame[name].notna(), None)
     return frame
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 from pydantic import BaseModel
 
 MODES: tuple[str, ...] = ("json_schema", "json_object", "text")
+RAW_CHARS = 600  # raw answer kept per attempt: enough to see what the model wrote, small in Parquet
 
 
 @dataclass
@@ -28,6 +31,36 @@ class LLMUsage:
 
 
 @dataclass
+class Attempt:
+    """One HTTP request of a call and what became of it.
+
+    Attributes:
+        call: the call's label (``prune_macro``, ``chunk_3``...).
+        mode: structured-output mode the request used.
+        outcome: ok | invalid (failed the schema or checks) | truncated (finish_reason=length) |
+            refusal | format_rejected (the server does not support the mode) | transport
+            (429, 5xx, timeout, reset) | malformed (a 200 that is not a chat completion) |
+            http_error (any other rejected request).
+        errors: why the attempt failed (validation messages, the server's error), key-free.
+        raw: the answer text, truncated to `RAW_CHARS` (None when there was none).
+        prompt_tokens: as reported by the server (0 when it reports none).
+        completion_tokens: as reported by the server.
+        seconds: wall time of the request.
+        finish_reason: as reported by the server, if any.
+    """
+
+    call: str
+    mode: str
+    outcome: str
+    errors: list[str] = field(default_factory=list)
+    raw: str | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    seconds: float = 0.0
+    finish_reason: str | None = None
+
+
+@dataclass
 class LLMResult:
     """Outcome of `LLMClient.complete_json`.
 
@@ -41,6 +74,7 @@ class LLMResult:
         fallback_reason: why ``ok`` is False (refusal, invalid_output, transport, ...), else None.
         errors: every problem met on the way (validation messages, transport faults), key-free.
         raw: the last raw answer text, if any.
+        trace: one `Attempt` per request, in order.
     """
 
     value: BaseModel | None
@@ -52,3 +86,15 @@ class LLMResult:
     fallback_reason: str | None = None
     errors: list[str] = field(default_factory=list)
     raw: str | None = None
+    trace: list[Attempt] = field(default_factory=list)
+
+
+def trace_json(results: list[LLMResult]) -> str:
+    """Every attempt of ``results`` as one compact JSON list (for Parquet and MLflow)."""
+    return json.dumps([attempt_dict(a) for r in results for a in r.trace], separators=(",", ":"))
+
+
+def attempt_dict(attempt: Attempt) -> dict[str, Any]:
+    out = asdict(attempt)
+    out["seconds"] = round(attempt.seconds, 3)
+    return out

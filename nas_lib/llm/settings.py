@@ -11,6 +11,8 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from nas_lib.llm.result import MODES
+
 DEFAULT_MODEL = "gpt-4o-mini"
 DASHSCOPE_COMPAT_URL = "https://dashscope.aliyuncs.com/compatible-mode/v1"
 DASHSCOPE_DEFAULT_MODEL = "qwen-plus"
@@ -24,6 +26,16 @@ def _first_env(*names: str) -> str | None:
         if value:
             return value
     return None
+
+
+def _env_number(name: str, kind: type) -> Any:
+    value = _first_env(name)
+    if value is None:
+        return None
+    try:
+        return kind(value)
+    except ValueError:
+        raise ValueError(f"{name}={value!r} is not a{'n integer' if kind is int else ' number'}") from None
 
 
 @dataclass(frozen=True)
@@ -43,7 +55,11 @@ class LLMSettings:
         backoff_s: first transport backoff; doubles per retry up to ``max_backoff_s``.
         max_backoff_s: cap of the exponential backoff.
         retry_after_cap_s: a server's Retry-After is honoured up to this many seconds.
-        use_cache: False skips reading and writing the cache.
+        use_cache: False skips reading and writing the cache (and the remembered modes).
+        max_tokens: completion budget per request; an answer cut off there (finish_reason
+            ``length``) is a failed attempt, re-asked with that reason. None sends no limit.
+        mode: ``auto`` negotiates json_schema -> json_object -> text and remembers what works
+            per (base URL, model); a mode name forces it (EHNAS_LLM_MODE).
     """
 
     base_url: str | None = None
@@ -58,6 +74,10 @@ class LLMSettings:
     max_backoff_s: float = 8.0
     retry_after_cap_s: float = 30.0
     use_cache: bool = True
+    # An analysis or a layer decision is a few hundred tokens; 1024 leaves room for a verbose
+    # small model while stopping one that loops until the server's own limit.
+    max_tokens: int | None = 1024
+    mode: str = "auto"
 
     def __post_init__(self) -> None:
         if self.timeout_s <= 0:
@@ -66,6 +86,10 @@ class LLMSettings:
             raise ValueError("retry counts must be >= 0")
         if self.backoff_s < 0 or self.max_backoff_s < 0 or self.retry_after_cap_s < 0:
             raise ValueError("backoff times must be >= 0")
+        if self.max_tokens is not None and self.max_tokens < 1:
+            raise ValueError(f"max_tokens must be >= 1, got {self.max_tokens}")
+        if self.mode not in ("auto", *MODES):
+            raise ValueError(f"mode must be auto or one of {', '.join(MODES)}, got {self.mode!r}")
 
     @property
     def configured(self) -> bool:
@@ -93,7 +117,8 @@ class LLMSettings:
         if model is None:
             model = DASHSCOPE_DEFAULT_MODEL if base_url == DASHSCOPE_COMPAT_URL else DEFAULT_MODEL
         cache = _first_env("EHNAS_LLM_CACHE_DIR")
-        settings = cls(base_url=base_url, api_key=api_key, model=model, cache_dir=Path(cache) if cache else None)
+        tuning = {"timeout_s": _env_number("EHNAS_LLM_TIMEOUT_S", float), "max_tokens": _env_number("EHNAS_LLM_MAX_TOKENS", int), "mode": _first_env("EHNAS_LLM_MODE")}
+        settings = cls(base_url=base_url, api_key=api_key, model=model, cache_dir=Path(cache) if cache else None, **{k: v for k, v in tuning.items() if v is not None})
         return replace(settings, **{k: v for k, v in overrides.items() if v is not None})
 
     def public_dict(self) -> dict[str, Any]:

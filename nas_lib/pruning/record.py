@@ -41,6 +41,10 @@ PRUNING_SCHEMA = pa.schema(
         ("decision_json", pa.string()),  # the decision applied (after the guard)
         ("proposed_json", pa.string()),  # what the provider returned (null on fallback)
         ("seconds", pa.float64()),
+        ("llm_mode", pa.string()),  # structured-output mode of the LLM's last request (null: no LLM)
+        # JSON list, one object per LLM request: call, mode, outcome, errors, raw (truncated),
+        # prompt/completion tokens, seconds, finish_reason. Says why an answer was rejected.
+        ("llm_attempts_json", pa.string()),
     ]
 )
 
@@ -86,4 +90,6 @@ def build_record(
         "decision_json": guarded.decision.model_dump_json(),
         "proposed_json": proposed.model_dump_json() if proposed is not None else None,
         "seconds": seconds,
+        "llm_mode": proposal.meta.get("mode"),
+        "llm_attempts_json": proposal.meta.get("trace"),
     }
