@@ -15,7 +15,10 @@ training step (forward, backward, AdamW) and the ratio block network / plain CNN
 
     PYTHONPATH=. .venv/bin/python benchmarks/train_speed.py --images ../shared/data/cifar10/cifar10_5000.npz \
         [--sizes 16,32] [--archs 3] [--train-images 256] [--epochs 1] [--batch-size 64] \
-        [--repeats 3] [--threads 1] [--device cpu] [--out result.json]
+        [--repeats 3] [--threads 1] [--device cpu] [--option precision=fp32 ...] [--out result.json]
+
+On a GPU, ``--option`` measures one piece of the fast path at a time (``precision=fp32``,
+``channels_last=false``, ``check_every=1``, ``compile=inductor``); the plain loop stays fp32.
 """
 
 from __future__ import annotations
@@ -115,10 +118,23 @@ def paired(ours: Callable[[], object], plain: Callable[[], object], repeats: int
     return statistics.median(a), statistics.median(b), statistics.median(x / y for x, y in zip(a, b))
 
 
+def parse_options(pairs: list[str]) -> dict[str, object]:
+    """``key=value`` strings to `TrainConfig` keyword arguments (none, true/false and ints typed)."""
+    out: dict[str, object] = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or key not in TrainConfig.__dataclass_fields__:
+            raise SystemExit(f"--option {pair!r}: expected key=value with a TrainConfig field as key")
+        low = text.strip().lower()
+        out[key] = None if low == "none" else (low == "true") if low in ("true", "false") else int(low) if low.isdigit() else text
+    return out
+
+
 def loop_overhead(archs: list[str], space: object, data: ImageDataset, args: argparse.Namespace, device: str) -> list[dict]:
     """Part 1 for one image size."""
     rows = []
-    cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=LR, weight_decay=WEIGHT_DECAY, patience=args.epochs, seed=0)
+    cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=LR, weight_decay=WEIGHT_DECAY, patience=args.epochs, seed=0,
+                      **parse_options(args.option))
     for arch in archs:
         torch.manual_seed(0)
         initial = space.build_model(space.from_string(arch), tuple(data.input_shape), data.num_classes)
@@ -204,6 +220,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--option", action="append", default=[], help="TrainConfig field for our loop, key=value (repeatable)")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     if args.threads:
