@@ -20,7 +20,7 @@ from torch import Tensor, nn
 
 from nas_lib.train.config import TrainConfig
 
-CUDA_CHECK_EVERY = 25  # a sync every 25 steps costs <5% of a step's launch queue; NaN is still caught within the epoch
+CUDA_CHECK_EVERY = 25  # the host waits once per 25 steps, so the GPU runs ahead; a NaN is still caught within the epoch
 
 
 @dataclass(frozen=True)
