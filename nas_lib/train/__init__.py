@@ -12,13 +12,16 @@ from nas_lib.train.config import TrainConfig, TrainResult
 from nas_lib.train.device import resolve_device
 from nas_lib.train.loop import NonFiniteLossError, train_and_evaluate
 from nas_lib.train.metrics import classification_report, confusion_matrix
+from nas_lib.train.runtime import Execution, resolve_execution
 
 __all__ = [
+    "Execution",
     "NonFiniteLossError",
     "TrainConfig",
     "TrainResult",
     "classification_report",
     "confusion_matrix",
     "resolve_device",
+    "resolve_execution",
     "train_and_evaluate",
 ]

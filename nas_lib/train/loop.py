@@ -18,6 +18,7 @@ from torch import Tensor, nn
 from nas_lib.data.datasets import ImageDataset
 from nas_lib.train.config import TrainConfig, TrainResult
 from nas_lib.train.device import resolve_device
+from nas_lib.train.runtime import Execution, resolve_execution
 from nas_lib.train.metrics import classification_report
 
 Progress = Callable[[dict[str, Any]], None]
@@ -50,12 +51,14 @@ def train_and_evaluate(
     AdamW with a cosine learning-rate decay over all planned steps; after every epoch the
     validation accuracy is measured, and training stops once it has not improved for
     ``cfg.patience`` epochs. The best epoch's weights are loaded back into ``model`` (which is
-    left on ``device``) and returned in ``best_state_dict``.
+    left on ``device``) and returned in ``best_state_dict``. On CUDA the defaults run the fast
+    path of `nas_lib.train.runtime` (bf16 autocast, channels-last, no per-step host sync); on
+    CPU the loop is plain fp32 eager PyTorch.
 
     Args:
         model: a fresh network whose output is ``(N, data.num_classes)`` logits.
         data: the split dataset.
-        cfg: the training budget and optimiser settings.
+        cfg: the training budget, optimiser and execution settings.
         device: ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"`` (see `resolve_device`).
         progress: called after each epoch with that epoch's history entry plus ``epochs``
             (planned) and ``seconds`` (elapsed).
@@ -65,42 +68,62 @@ def train_and_evaluate(
         loss (never raised for those).
 
     Raises:
-        ValueError: an unavailable device was requested.
+        ValueError: an unavailable device was requested, bf16 on a CPU, or an unknown
+            ``cfg.compile`` backend.
     """
     device = resolve_device(device)
+    execution = resolve_execution(cfg, device)
     run, start = _Run(), time.perf_counter()
-    cuda_devices = [torch.device(device).index or 0] if device.startswith("cuda") else []
-    with torch.random.fork_rng(devices=cuda_devices):  # seeding must not leak into the caller
+    cuda_devices = [torch.device(device).index or 0] if execution.is_cuda else []
+    with torch.random.fork_rng(devices=cuda_devices), execution.backend_flags():  # seeding must not leak into the caller
         torch.manual_seed(cfg.seed)
         try:
-            _fit(model, data, cfg, device, run, progress, start)
+            _fit(model, data, cfg, execution, run, progress, start)
         except NonFiniteLossError as err:
             return _failed(run, str(err), start)
         except (RuntimeError, MemoryError) as err:
             if not _is_out_of_memory(err):
                 raise
             model.to("cpu")
-            if torch.cuda.is_available():
+            if execution.is_cuda:
                 torch.cuda.empty_cache()
             return _failed(run, f"out of memory on {device}: {str(err).splitlines()[0][:300]}", start)
     return _finish(model, data, run, start)
 
 
-def _fit(model: nn.Module, data: ImageDataset, cfg: TrainConfig, device: str, run: _Run, progress: Progress | None, start: float) -> None:
+class _Stepper:
+    """What one optimisation step and one evaluation pass need, set up once per run."""
+
+    def __init__(self, model: nn.Module, cfg: TrainConfig, execution: Execution, steps: int) -> None:
+        self.model, self.execution, self.batch_size = model, execution, cfg.batch_size
+        self.forward = execution.prepare_model(model)
+        self.optimizer = execution.optimizer(model, cfg.lr, cfg.weight_decay)
+        self.schedule = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=cfg.epochs * steps)
+        self.loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+
+    def loss(self, x: Tensor, y: Tensor) -> Tensor:
+        with self.execution.autocast():
+            return self.loss_fn(self.forward(x), y)
+
+    def update(self, loss: Tensor) -> None:
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.schedule.step()
+
+
+def _fit(model: nn.Module, data: ImageDataset, cfg: TrainConfig, execution: Execution, run: _Run, progress: Progress | None, start: float) -> None:
     """The epoch loop; fills ``run`` with history and the best weights."""
-    model.to(device)
-    train_x, train_y = data.train_x.to(device), data.train_y.to(device)
-    val_x, val_y = data.val_x.to(device), data.val_y.to(device)
-    steps = _steps_per_epoch(len(train_y), cfg)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs * steps)
-    loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+    steps = _steps_per_epoch(len(data.train_y), cfg)
+    stepper = _Stepper(model, cfg, execution, steps)
+    train_x, train_y = execution.images(data.train_x), data.train_y.to(execution.device)
+    val_x, val_y = execution.images(data.val_x), data.val_y.to(execution.device)
     shuffler = torch.Generator().manual_seed(cfg.seed)
     for epoch in range(1, cfg.epochs + 1):
-        order = torch.randperm(len(train_y), generator=shuffler).to(device)
-        train_loss = _train_epoch(model, train_x, train_y, order, cfg.batch_size, steps, optimizer, schedule, loss_fn, epoch)
-        val_loss, predictions = _predict(model, val_x, val_y, cfg.batch_size, loss_fn)
-        accuracy = (predictions == val_y.cpu()).double().mean().item()
+        order = torch.randperm(len(train_y), generator=shuffler).to(execution.device)
+        train_loss = _train_epoch(stepper, train_x, train_y, order, steps, epoch)
+        val_loss, predictions = _predict(stepper, val_x, val_y)
+        accuracy = (predictions == data.val_y).double().mean().item()
         record = {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "val_accuracy": accuracy}
         run.history.append(record)
         if progress is not None:
@@ -114,37 +137,61 @@ def _steps_per_epoch(n_train: int, cfg: TrainConfig) -> int:
     return min(steps, cfg.max_batches_per_epoch) if cfg.max_batches_per_epoch else steps
 
 
-def _train_epoch(model: nn.Module, x: Tensor, y: Tensor, order: Tensor, batch_size: int, steps: int,
-                 optimizer: torch.optim.Optimizer, schedule: Any, loss_fn: nn.Module, epoch: int) -> float:
-    """One pass (at most ``steps`` batches); returns the mean training loss."""
-    model.train()
-    total, seen = 0.0, 0
-    for step in range(steps):
-        idx = order[step * batch_size : (step + 1) * batch_size]
+def _train_epoch(stepper: _Stepper, x: Tensor, y: Tensor, order: Tensor, steps: int, epoch: int) -> float:
+    """One pass (at most ``steps`` batches); returns the mean training loss.
+
+    The loss sum stays on the device (float64, so it adds exactly what a Python float would)
+    and losses are checked for NaN/inf every ``check_every`` steps, so the host waits for the
+    device once per check and once per epoch instead of twice per step.
+    """
+    stepper.model.train()
+    batch_size, check_every = stepper.batch_size, stepper.execution.check_every
+    total, seen, batch, unchecked = torch.zeros((), dtype=torch.float64, device=x.device), 0, 0, []
+    for batch in range(1, steps + 1):
+        idx = order[(batch - 1) * batch_size : batch * batch_size]
         if len(idx) < 2 and seen:  # batch norm cannot train on a single image
+            batch -= 1
             break
-        loss = loss_fn(model(x[idx]), y[idx])
-        if not torch.isfinite(loss):
-            raise NonFiniteLossError(f"non-finite training loss ({loss.item()}) at epoch {epoch}, batch {step + 1}")
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        schedule.step()
-        total += loss.item() * len(idx)
+        loss = stepper.loss(stepper.execution.images(x[idx]), y[idx])
+        unchecked.append(loss.detach())
+        if len(unchecked) >= check_every:
+            _check_finite(unchecked, epoch, batch)
+        stepper.update(loss)
+        total += loss.detach().double() * len(idx)
         seen += len(idx)
-    return total / max(seen, 1)
+    _check_finite(unchecked, epoch, batch)
+    return total.item() / max(seen, 1)
+
+
+def _check_finite(losses: list[Tensor], epoch: int, last_batch: int) -> None:
+    """Raises `NonFiniteLossError` naming the first bad batch of ``losses`` (then empties it)."""
+    if not losses:
+        return
+    finite = torch.isfinite(torch.stack(losses))
+    if not bool(finite.all()):
+        first = int((~finite).nonzero()[0])
+        batch = last_batch - len(losses) + 1 + first
+        raise NonFiniteLossError(f"non-finite training loss ({losses[first].item()}) at epoch {epoch}, batch {batch}")
+    losses.clear()
 
 
 @torch.no_grad()
-def _predict(model: nn.Module, x: Tensor, y: Tensor, batch_size: int, loss_fn: nn.Module) -> tuple[float, Tensor]:
+def _predict(stepper: _Stepper, x: Tensor, y: Tensor) -> tuple[float, Tensor]:
     """Mean validation loss and the predicted class of every validation image (on CPU)."""
-    model.eval()
-    total, predictions = 0.0, []
-    for start in range(0, len(y), batch_size):
-        logits = model(x[start : start + batch_size])
-        total += loss_fn(logits, y[start : start + batch_size]).item() * len(logits)
-        predictions.append(logits.argmax(dim=1).cpu())
-    return total / max(len(y), 1), torch.cat(predictions) if predictions else torch.empty(0, dtype=torch.long)
+    stepper.model.eval()
+    total, predictions = torch.zeros((), dtype=torch.float64, device=x.device), []
+    for start in range(0, len(y), stepper.batch_size):
+        logits = _eval_logits(stepper, x[start : start + stepper.batch_size])
+        total += stepper.loss_fn(logits, y[start : start + stepper.batch_size]).double() * len(logits)
+        predictions.append(logits.argmax(dim=1))
+    if not predictions:
+        return 0.0, torch.empty(0, dtype=torch.long)
+    return total.item() / len(y), torch.cat(predictions).cpu()
+
+
+def _eval_logits(stepper: _Stepper, x: Tensor) -> Tensor:
+    with stepper.execution.autocast():
+        return stepper.forward(x).float()
 
 
 def _update_best(run: _Run, model: nn.Module, accuracy: float, val_loss: float, predictions: Tensor) -> int:
