@@ -9,6 +9,12 @@ forward+backward.
 
     .venv/bin/python benchmarks/proxy_speed.py --images ../shared/data/cifar10_train1000.npz \
         [--proxies nwot,synflow] [--repeats 5] [--threads 1]
+
+With ``--breakdown``, prints instead where the time of one scored cell goes: network
+construction (the space's build under the seed), a plain forward, a plain forward+backward,
+AZ-NAS's one pass for all four of its proxies (the Kaiming re-initialised copy included) and
+ZiCo, each as a ratio to the plain forward+backward of the same network, and end-to-end cells
+per second of `score_proxies` (construction included) for the AZ-NAS four and for nwot.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from nas_lib.data.arrays import fixed_batch, load_npz_images
-from nas_lib.proxies import PROXIES, ScoringContext
+from nas_lib.proxies import PROXIES, ScoringContext, score_proxies
 from nas_lib.space import get_space
 
 CELLS = {
@@ -32,6 +38,7 @@ CELLS = {
     "optimum": "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|",
 }
 FORWARD_ONLY = {"nwot", "rbflex", "zen", "synflow", "params", "flops", "latency"}
+AZ = ("az_expressivity", "az_progressivity", "az_trainability", "az_complexity")
 
 
 def timed(fn: Callable[[], object]) -> float:
@@ -63,6 +70,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--cells", default=",".join(CELLS))
+    parser.add_argument("--breakdown", action="store_true", help="time construction / forward / backward / AZ-NAS pass per cell")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -71,6 +79,10 @@ def main() -> None:
     space = get_space("nb201")
     names = [n.strip() for n in args.proxies.split(",") if n.strip()]
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch_size}, median of {args.repeats}")
+    if args.breakdown:
+        for cell in args.cells.split(","):
+            breakdown(space, cell, x, y, args.repeats)
+        return
     for cell in args.cells.split(","):
         torch.manual_seed(0)
         model = space.build_model(space.from_string(CELLS[cell])).train()
@@ -90,6 +102,42 @@ def main() -> None:
             base, prox, ratio = paired(base_fn, run, args.repeats)
             label = "forward" if forward_only else "forward+backward"
             print(f"  {name:<10} {prox - copy_s:>8.3f} {base:>7.3f} {ratio - copy_s / base:>6.2f}  {label} (<= {target})")
+
+
+def breakdown(space: object, cell: str, x: torch.Tensor, y: torch.Tensor, repeats: int) -> None:
+    """Prints where one cell's scoring time goes (see the module docstring)."""
+    spec = space.from_string(CELLS[cell])
+
+    def build() -> torch.nn.Module:
+        torch.manual_seed(0)
+        return space.build_model(spec).train()
+
+    model = build()
+    copy_s = statistics.median(timed(lambda: copy.deepcopy(model)) for _ in range(3))
+
+    def with_ctx(names: tuple[str, ...]) -> Callable[[], object]:
+        def run() -> object:
+            ctx = ScoringContext(space, None, (x, y), 0, wanted=set(names), model=copy.deepcopy(model))
+            return [ctx.value(PROXIES.get(n)()) for n in names]
+        return run
+
+    fb = lambda: _forward_backward(model, x, y)  # noqa: E731
+    rows = {"construction": paired(fb, build, repeats), "forward": paired(fb, lambda: _forward(model, x), repeats)}
+    rows["forward+backward"] = paired(fb, fb, repeats)
+    rows["AZ-NAS, all four"] = _minus_copy(paired(fb, with_ctx(AZ), repeats), copy_s)
+    rows["zico"] = _minus_copy(paired(fb, with_ctx(("zico",)), repeats), copy_s)
+    print(f"\n{cell}: {CELLS[cell]}")
+    print(f"  {'step':<18} {'s':>7} {'/ fwd+bwd':>9}")
+    for label, (_base, secs, ratio) in rows.items():
+        print(f"  {label:<18} {secs:>7.3f} {ratio:>9.2f}")
+    for names in (AZ, ("nwot",)):
+        secs = statistics.median(timed(lambda: score_proxies(space, spec, list(names), (x, y), 0)) for _ in range(repeats))
+        print(f"  end to end {'+'.join(n.removeprefix('az_')[:5] for n in names)}: {secs:.3f} s/cell = {1 / secs:.2f} cells/s")
+
+
+def _minus_copy(row: tuple[float, float, float], copy_s: float) -> tuple[float, float, float]:
+    base, secs, ratio = row
+    return base, secs - copy_s, ratio - copy_s / base
 
 
 def _forward(model: torch.nn.Module, x: torch.Tensor) -> None:

@@ -74,8 +74,9 @@ def test_every_proxy_is_deterministic_for_a_seed(name: str, tiny_batch: tuple[to
     torch.manual_seed(12345)  # global RNG state must not matter
     second = proxy.score(TinySpace(), None, tiny_batch, seed=3)
     assert first.value == second.value
-    if name not in STRUCTURAL | {"ensemble"}:  # the seed reaches the weights (the ensemble's
-        # percentiles saturate on a network this far outside NB201's range)
+    if name not in STRUCTURAL | {"ensemble", "az_complexity"}:  # the seed reaches the weights (the
+        # ensemble's percentiles saturate on a network this far outside NB201's range; multiply-adds
+        # do not depend on the weights)
         assert proxy.score(TinySpace(), None, tiny_batch, seed=4).value != first.value
 
 

@@ -26,6 +26,8 @@ def proxies(
     threads: int = typer.Option(0, "--threads", min=0, help="torch CPU threads (0 = torch's default)."),
     checkpoint: Path = typer.Option(None, "--checkpoint", dir_okay=False, help="Parquet of per-architecture scores: resumed from, rewritten as it goes."),
     max_seconds: float = typer.Option(None, "--max-seconds", min=0, help="Stop scoring new architectures after this many seconds; report on those scored (n says how many)."),
+    search_budget: int = typer.Option(0, "--search-budget", min=0, help="With --table: per seed, rank this many of the scored cells by each proxy and report the true metric of its pick (0 = off)."),
+    search_seeds: int = typer.Option(10, "--search-seeds", min=1, help="Seeds of the --search-budget draws."),
     out: Path = typer.Option(Path("result.json"), "--out", dir_okay=False, help="Result JSON."),
 ) -> None:
     """Score sampled architectures with the chosen proxies and report, per proxy, Spearman and
@@ -36,6 +38,7 @@ def proxies(
 
     from nas_lib.artifacts import atomic_write_json
     from nas_lib.bench import proxies as bench
+    from nas_lib.proxies import PROXIES
     from nas_lib.data.arrays import fixed_batch, load_npz_images
     from nas_lib.space import get_space
 
@@ -91,9 +94,11 @@ def proxies(
     if table is not None:
         truth = truth if truth is not None else bench.load_metric_table(table, metric)
         result["proxies"] = bench.fidelity(frame, truth, names)
-        members = [n for n in names if n != "ensemble"]
+        members = [n for n in names if n != "ensemble" and not PROXIES.get(n).population]
         if len(members) > 1:  # weights fitted on one half of the table, reported on the other
             result["fitted_ensemble"] = bench.fit_ensemble(frame, truth, members, seed=seed)
+        if search_budget:
+            result["search"] = bench.proxy_search(frame, truth, names, search_budget, search_seeds)
     else:
         result["proxies"] = bench.failures(frame, names)
     if reference is not None and space_name != "hybrid":
@@ -101,4 +106,6 @@ def proxies(
         result["reference_file"] = str(reference)
     atomic_write_json(out, result)
     typer.echo(bench.format_results(result))
+    for name, row in result.get("search", {}).items():
+        typer.echo(f"search {name}: best of {row['budget']} by the proxy, true metric {row['mean']:.3f} +- {row['std']:.3f} over {row['seeds']} seeds")
     typer.echo(f"wrote {out}")

@@ -21,7 +21,7 @@ from scipy import stats
 
 from nas_lib.artifacts import read_table, write_table
 from nas_lib.proxies import PROXIES, score_proxies
-from nas_lib.proxies.ensemble import Ensemble, combine
+from nas_lib.proxies.ensemble import Ensemble, combine, rank_aggregate
 from nas_lib.space.base import SearchSpace
 
 SCORE_SCHEMA = pa.schema([
@@ -74,8 +74,9 @@ def score_specs(space: SearchSpace, specs: Sequence[Any], names: Sequence[str], 
     scored once that much time has passed: the frame then holds only the architectures scored
     (checkpointed ones included), and its distinct `arch` count is the n to report.
     """
-    direct = [n for n in names if n != "ensemble"]
-    members = sorted(Ensemble.requires) if "ensemble" in names else []
+    derived = [n for n in names if is_derived(n)]
+    direct = [n for n in names if n not in derived]
+    members = sorted(set().union(*(PROXIES.get(n).requires for n in derived)))
     to_score = list(dict.fromkeys(direct + members))
     done = _load_checkpoint(checkpoint, seed)
     rows: list[dict[str, Any]] = list(done.values())
@@ -95,11 +96,72 @@ def score_specs(space: SearchSpace, specs: Sequence[Any], names: Sequence[str], 
         if checkpoint is not None and (k % every == 0 or k == len(specs)):
             write_table(checkpoint, rows, SCORE_SCHEMA)
     frame = pd.DataFrame(rows, columns=SCORE_SCHEMA.names)
+    current = frame["version"] == frame["proxy"].map(lambda n: PROXIES.get(n).version if n in PROXIES else None)
+    frame = frame[current & frame["arch"].isin({space.to_string(s) for s in specs})]
     if "ensemble" in names:
         frame = add_ensemble_rows(frame, space, seed)
-    current = frame["version"] == frame["proxy"].map(lambda n: PROXIES.get(n).version if n in PROXIES else None)
-    keep = frame[current & frame["proxy"].isin(set(names)) & frame["arch"].isin({space.to_string(s) for s in specs})]
-    return keep.reset_index(drop=True)
+    for name in derived:
+        if PROXIES.get(name).population:
+            frame = add_rank_rows(frame, name, seed)
+    return frame[frame["proxy"].isin(set(names))].reset_index(drop=True)
+
+
+def is_derived(name: str) -> bool:
+    """True for a proxy computed from its members' rows (no pass of its own)."""
+    return name == "ensemble" or bool(PROXIES.get(name).population)
+
+
+def add_rank_rows(frame: pd.DataFrame, name: str, seed: int) -> pd.DataFrame:
+    """Adds (or replaces) the rows of population proxy `name`: the fit-free rank aggregation
+    (`rank_aggregate`) of its members over every architecture in `frame` that has them all.
+
+    An architecture missing a member row is left out; a failed member ranks it last for that
+    member (as AZ-NAS ranks -inf scores), so the aggregate itself never fails.
+    """
+    cls = PROXIES.get(name)
+    members = sorted(cls.requires)
+    frame = frame[frame["proxy"] != name]
+    sub = frame[frame["proxy"].isin(members)]
+    wide = sub.pivot_table(index="arch", columns="proxy", values="value", aggfunc="first", dropna=False)
+    count = sub.groupby("arch")["proxy"].nunique()
+    archs = [a for a in wide.index if count.get(a, 0) == len(members)]
+    if not archs:
+        return frame
+    scores = rank_aggregate({m: wide.loc[archs, m].to_numpy(dtype=float) for m in members})
+    secs = sub.pivot_table(index="arch", columns="proxy", values="seconds", aggfunc="first").loc[archs]
+    ids = frame.drop_duplicates("arch").set_index("arch")["arch_id"]
+    rows = [{"arch": a, "arch_id": ids[a], "proxy": name, "version": cls.version, "value": float(v),
+             "seconds": float(np.nanmax(secs.loc[a].to_numpy())), "state": "ok", "error": None, "seed": seed}
+            for a, v in zip(archs, scores)]
+    return pd.concat([frame, pd.DataFrame(rows, columns=SCORE_SCHEMA.names)], ignore_index=True)
+
+
+def proxy_search(frame: pd.DataFrame, truth: pd.Series, names: Sequence[str], budget: int = 100,
+                 seeds: int = 10) -> dict[str, dict[str, Any]]:
+    """Training-free search from scored rows: per seed, draw `budget` of the scored
+    architectures, rank them by the proxy (a population proxy re-aggregates its members over
+    those `budget` only) and return the true metric of the top one.
+
+    Returns:
+        per proxy: ``mean``, ``std`` and ``answers`` (true metric of each seed's pick).
+    """
+    out: dict[str, dict[str, Any]] = {}
+    for name in names:
+        cls = PROXIES.get(name)
+        cols = sorted(cls.requires) if cls.population else [name]
+        wide = pd.DataFrame({c: _raw(frame, c) if cls.population else oriented(frame, c) for c in cols}).dropna()
+        pool = wide.index.intersection(truth.index)
+        if len(pool) < budget:
+            continue
+        answers = []
+        for seed in range(seeds):
+            pick = pool[np.random.default_rng(seed).choice(len(pool), size=budget, replace=False)]
+            part = wide.loc[pick]
+            score = rank_aggregate({c: part[c].to_numpy() for c in cols}) if cls.population else part[name].to_numpy()
+            answers.append(float(truth[pick[int(np.argmax(score))]]))
+        out[name] = {"mean": _round(float(np.mean(answers))), "std": _round(float(np.std(answers))),
+                     "answers": answers, "budget": budget, "seeds": seeds}
+    return out
 
 
 def _load_checkpoint(path: Path | None, seed: int) -> dict[tuple[str, str, str], dict[str, Any]]:
@@ -135,6 +197,13 @@ def add_ensemble_rows(frame: pd.DataFrame, space: SearchSpace, seed: int,
                      "seconds": seconds, "state": "ok" if ok else "failed",
                      "error": None if ok else "a member proxy failed", "seed": seed})
     return pd.concat([frame, pd.DataFrame(rows, columns=SCORE_SCHEMA.names)], ignore_index=True)
+
+
+def _raw(frame: pd.DataFrame, name: str) -> pd.Series:
+    """arch -> raw score of `name`, -inf where it failed (NaN where it was not scored)."""
+    sub = frame[frame["proxy"] == name].drop_duplicates("arch").set_index("arch")
+    values = sub["value"].astype(float)
+    return values.where(sub["state"] == "ok", -np.inf)
 
 
 def oriented(frame: pd.DataFrame, name: str) -> pd.Series:

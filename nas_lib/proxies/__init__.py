@@ -16,7 +16,8 @@ from nas_lib.proxies.base import PROXIES, Proxy, ProxyResult, ScoringContext, re
 
 # Importing a module registers its proxy.
 from nas_lib.proxies import (  # noqa: E402,F401  isort: skip
-    ensemble, fisher, flops, grad_norm, grasp, jacov, latency, nwot, params, rbflex, snip, synflow, zen,
+    az_complexity, az_expressivity, az_nas, az_progressivity, az_trainability, ensemble, fisher, flops, grad_norm, grasp,
+    jacov, latency, nwot, params, rbflex, snip, synflow, zen, zico,
 )
 
 

@@ -9,6 +9,7 @@ to trigger the shared work.
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from collections.abc import Callable
@@ -85,6 +86,8 @@ class ScoringContext:
         self.seed = int(seed)
         self.device = torch.device(device)
         self.wanted = frozenset(wanted)
+        # the shared items the wanted proxies declare (`Proxy.needs`), e.g. "stage_features"
+        self.needs = frozenset().union(*(PROXIES.get(n).needs for n in self.wanted if n in PROXIES))
         self._batch = batch
         self._channels_last = batch[0].dim() == 4
         self._memo: dict[str, Any] = {}
@@ -123,6 +126,18 @@ class ScoringContext:
             torch.manual_seed(self.seed)
             model = self.space.build_model(self.spec, input_shape=self.input_shape, num_classes=max(num_classes, 10))
         return self._prepare(model)
+
+    def reinitialised_model(self, name: str, init: Callable[[nn.Module], None]) -> nn.Module:
+        """A second network, the shared one with weights drawn again by `init` under the seed
+        (for proxies whose paper fixes an initialisation), built once per `name`."""
+        def build() -> nn.Module:
+            model = copy.deepcopy(self.model())
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(self.seed)
+                init(model)
+            return model
+
+        return self.shared(f"model:{name}", build)
 
     def _prepare(self, model: nn.Module) -> nn.Module:
         set_bn_momentum_zero(model)
@@ -199,6 +214,8 @@ class Proxy:
     higher_is_better: ClassVar[bool] = True
     deterministic: ClassVar[bool] = True
     requires: ClassVar[frozenset[str]] = frozenset()  # other proxies this one combines
+    needs: ClassVar[frozenset[str]] = frozenset()  # what it reads from the shared passes
+    population: ClassVar[bool] = False  # True: a population is ranked by rank-aggregating `requires`
 
     def compute(self, ctx: ScoringContext) -> float:
         """The raw score, using `ctx` for the model, the batch and shared passes."""

@@ -13,16 +13,41 @@ weighted sum of member ranks.
 the cells in the fitting file (see `FIT_NOTE`), weights chosen to maximise the Spearman
 correlation with `cifar10_test_acc` on a fitting half of those cells. On other spaces the
 percentiles saturate outside the NB201 range; the ordering stays monotone in every member.
+`Ensemble.fitted_on` says what the weights were fitted on; on any other space (no table) the
+ensemble uses the fit-free aggregation below with equal weights instead.
+
+Fit-free mode (`ensemble_free`, and `az_nas`): no weight is fitted on any table. Within a
+population, each member's scores are ranked (1 = worst, n = best, failures last) and the
+aggregate is sum over members of log(rank / n), the non-linear aggregation of Lee and Ham,
+"AZ-NAS: Assembling Zero-Cost Proxies for Network Architecture Search", CVPR 2024, arXiv
+2403.19232: a network must rank high for every member to score high. A single architecture has
+no rank, so `compute` places each member's score in a reference distribution of unlabelled
+cells (`reference.QUANTILES`: member scores of sampled NB201 cells; no accuracy is used) and
+sums log-percentiles; `rank_aggregate` is what a population (a search generation, a benchmark
+sample) should use.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
-import numpy as np
+import math
+from collections.abc import Sequence
 
-from nas_lib.proxies.base import Proxy, ScoringContext, register_proxy
-from nas_lib.proxies.base import PROXIES
+import numpy as np
+from scipy import stats
+
+from nas_lib.proxies import reference
+from nas_lib.proxies.base import PROXIES, Proxy, ScoringContext, register_proxy
+
+FIT_SPACE = "nb201"  # the space whose table the weights below were fitted on
+# members of the fit-free ensemble, chosen before any of their fidelities was measured together:
+# every deterministic data-dependent proxy with one pass per network plus AZ-NAS's four; flops,
+# params and az_complexity measure the same size, so only az_complexity enters
+FREE_MEMBERS: tuple[str, ...] = (
+    "nwot", "synflow", "jacov", "snip", "grad_norm", "fisher", "zico",
+    "az_expressivity", "az_progressivity", "az_trainability", "az_complexity",
+)
 
 # --- fitted constants (regenerate with benchmarks/fit_ensemble.py; do not edit by hand) -----
 FIT_NOTE = 'fitted on 204 NB201 CIFAR-10 cells (ref400_scores.parquet, seed 0) by benchmarks/fit_ensemble.py: Spearman 0.9071 on them, 0.9127 on the 204 held-out cells'
@@ -63,15 +88,80 @@ def combine(values: Mapping[str, float], weights: Mapping[str, float] | None = N
     return score / total
 
 
+def oriented_values(name: str, values: Sequence[float]) -> np.ndarray:
+    """Member scores turned so that higher is better; NaN and failures become -inf."""
+    v = np.asarray(values, dtype=float) * (1.0 if PROXIES.get(name).higher_is_better else -1.0)
+    return np.where(np.isfinite(v), v, -np.inf)
+
+
+def rank_aggregate(columns: Mapping[str, Sequence[float]]) -> np.ndarray:
+    """Fit-free rank aggregation of a population: sum over members of log(rank / n).
+
+    Args:
+        columns: member name -> its raw scores, one per architecture, in the same order
+            (NaN marks a failure: ranked below every success, ties share their mean rank).
+
+    Returns:
+        One aggregate per architecture (higher is better; at most 0).
+
+    Raises:
+        ValueError: if there is no member or the columns differ in length.
+    """
+    if not columns:
+        raise ValueError("rank aggregation needs at least one member")
+    lengths = {len(v) for v in columns.values()}
+    if len(lengths) != 1:
+        raise ValueError(f"member columns differ in length: {sorted(lengths)}")
+    n = lengths.pop()
+    total = np.zeros(n)
+    for name, values in columns.items():
+        total += np.log(stats.rankdata(oriented_values(name, values)) / n)
+    return total
+
+
+def log_percentile_sum(values: Mapping[str, float]) -> float:
+    """One architecture's fit-free score: sum of log-percentiles in the reference population."""
+    total = 0.0
+    for name, value in values.items():
+        v = float(oriented_values(name, [value])[0])
+        if not math.isfinite(v):
+            raise ValueError(f"member {name} failed")
+        q = reference.QUANTILES.get(name)
+        floor = 0.5 / len(q) if q else 1e-3  # the bottom of the reference is not a zero rank
+        total += math.log(max(percentile(name, v, reference.QUANTILES), floor))
+    return total
+
+
 @register_proxy
 class Ensemble(Proxy):
-    """Weighted mean of member percentiles (higher is better)."""
+    """Weighted mean of member percentiles (higher is better), weights fitted on `fitted_on`.
+
+    On a space other than `FIT_SPACE` there is no table behind the weights: the score is then
+    the fit-free log-percentile sum of the same members (equal weights).
+    """
 
     name = "ensemble"
-    version = "1"
+    version = "2"
     higher_is_better = True
     requires = frozenset(WEIGHTS)
+    fitted_on = FIT_NOTE
 
     def compute(self, ctx: ScoringContext) -> float:
         values = {name: ctx.value(PROXIES.get(name)()) for name in WEIGHTS}
+        if getattr(ctx.space, "name", None) != FIT_SPACE:
+            return log_percentile_sum(values)
         return combine(values)
+
+
+@register_proxy
+class FreeEnsemble(Proxy):
+    """Fit-free rank aggregation of `FREE_MEMBERS` (higher is better; see module docstring)."""
+
+    name = "ensemble_free"
+    version = "1"
+    higher_is_better = True
+    requires = frozenset(FREE_MEMBERS)
+    population = True  # `rank_aggregate` over a population is the method; `compute` approximates it
+
+    def compute(self, ctx: ScoringContext) -> float:
+        return log_percentile_sum({name: ctx.value(PROXIES.get(name)()) for name in FREE_MEMBERS})

@@ -5,6 +5,9 @@ One train-mode forward of the batch, then, as the proxies asked for need:
 - the cross-entropy gradients of every Conv2d/Linear weight (snip, grad_norm) and of every
   Conv2d/Linear output (fisher), taken in the same `autograd.grad` call.
 No `.grad` is written into the shared model, so the passes cannot leak into each other.
+
+`stage_pass` is AZ-NAS's pass (one forward with hooks on every stage, then one backward per
+stage from a random sign gradient), on the network re-initialised as that paper does.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from nas_lib.proxies.stages import StageCapture, kaiming_fan_in_init, stage_cross_gradients
 
 from nas_lib.proxies.base import ScoringContext
 
@@ -95,3 +100,44 @@ def _loss_grads(result: GradientPass, loss: torch.Tensor, acts: list[torch.Tenso
         it = iter(grads[k:])
         result.activation_grads = [next(it) if a is not None else None for a in acts]
         result.activations = [a.detach() if a is not None else None for a in acts]
+
+
+@dataclass
+class StagePass:
+    """What AZ-NAS's one forward and stage-wise backward yield (see `stages.py`).
+
+    Attributes:
+        features: each stage's output, detached.
+        cross: per consecutive pair of stages, E[g_in g_out^T] (None for an identity stage),
+            or None if unasked.
+        macs: Conv2d/Linear multiply-adds per image.
+    """
+
+    features: list[torch.Tensor]
+    cross: list[torch.Tensor | None] | None
+    macs: float
+
+
+def stage_pass(ctx: ScoringContext) -> StagePass:
+    """The shared AZ-NAS pass of `ctx` (computed once for the four AZ-NAS proxies).
+
+    It runs on the network re-initialised as the paper does (Kaiming normal, fan-in), a copy
+    of the shared one, so the other proxies keep their initialisation.
+    """
+    return ctx.shared("stage_pass", lambda: _stage_pass(ctx))
+
+
+def _stage_pass(ctx: ScoringContext) -> StagePass:
+    model = ctx.reinitialised_model("kaiming_fan_in", kaiming_fan_in_init)
+    x, _ = ctx.batch()
+    want_cross = "stage_jacobians" in ctx.needs or not ctx.needs
+    capture = StageCapture(model, features=True, macs=True)
+    try:
+        with torch.set_grad_enabled(want_cross):
+            logits = model(x)
+    finally:
+        capture.remove()
+    if not torch.isfinite(logits).all():  # a network that yields NaN/inf is broken
+        raise FloatingPointError("the network's output is not finite")
+    cross = stage_cross_gradients(capture.features, ctx.seed) if want_cross else None
+    return StagePass([f.detach() for f in capture.features], cross, capture.macs)
