@@ -27,14 +27,21 @@ class _Section(BaseModel):
 
 
 class DataConfig(_Section):
-    kind: Literal["digits", "cifar10_batches", "cifar10_npz", "image_folder", "csv", "idx"] = Field(
-        "digits", description="Dataset: digits (scikit-learn, no download), cifar10_batches (CIFAR-10 python folder), cifar10_npz, image_folder (one sub-folder per class), csv, idx (a folder of MNIST-family IDX files)."
+    kind: Literal["digits", "cifar10_batches", "cifar10_npz", "image_folder", "csv", "idx", "cifar100_batches", "svhn_mat",
+                  "stl10_binary", "gtsrb", "dtd"] = Field(
+        "digits", description="Dataset: digits (scikit-learn, no download), cifar10_batches (CIFAR-10 python folder), cifar10_npz "
+        "(x, y, optional split), image_folder (one sub-folder per class), csv (path,label[,split]), idx (a folder of MNIST-family "
+        "IDX files), cifar100_batches (cifar-100-python folder), svhn_mat (train_32x32.mat or its folder), stl10_binary, gtsrb "
+        "(Final_Training/Images layout), dtd (images/ + labels/ fold 1)."
     )
     path: str | None = Field(None, description="Dataset location on disk (unused for digits).")
     val_fraction: float = Field(0.2, gt=0.0, lt=1.0, description="Share of the training data held out for finalist scoring.")
     max_items: int | None = Field(None, ge=2, description="Keep at most this many images (stratified) before splitting; None = all.")
     image_size: int | None = Field(None, ge=1, description="Resize images to this side (None = native; folders and CSV default to 32).")
     proxy_batch: int = Field(32, ge=2, description="Images in the fixed batch every proxy scores on.")
+    # The test part (a format's test files, or split=test rows) never enters training or
+    # validation either way; this only decides whether the finalists are scored on it.
+    test: bool = Field(False, description="Score each trained finalist on the source's test part (test_accuracy); selection stays on validation.")
 
 
 class SpaceConfig(_Section):

@@ -3,6 +3,9 @@
 Each finalist's row and weights are saved under ``<run>/finalists/<arch_id>.{json,pt}`` as soon
 as it finishes, so a run killed during training retrains only the finalists it had not done.
 Out of memory or a diverging loss fails that finalist's row (recorded, not retried).
+Each trained finalist also gets one-vs-rest ROC curves on the validation split
+(``finalists/<arch_id>.roc.json``, plotted in ``plots/roc-<arch_id>.png``) and, with
+``data.test``, its accuracy on the source's test part (never used to pick the winner).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ TRAINING_SCHEMA = pa.schema([
     ("params", pa.int64()), ("flops", pa.int64()), ("val_accuracy", pa.float64()), ("val_loss", pa.float64()),
     ("macro_f1", pa.float64()), ("epochs_run", pa.int64()), ("seconds", pa.float64()), ("state", pa.string()),
     ("error", pa.string()), ("device", pa.string()), ("weights", pa.string()),
+    ("test_accuracy", pa.float64()), ("test_size", pa.int64()), ("macro_auc", pa.float64()),
 ])
 
 
@@ -69,8 +73,26 @@ def train_row(run_dir: str | Path, finalist: dict[str, Any], device: str = "cpu"
            "val_loss": m.get("val_loss", math.nan), "macro_f1": m.get("macro_f1", math.nan), "epochs_run": result.epochs_run,
            "seconds": result.seconds, "state": result.state, "error": result.error, "device": device,
            "weights": str(weights) if result.best_state_dict is not None else None}
+    if result.best_state_dict is not None:
+        model.load_state_dict(result.best_state_dict)
+        row.update(_held_out_scores(run_dir, finalist["arch_id"], model, data, cfg.data.test))
     atomic_write_json(saved, row)
     return row
+
+
+def _held_out_scores(run_dir: str | Path, arch_id: str, model: torch.nn.Module, data: Any, with_test: bool) -> dict[str, Any]:
+    """ROC curves on the validation split (saved and plotted) and, when asked, test accuracy."""
+    from nas_lib.evaluation_curves import predict_proba, roc_curves, write_roc_plot
+
+    probs = predict_proba(model, data.val_x)
+    curves = roc_curves(data.val_y.numpy(), probs, data.class_names)
+    atomic_write_json(finalist_dir(run_dir) / f"{arch_id}.roc.json", curves)
+    write_roc_plot(curves, Path(run_dir) / "plots" / f"roc-{arch_id}.png", title=f"ROC one-vs-rest, {arch_id}")
+    out: dict[str, Any] = {"macro_auc": curves["macro_auc"]}
+    if with_test and data.test_y is not None:
+        predicted = predict_proba(model, data.test_x).argmax(axis=1)
+        out.update(test_accuracy=float((predicted == data.test_y.numpy()).mean()), test_size=int(len(data.test_y)))
+    return out
 
 
 @task(name="train-finalist", retries=1, retry_delay_seconds=1, retry_condition_fn=retry_transient,
