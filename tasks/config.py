@@ -114,6 +114,13 @@ class RegistryConfig(_Section):
         "validation accuracy on the same validation data (the winner is then the 'challenger'); always = every run's winner.")
 
 
+class ExportConfig(_Section):
+    formats: list[Literal["onnx", "torchscript", "quantized"]] = Field(
+        default_factory=list, description="Export the registered winner to these formats (files logged under export/ of its MLflow run); [] = none.")
+    onnx_exporter: Literal["torchscript", "dynamo", "auto"] = Field(
+        "torchscript", description="ONNX exporter: torchscript (legacy, seconds), dynamo (torch.export based, ~10x slower here) or auto.")
+
+
 class PipelineConfig(_Section):
     """Flow parameters of `nas_pipeline`. Every field has a description (used for --help)."""
 
@@ -133,6 +140,7 @@ class PipelineConfig(_Section):
     search: SearchConfig = Field(default_factory=SearchConfig, description="Search generations.")
     training: TrainingConfig = Field(default_factory=TrainingConfig, description="Finalist training.")
     registry: RegistryConfig = Field(default_factory=RegistryConfig, description="MLflow registration.")
+    export: ExportConfig = Field(default_factory=ExportConfig, description="Export of the registered winner.")
 
     @field_validator("device")
     @classmethod
