@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda|cuda:\d+)$")
 
@@ -94,6 +94,9 @@ class SearchConfig(_Section):
     generations: int = Field(8, ge=0, description="Search generations after the initial population.")
     per_generation: int = Field(6, ge=1, description="Architectures asked per generation.")
     top_k_table: int = Field(5, ge=1, description="Rows of the per-generation top-k table artifact.")
+    options: dict[str, Any] = Field(
+        default_factory=dict, description="Options of the strategy (e.g. {population: 12} for ga); unknown keys are an error that lists the valid ones. "
+        "A warm-up option left unset is lowered to population.size.")
 
 
 class TrainingConfig(_Section):
@@ -141,6 +144,14 @@ class PipelineConfig(_Section):
     training: TrainingConfig = Field(default_factory=TrainingConfig, description="Finalist training.")
     registry: RegistryConfig = Field(default_factory=RegistryConfig, description="MLflow registration.")
     export: ExportConfig = Field(default_factory=ExportConfig, description="Export of the registered winner.")
+
+    @model_validator(mode="after")
+    def _search_options_ok(self) -> "PipelineConfig":
+        if self.search.options:
+            from nas_lib.search import check_options
+
+            check_options(self.search.strategy, dict(self.search.options))
+        return self
 
     @field_validator("device")
     @classmethod
