@@ -35,4 +35,4 @@ def _load_cifar100(path: Path | None, image_size: int | None) -> RawImages:
     if (folder / "meta").is_file():
         listed = _unpickle(folder / "meta").get(b"fine_label_names", [])
         names = tuple(n.decode() if isinstance(n, bytes) else str(n) for n in listed) or names
-    return RawImages(x.astype(np.float32) / 255.0, y, names, split)
+    return RawImages(x, y, names, split)  # bytes: load_dataset converts after subsampling

@@ -43,10 +43,11 @@ class DatasetError(ValueError):
 
 @dataclass(frozen=True)
 class RawImages:
-    """What a source loader returns before splitting: images in [0, 1] and integer labels.
+    """What a source loader returns before splitting: images and integer labels.
 
     Attributes:
-        x: float32 array N x C x H x W with values in [0, 1].
+        x: N x C x H x W, float32 in [0, 1] or uint8 in 0..255 (converted after the
+            ``max_items`` subsample, so large byte datasets are never held as floats whole).
         y: int64 array of N labels in ``range(len(class_names))``.
         class_names: one name per class, indexed by label.
     """
@@ -201,6 +202,11 @@ def _subset(raw: RawImages, rows: np.ndarray) -> RawImages:
 
 
 def _sized(raw: RawImages, image_size: int | None) -> RawImages:
+    """Float images in [0, 1], resized when ``image_size`` asks for it."""
+    if raw.x.dtype == np.uint8:
+        x = raw.x.astype(np.float32)
+        x /= 255.0
+        raw = RawImages(x, raw.y, raw.class_names)
     if image_size is None or raw.x.shape[-2:] == (image_size, image_size) or len(raw.y) == 0:
         return raw
     return RawImages(_resize(raw.x, image_size), raw.y, raw.class_names)

@@ -88,7 +88,7 @@ def _load_idx(path: Path | None, image_size: int | None) -> RawImages:
             raise DatasetError(f"{test_source}: test images are {test_images.shape[1:]}, training images {images.shape[1:]}")
         images, labels = np.concatenate([images, test_images]), np.concatenate([labels, test_labels])
         split = np.concatenate([split, np.full(len(test_labels), 2, dtype=np.int8)])
-    x = images[:, None, :, :].astype(np.float32) / 255.0
+    x = images[:, None, :, :]  # bytes: load_dataset converts after subsampling
     n_classes = int(labels.max()) + 1
     return RawImages(x, labels.astype(np.int64), tuple(str(i) for i in range(n_classes)), split)
 

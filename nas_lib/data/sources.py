@@ -95,9 +95,7 @@ def _load_cifar_batches(path: Path | None, image_size: int | None) -> RawImages:
     meta = folder / "batches.meta"
     if meta.exists():
         names = tuple(n.decode() if isinstance(n, bytes) else str(n) for n in _unpickle(meta).get(b"label_names", names))
-    x = np.concatenate(xs).astype(np.float32)
-    x /= 255.0
-    return RawImages(x, np.concatenate(ys), names, split)
+    return RawImages(np.concatenate(xs), np.concatenate(ys), names, split)  # bytes: converted after subsampling
 
 
 def read_pickled_batch(file: Path, label_key: bytes) -> tuple[np.ndarray, np.ndarray]:

@@ -56,4 +56,4 @@ def _load_stl10(path: Path | None, image_size: int | None) -> RawImages:
     if listed.is_file():
         lines = [line.strip() for line in listed.read_text(encoding="utf-8").splitlines() if line.strip()]
         names = tuple(lines) if len(lines) == 10 else names
-    return RawImages(x.astype(np.float32) / 255.0, y, names, split)
+    return RawImages(x, y, names, split)  # bytes: load_dataset converts after subsampling

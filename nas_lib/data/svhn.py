@@ -54,4 +54,4 @@ def _load_svhn(path: Path | None, image_size: int | None) -> RawImages:
         tx, ty = read_svhn_mat(test)
         x, y = np.concatenate([x, tx]), np.concatenate([y, ty])
         split = np.concatenate([split, np.full(len(ty), TEST, dtype=np.int8)])
-    return RawImages(x.astype(np.float32) / 255.0, y, tuple(str(d) for d in range(10)), split)
+    return RawImages(x, y, tuple(str(d) for d in range(10)), split)  # bytes: converted after subsampling
