@@ -113,3 +113,29 @@ def winner(run_dir: str | Path) -> dict[str, Any] | None:
     frame = read_table(step_path(run_dir, "08_training"))
     frame = frame[frame["state"] == "ok"].sort_values(["val_accuracy", "rank"], ascending=[False, True])
     return None if frame.empty else frame.iloc[0].to_dict()
+
+
+def winner_export_source(run_dir: str | Path) -> tuple[torch.nn.Module, Any, Any, Any]:
+    """The run's winner rebuilt from its architecture and weights, its `ModelCard`, and the
+    validation split as raw uint8 images with labels (what `export_bundle` checks against).
+
+    Raises:
+        FileNotFoundError: the run has no ``08_training`` step or the winner's weights are gone.
+        ValueError: no finalist trained successfully.
+    """
+    from nas_lib.export_bundle import ModelCard, to_raw_images
+    from tasks.context import load_data, load_space
+
+    if not step_path(run_dir, "08_training").exists():
+        raise FileNotFoundError(f"{run_dir}: no 08_training.parquet; the run has not trained its finalists yet")
+    best = winner(run_dir)
+    if best is None:
+        raise ValueError(f"{run_dir}: no finalist trained successfully, so there is no winner to export")
+    weights = Path(str(best.get("weights") or ""))
+    if not weights.is_file():
+        raise FileNotFoundError(f"{run_dir}: weights of the winner {best['arch_id']} not found at {weights}")
+    space, data = load_space(run_dir), load_data(run_dir)
+    model = space.build_model(space.from_string(str(best["arch"])), input_shape=tuple(data.input_shape), num_classes=data.num_classes)
+    model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    card = ModelCard(tuple(data.class_names), tuple(data.input_shape), tuple(data.mean), tuple(data.std), str(best["arch"]), str(best["arch_id"]))
+    return model.eval(), card, to_raw_images(data.val_x, data.mean, data.std), data.val_y.numpy()
