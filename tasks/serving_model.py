@@ -30,6 +30,8 @@ class RawImageClassifier(PythonModel):
         self.class_names = list(labels["class_names"])
 
     def predict(self, context, model_input, params=None):  # noqa: ANN001,ANN201  (no hints: MLflow would infer a schema from them)
+        if isinstance(model_input, dict):  # a named tensor input arrives as {name: array}
+            (model_input,) = model_input.values()
         images = np.ascontiguousarray(np.asarray(model_input), dtype=np.uint8)
         with torch.no_grad():
             probs = torch.softmax(self.network(torch.from_numpy(images)).float(), dim=1).numpy()
