@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import typer
 
-from ehnas.commands import bench, knowledge, pipeline, prune, space
+from ehnas.commands import bench, export, knowledge, pipeline, prune, space
 
 app = typer.Typer(
     name="ehnas",
@@ -21,6 +21,7 @@ app.add_typer(bench.app, name="bench")
 app.add_typer(knowledge.app, name="knowledge")
 prune.register(app)
 pipeline.register(app)
+export.register(app)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,12 @@
-"""Exports a trained network for serving: TorchScript (traced) and ONNX.
+"""Exports a trained network for serving: TorchScript (traced), ONNX and int8 TorchScript.
 
-Both exporters work on a CPU copy of the model in eval mode, so the caller's model keeps its
+`RawImageModel` puts the training normalisation inside the network, so every exported file
+takes raw uint8 images (N x H x W x C, what image libraries give). The batch dimension stays
+free: exports trace a rebuilt `nn.Module`; a graph already fixed by ``torch.export`` (what MLflow
+loads from a ``pt2`` model) is refused with a hint, because tracing it would bake its batch
+size into the file. `run_exported` runs any exported file, for checks against PyTorch.
+
+Every exporter works on a CPU copy of the model in eval mode, so the caller's model keeps its
 device and mode, and the files run anywhere. Files are written to a temporary folder next to
 the target and renamed into place, so a killed export never leaves a half-written model.
 """
@@ -16,12 +22,86 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
 
 class ExportError(RuntimeError):
     """An exporter could not convert the model; the message carries the exporter's reason."""
+
+
+class RawImageModel(nn.Module):
+    """``model`` behind its input normalisation: uint8 N x H x W x C in, logits out.
+
+    Args:
+        model: the trained network (float N x C x H x W, normalised).
+        mean, std: the per-channel training statistics on [0, 1] pixels.
+    """
+
+    def __init__(self, model: nn.Module, mean: tuple[float, ...], std: tuple[float, ...]) -> None:
+        super().__init__()
+        if len(mean) != len(std) or not mean:
+            raise ValueError(f"mean and std need one value per channel, got {len(mean)} and {len(std)}")
+        self.model = model
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
+        self.register_buffer("scale", 1.0 / (255.0 * torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)))
+
+    def forward(self, images: Tensor) -> Tensor:
+        x = images.permute(0, 3, 1, 2).to(torch.float32)
+        return self.model((x - 255.0 * self.mean) * self.scale)
+
+
+def fixed_batch_graph(model: nn.Module) -> int | None:
+    """The batch size a ``torch.export`` graph was specialised to, or None for an ordinary module."""
+    if not isinstance(model, torch.fx.GraphModule):
+        return None
+    for node in model.graph.nodes:
+        value = node.meta.get("val") if node.op == "placeholder" else None
+        if isinstance(value, Tensor) and value.dim() > 0 and isinstance(value.shape[0], int):
+            return int(value.shape[0])
+    return None
+
+
+def _refuse_fixed_graph(model: nn.Module) -> None:
+    batch = fixed_batch_graph(model) if not isinstance(model, RawImageModel) else fixed_batch_graph(model.model)
+    if batch is not None:
+        raise ExportError(f"the model is a torch.export graph fixed at batch {batch}; an export of it would accept only that "
+                          "batch size. Rebuild the network from its architecture and weights (`ehnas export` does) and export that.")
+
+
+def export_quantized(model: nn.Module, example: Tensor, path: str | Path) -> Path:
+    """Dynamic int8 quantization of every ``nn.Linear`` (weights int8, activations quantized on
+    the fly), traced and saved as TorchScript; convolutions stay float.
+
+    Raises:
+        ExportError: quantization, tracing or saving failed.
+    """
+    from torch.ao.quantization import quantize_dynamic
+
+    cpu_model, _ = _cpu_eval_copy(model, example)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # torch.ao.quantization is flagged for migration
+            quantized = quantize_dynamic(cpu_model, {nn.Linear}, dtype=torch.qint8)
+    except Exception as err:
+        raise ExportError(f"int8 quantization failed: {type(err).__name__}: {err}") from err
+    return export_torchscript(quantized, example, path)
+
+
+def run_exported(path: str | Path, images: np.ndarray) -> np.ndarray:
+    """Outputs of an exported file (``.onnx`` through onnxruntime, else TorchScript) on ``images``."""
+    path = Path(path)
+    if path.suffix == ".onnx":
+        import onnxruntime as ort
+
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        return session.run(None, {session.get_inputs()[0].name: images})[0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        loaded = torch.jit.load(str(path), map_location="cpu")
+    with torch.no_grad():
+        return loaded(torch.from_numpy(images)).numpy()
 
 
 def export_torchscript(model: nn.Module, example: Tensor, path: str | Path) -> Path:
@@ -41,6 +121,7 @@ def export_torchscript(model: nn.Module, example: Tensor, path: str | Path) -> P
     Raises:
         ExportError: tracing or saving failed.
     """
+    _refuse_fixed_graph(model)
     cpu_model, cpu_example = _cpu_eval_copy(model, example)
     path = Path(path)
     try:
@@ -77,6 +158,7 @@ def export_onnx(model: nn.Module, example: Tensor, path: str | Path, *, opset: i
         ExportError: both exporters failed or the ONNX checker rejected the model; the message
             holds each exporter's reason (e.g. a missing ``onnxscript`` package).
     """
+    _refuse_fixed_graph(model)
     cpu_model, cpu_example = _cpu_eval_copy(model, example)
     path = Path(path)
     attempts = {"dynamo": _onnx_dynamo, "torchscript": _onnx_legacy}
@@ -142,4 +224,5 @@ def _staged(path: Path) -> Iterator[Path]:
 EXPORTERS: dict[str, Callable[[nn.Module, Tensor, str | Path], Path]] = {
     "torchscript": export_torchscript,
     "onnx": export_onnx,
+    "quantized": export_quantized,
 }

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda|cuda:\d+)$")
 
@@ -27,14 +27,21 @@ class _Section(BaseModel):
 
 
 class DataConfig(_Section):
-    kind: Literal["digits", "cifar10_batches", "cifar10_npz", "image_folder", "csv", "idx"] = Field(
-        "digits", description="Dataset: digits (scikit-learn, no download), cifar10_batches (CIFAR-10 python folder), cifar10_npz, image_folder (one sub-folder per class), csv, idx (a folder of MNIST-family IDX files)."
+    kind: Literal["digits", "cifar10_batches", "cifar10_npz", "image_folder", "csv", "idx", "cifar100_batches", "svhn_mat",
+                  "stl10_binary", "gtsrb", "dtd"] = Field(
+        "digits", description="Dataset: digits (scikit-learn, no download), cifar10_batches (CIFAR-10 python folder), cifar10_npz "
+        "(x, y, optional split), image_folder (one sub-folder per class), csv (path,label[,split]), idx (a folder of MNIST-family "
+        "IDX files), cifar100_batches (cifar-100-python folder), svhn_mat (train_32x32.mat or its folder), stl10_binary, gtsrb "
+        "(Final_Training/Images layout), dtd (images/ + labels/ fold 1)."
     )
     path: str | None = Field(None, description="Dataset location on disk (unused for digits).")
     val_fraction: float = Field(0.2, gt=0.0, lt=1.0, description="Share of the training data held out for finalist scoring.")
     max_items: int | None = Field(None, ge=2, description="Keep at most this many images (stratified) before splitting; None = all.")
     image_size: int | None = Field(None, ge=1, description="Resize images to this side (None = native; folders and CSV default to 32).")
     proxy_batch: int = Field(32, ge=2, description="Images in the fixed batch every proxy scores on.")
+    # The test part (a format's test files, or split=test rows) never enters training or
+    # validation either way; this only decides whether the finalists are scored on it.
+    test: bool = Field(False, description="Score each trained finalist on the source's test part (test_accuracy); selection stays on validation.")
 
 
 class SpaceConfig(_Section):
@@ -93,6 +100,9 @@ class SearchConfig(_Section):
     generations: int = Field(8, ge=0, description="Search generations after the initial population.")
     per_generation: int = Field(6, ge=1, description="Architectures asked per generation.")
     top_k_table: int = Field(5, ge=1, description="Rows of the per-generation top-k table artifact.")
+    options: dict[str, Any] = Field(
+        default_factory=dict, description="Options of the strategy (e.g. {population: 12} for ga); unknown keys are an error that lists the valid ones. "
+        "A warm-up option left unset is lowered to population.size.")
 
 
 class TrainingConfig(_Section):
@@ -111,6 +121,13 @@ class RegistryConfig(_Section):
     promote: Literal["if_better", "always"] = Field(
         "if_better", description="When the winner takes the 'champion' alias: if_better = unless the current champion has a higher "
         "validation accuracy on the same validation data (the winner is then the 'challenger'); always = every run's winner.")
+
+
+class ExportConfig(_Section):
+    formats: list[Literal["onnx", "torchscript", "quantized"]] = Field(
+        default_factory=list, description="Export the registered winner to these formats (files logged under export/ of its MLflow run); [] = none.")
+    onnx_exporter: Literal["torchscript", "dynamo", "auto"] = Field(
+        "torchscript", description="ONNX exporter: torchscript (legacy, seconds), dynamo (torch.export based, ~10x slower here) or auto.")
 
 
 class PipelineConfig(_Section):
@@ -132,6 +149,15 @@ class PipelineConfig(_Section):
     search: SearchConfig = Field(default_factory=SearchConfig, description="Search generations.")
     training: TrainingConfig = Field(default_factory=TrainingConfig, description="Finalist training.")
     registry: RegistryConfig = Field(default_factory=RegistryConfig, description="MLflow registration.")
+    export: ExportConfig = Field(default_factory=ExportConfig, description="Export of the registered winner.")
+
+    @model_validator(mode="after")
+    def _search_options_ok(self) -> "PipelineConfig":
+        if self.search.options:
+            from nas_lib.search import check_options
+
+            check_options(self.search.strategy, dict(self.search.options))
+        return self
 
     @field_validator("device")
     @classmethod

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from tasks.mlflow_model import serving_info
 from tasks.mlflow_registry import (
     CONFIG_TAG, DATA_TAG, EXPERIMENT, SCORE_TAG, client_for, finish_run, log_artifacts, log_finalist_run, log_metrics, promotion,
     register_champion, start_parent_run,
@@ -58,7 +59,7 @@ def register_pipeline_run(*, run_dir: Path, config: Any, winner: Mapping[str, An
         tracking_uri=uri, experiment=EXPERIMENT, parent_run_id=parent, model_name=config.model_name(), model=model,
         input_example=example, arch_id=str(winner["arch_id"]), config_hash=config.fingerprint(),
         metrics=scalars, params={"arch": winner["arch"], "dataset": config.data.kind, "run_name": config.resolved_run_name()},
-        alias=alias, tags={DATA_TAG: data_fingerprint, SCORE_TAG: repr(score)},
+        alias=alias, tags={DATA_TAG: data_fingerprint, SCORE_TAG: repr(score)}, serving=serving_info(run_dir, config, winner),
     )
     finish_run(uri, parent)
     done = "reused (these weights were already registered by this config)" if out["reused"] else "registered"

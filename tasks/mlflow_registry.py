@@ -260,8 +260,13 @@ def promotion(client: MlflowClient, model_name: str, data_fingerprint: str, scor
 def register_champion(*, tracking_uri: str, experiment: str, parent_run_id: str | None, model_name: str,
                       model: nn.Module, input_example: np.ndarray, arch_id: str, config_hash: str,
                       metrics: Mapping[str, float], params: Mapping[str, Any],
-                      artifacts: Sequence[Path] = (), alias: str = "champion", tags: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """Logs the winner with ``mlflow.pytorch.log_model``, registers it and points ``alias`` at it.
+                      artifacts: Sequence[Path] = (), alias: str = "champion", tags: Mapping[str, str] | None = None,
+                      serving: Any = None) -> dict[str, Any]:
+    """Logs the winner, registers it and points ``alias`` at it.
+
+    With ``serving`` (a `tasks.mlflow_model.ServingInfo`), the model is the self-contained
+    pyfunc model of `tasks.mlflow_model.log_serving_model` (raw uint8 images in, class names
+    out; exported files beside it when asked); without it, ``mlflow.pytorch.log_model``.
 
     Idempotent: when a version of ``model_name`` tagged with this ``arch_id``, ``config_hash``
     and weights digest (`weights_digest`) exists, nothing is logged again; the alias is
@@ -282,6 +287,7 @@ def register_champion(*, tracking_uri: str, experiment: str, parent_run_id: str 
         alias: the registered model alias to set.
         tags: further model version tags (not part of the identity), e.g. `DATA_TAG` and
             `SCORE_TAG` for `promotion`.
+        serving: class names, normalisation, space and data options of a pipeline winner.
 
     Returns:
         ``{"model_uri": "models:/<name>@<alias>", "version": "<n>", "run_id": ..., "reused": bool}``.
@@ -297,7 +303,12 @@ def register_champion(*, tracking_uri: str, experiment: str, parent_run_id: str 
         _log_new_params(client, run_id, params)
         log_metrics(client, run_id, metrics)
         log_artifacts(tracking_uri, run_id, artifacts)
-        model_uri = _log_pytorch_model(run_id, model, input_example)
+        if serving is not None:
+            from tasks.mlflow_model import log_serving_model
+
+            model_uri = log_serving_model(run_id, model, serving, _pip_requirements())
+        else:
+            model_uri = _log_pytorch_model(run_id, model, input_example)
         version = mlflow.register_model(model_uri, model_name, tags={**(tags or {}), **identity})
         client.set_registered_model_alias(model_name, alias, str(version.version))
     except BaseException:
@@ -348,8 +359,10 @@ def load_champion(tracking_uri: str, model_name: str, alias: str = "champion", f
         tracking_uri: MLflow tracking (and registry) URI.
         model_name: registered model name.
         alias: registered model alias.
-        flavor: ``"pytorch"`` returns the `nn.Module` (eval mode); ``"pyfunc"`` returns an MLflow
-            pyfunc model whose ``predict`` takes a float32 N x C x H x W array.
+        flavor: ``"pytorch"`` returns the `nn.Module` (eval mode; a pipeline model is rebuilt
+            from its architecture and weights and takes normalised float N x C x H x W);
+            ``"pyfunc"`` returns an MLflow pyfunc model (a pipeline model's ``predict`` takes
+            raw uint8 N x H x W x C images and returns class ids, names and probabilities).
 
     Returns:
         The loaded model.
@@ -360,6 +373,30 @@ def load_champion(tracking_uri: str, model_name: str, alias: str = "champion", f
         return mlflow.pyfunc.load_model(uri)
     if flavor != "pytorch":
         raise ValueError(f"flavor must be 'pytorch' or 'pyfunc', got {flavor!r}")
+    if "python_function" in _flavors(uri):
+        from tasks.mlflow_model import rebuild_registered
+
+        return rebuild_registered(uri)[0]
     # a "pt2" model loads as an exported graph (always in inference mode; it rejects .eval());
     # a pickled one was logged in eval mode and keeps it
     return mlflow.pytorch.load_model(uri, map_location="cpu")
+
+
+def _flavors(model_uri: str) -> set[str]:
+    """The flavors of a logged model, without loading it (only its MLmodel file is read)."""
+    from mlflow.models import Model
+
+    local = mlflow.artifacts.download_artifacts(artifact_uri=f"{model_uri}/MLmodel")
+    flavors = set(Model.load(local).flavors)
+    return flavors - {"python_function"} if "pytorch" in flavors else flavors
+
+
+def registered_export_source(model_uri: str, tracking_uri: str) -> Any:
+    """`tasks.mlflow_model.registered_export_source` against ``tracking_uri``."""
+    from tasks.mlflow_model import registered_export_source as source
+
+    client_for(tracking_uri)
+    try:
+        return source(model_uri)
+    except MlflowException as err:
+        raise LookupError(f"{model_uri} not found at {tracking_uri}: {err.message}") from err

@@ -39,10 +39,11 @@ def _records(rows: Sequence[dict[str, Any]]) -> list[EvalRecord]:
 
 
 def _strategy(run_dir: str | Path, state: dict[str, Any] | None) -> Any:
-    from nas_lib.search import make_strategy
+    from nas_lib.search import fitted_options, make_strategy
 
     cfg = load_config(run_dir)
-    strategy = make_strategy(cfg.search.strategy, load_space(run_dir), seed=cfg.seed)
+    options = fitted_options(cfg.search.strategy, dict(cfg.search.options), cfg.population.size)
+    strategy = make_strategy(cfg.search.strategy, load_space(run_dir), seed=cfg.seed, **options)
     if state is not None:
         strategy.load_state_dict(state)
     return strategy
@@ -72,6 +73,7 @@ def start_search(run_dir: str | Path) -> dict[str, Any]:
     if path.exists():
         return json.loads(path.read_text(encoding="utf-8"))
     strategy = _strategy(run_dir, None)
+    _warn_about_warmup(run_dir, strategy)
     evals = read_table(step_path(run_dir, "06_evaluations")).to_dict("records")
     rows = generation_rows(run_dir, 0, evals, math.nan)
     space = strategy.space
@@ -79,6 +81,20 @@ def start_search(run_dir: str | Path) -> dict[str, Any]:
     state = {"generation": 1, "pending": None, "rows": rows, "strategy": strategy.state_dict()}
     atomic_write_json(path, state)
     return state
+
+
+def _warn_about_warmup(run_dir: str | Path, strategy: Any) -> None:
+    """Logs when the strategy's warm-up covers the whole budget (it would act as random search)."""
+    import dataclasses
+    import logging
+
+    from nas_lib.search import warmup_note
+
+    cfg = load_config(run_dir)
+    budget = cfg.population.size + cfg.search.generations * cfg.search.per_generation
+    note = warmup_note(strategy.name, dataclasses.asdict(strategy.config), budget)
+    if note:
+        logging.getLogger(__name__).warning(note)
 
 
 @task(name="search-ask", cache_policy=NO_CACHE, task_run_name="search-ask-{generation}")

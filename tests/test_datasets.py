@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from tests.test_datasets_native import write_cifar100, write_dtd, write_gtsrb, write_stl10, write_svhn
 from tests.test_idx import write_idx_pair
 from nas_lib.data.datasets import DATASETS, DatasetError, ImageDataset, load_dataset, stratified_split
 
@@ -32,6 +33,9 @@ def _tiny_source(kind: str, root: Path) -> Path | None:
     if kind == "cifar10_batches":
         (root / "data_batch_1").write_bytes(pickle.dumps({b"data": rng.integers(0, 256, (20, 3072), dtype=np.uint8), b"labels": list(range(10)) * 2}))
         return root
+    native = {"cifar100_batches": write_cifar100, "svhn_mat": write_svhn, "stl10_binary": write_stl10, "gtsrb": write_gtsrb, "dtd": write_dtd}
+    if kind in native:
+        return native[kind](root / kind)
     if kind == "idx":
         write_idx_pair(root, "train", rng.integers(0, 256, (20, 8, 8), dtype=np.uint8), np.arange(20, dtype=np.uint8) % 10)
         return root
@@ -53,7 +57,8 @@ def test_every_registered_source_loads(kind: str, tmp_path: Path) -> None:
 
 
 def test_registry_lists_every_source() -> None:
-    assert set(DATASETS.names()) == {"digits", "cifar10_npz", "cifar10_batches", "image_folder", "csv", "idx"}
+    assert set(DATASETS.names()) == {
+        "digits", "cifar10_npz", "cifar10_batches", "image_folder", "csv", "idx", "cifar100_batches", "svhn_mat", "stl10_binary", "gtsrb", "dtd"}
     with pytest.raises(KeyError, match="digits"):
         load_dataset("mnist")
 

@@ -10,15 +10,20 @@ Sources (the registered name is the ``kind`` argument of `load_dataset`):
     cifar10_npz: an ``.npz`` with ``x`` (uint8, N x H x W x C) and ``y`` (integer labels).
     cifar10_batches: the CIFAR-10 "python version" folder (data_batch_1..5, batches.meta).
     image_folder: ``root/<class name>/<image>.png|jpg|jpeg|bmp`` read with PIL.
-    csv: a CSV with columns ``path,label``; paths are relative to the CSV file.
+    csv: a CSV with columns ``path,label`` (and optionally ``split``); paths relative to the CSV.
+    idx, cifar100_batches, svhn_mat, stl10_binary, gtsrb, dtd: native formats, one module each
+    in this package (see their docstrings).
+
+A source may mark rows ``test`` (a ``split`` array or column, or the format's own test files):
+those rows never enter training or validation; they are kept apart as ``test_x``/``test_y``.
+Rows marked ``val`` (where a format publishes a validation split) form the validation split
+instead of the seeded stratified one.
 """
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
-import pickle
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,8 +35,6 @@ from torch import Tensor
 
 from nas_lib.registry import Registry
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
-DEFAULT_FOLDER_SIZE = 32  # folders hold images of any size; 32 px matches CIFAR-sized search nets
 
 
 class DatasetError(ValueError):
@@ -40,10 +43,11 @@ class DatasetError(ValueError):
 
 @dataclass(frozen=True)
 class RawImages:
-    """What a source loader returns before splitting: images in [0, 1] and integer labels.
+    """What a source loader returns before splitting: images and integer labels.
 
     Attributes:
-        x: float32 array N x C x H x W with values in [0, 1].
+        x: N x C x H x W, float32 in [0, 1] or uint8 in 0..255 (converted after the
+            ``max_items`` subsample, so large byte datasets are never held as floats whole).
         y: int64 array of N labels in ``range(len(class_names))``.
         class_names: one name per class, indexed by label.
     """
@@ -51,6 +55,24 @@ class RawImages:
     x: np.ndarray
     y: np.ndarray
     class_names: tuple[str, ...]
+    split: np.ndarray | None = None  # per row TRAIN, VAL or TEST; None = every row is TRAIN
+
+
+TRAIN, VAL, TEST = 0, 1, 2
+SPLIT_NAMES = {"train": TRAIN, "val": VAL, "valid": VAL, "validation": VAL, "test": TEST}
+
+
+def parse_split(values: Sequence[object] | np.ndarray, source: Path) -> np.ndarray:
+    """Split names (``train``, ``val``/``valid``/``validation``, ``test``; any case) as int8
+    codes; an unknown name raises a `DatasetError` that names ``source`` and the valid names."""
+    names = np.asarray([v.decode() if isinstance(v, bytes) else str(v) for v in np.asarray(values).reshape(-1)])
+    codes = np.full(len(names), -1, dtype=np.int8)
+    for name, code in SPLIT_NAMES.items():
+        codes[np.char.lower(np.char.strip(names)) == name] = code
+    if (codes < 0).any():
+        bad = sorted(set(names[codes < 0].tolist()))[:5]
+        raise DatasetError(f"{source}: unknown split value(s) {bad}; use train, val or test")
+    return codes
 
 
 @dataclass(frozen=True, eq=False, repr=False)  # eq=False: tensors have no single truth value
@@ -67,6 +89,9 @@ class ImageDataset:
         input_shape: (C, H, W) of one image, what `SearchSpace.build_model` expects.
         fingerprint: sha256 hex over the split tensors and the loading options; a cache key.
         mean, std: the per-channel normalisation, needed to prepare new images for inference.
+        test_x, test_y: the source's test part (normalised like the rest), or None when the
+            source has none. It never takes part in training or validation, nor in the
+            fingerprint (so adding test files does not change a run's identity).
     """
 
     name: str
@@ -80,6 +105,8 @@ class ImageDataset:
     fingerprint: str
     mean: tuple[float, ...] = ()
     std: tuple[float, ...] = ()
+    test_x: Tensor | None = None
+    test_y: Tensor | None = None
 
     def normalize(self, images: Tensor) -> Tensor:
         """Prepares new images for the trained model: float N x C x H x W in [0, 1] (uint8 is
@@ -99,6 +126,7 @@ class ImageDataset:
             "name": self.name,
             "train_size": int(self.train_y.numel()),
             "val_size": int(self.val_y.numel()),
+            "test_size": 0 if self.test_y is None else int(self.test_y.numel()),
             "num_classes": self.num_classes,
             "input_shape": list(self.input_shape),
             "fingerprint": self.fingerprint,
@@ -129,7 +157,7 @@ def load_dataset(
         val_fraction: share of each class held out for validation, in (0, 1).
         seed: seeds the subsample and the split, so the same arguments give the same split.
         max_items: keep at most this many images (a stratified seeded subsample) before
-            splitting; None keeps all.
+            splitting, and at most this many of the test part; None keeps all.
 
     Returns:
         The `ImageDataset`.
@@ -149,14 +177,39 @@ def load_dataset(
     loader = DATASETS.get(kind)
     raw = loader(Path(path).expanduser() if path is not None else None, image_size)
     rng = np.random.default_rng(seed)
-    if max_items is not None and max_items < len(raw.y):
-        keep = np.sort(_stratified_take(raw.y, max_items, rng))
-        raw = RawImages(raw.x[keep], raw.y[keep], raw.class_names)
-    if image_size is not None and raw.x.shape[-2:] != (image_size, image_size):
-        raw = RawImages(_resize(raw.x, image_size), raw.y, raw.class_names)
-    train_idx, val_idx = stratified_split(raw.y, val_fraction, rng)
+    split = raw.split if raw.split is not None else np.zeros(len(raw.y), dtype=np.int8)
+    pool, test = _subset(raw, split != TEST), _subset(raw, split == TEST)
+    pool_split = split[split != TEST]
+    if max_items is not None and max_items < len(pool.y):
+        keep = np.sort(_stratified_take(pool.y, max_items, rng))
+        pool, pool_split = _subset(pool, keep), pool_split[keep]
+    if max_items is not None and max_items < len(test.y):
+        test = _subset(test, np.sort(_stratified_take(test.y, max_items, rng)))
+    pool, test = _sized(pool, image_size), _sized(test, image_size)
+    if (pool_split == VAL).any():  # the format's own validation split
+        train_idx, val_idx = np.flatnonzero(pool_split == TRAIN), np.flatnonzero(pool_split == VAL)
+        if len(train_idx) == 0:
+            raise DatasetError(f"dataset {kind!r}: every non-test row is marked val; nothing is left to train on")
+    else:
+        train_idx, val_idx = stratified_split(pool.y, val_fraction, rng)
     options = {"kind": kind, "image_size": image_size, "val_fraction": val_fraction, "seed": seed, "max_items": max_items}
-    return _assemble(kind, raw, train_idx, val_idx, options)
+    return _assemble(kind, pool, train_idx, val_idx, options, test if len(test.y) else None)
+
+
+def _subset(raw: RawImages, rows: np.ndarray) -> RawImages:
+    """The rows (a boolean mask or indices) of ``raw``, without a split array."""
+    return RawImages(raw.x[rows], raw.y[rows], raw.class_names)
+
+
+def _sized(raw: RawImages, image_size: int | None) -> RawImages:
+    """Float images in [0, 1], resized when ``image_size`` asks for it."""
+    if raw.x.dtype == np.uint8:
+        x = raw.x.astype(np.float32)
+        x /= 255.0
+        raw = RawImages(x, raw.y, raw.class_names)
+    if image_size is None or raw.x.shape[-2:] == (image_size, image_size) or len(raw.y) == 0:
+        return raw
+    return RawImages(_resize(raw.x, image_size), raw.y, raw.class_names)
 
 
 def stratified_split(labels: np.ndarray, val_fraction: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -199,8 +252,9 @@ def _resize(x: np.ndarray, size: int) -> np.ndarray:
     return np.concatenate(chunks) if chunks else x
 
 
-def _assemble(kind: str, raw: RawImages, train_idx: np.ndarray, val_idx: np.ndarray, options: dict[str, object]) -> ImageDataset:
-    """Normalises with the training statistics and fingerprints the result."""
+def _assemble(kind: str, raw: RawImages, train_idx: np.ndarray, val_idx: np.ndarray, options: dict[str, object],
+              test: RawImages | None = None) -> ImageDataset:
+    """Normalises with the training statistics and fingerprints the result (test part excluded)."""
     x = torch.from_numpy(np.ascontiguousarray(raw.x, dtype=np.float32))
     y = torch.from_numpy(raw.y.astype(np.int64))
     train_x, val_x = x[torch.from_numpy(train_idx)], x[torch.from_numpy(val_idx)]
@@ -209,6 +263,11 @@ def _assemble(kind: str, raw: RawImages, train_idx: np.ndarray, val_idx: np.ndar
     for part in (train_x, val_x):  # in place: the indexed copies are ours, and full CIFAR-10 is 600 MB
         part.sub_(mean[:, None, None]).div_(std[:, None, None])
     train_y, val_y = y[torch.from_numpy(train_idx)], y[torch.from_numpy(val_idx)]
+    test_x = test_y = None
+    if test is not None:
+        test_x = torch.from_numpy(np.ascontiguousarray(test.x, dtype=np.float32))
+        test_x.sub_(mean[:, None, None]).div_(std[:, None, None])
+        test_y = torch.from_numpy(test.y.astype(np.int64))
     digest = hashlib.sha256(json.dumps({**options, "classes": list(raw.class_names)}, sort_keys=True).encode())
     for tensor in (train_x, train_y, val_x, val_y):
         digest.update(str(tuple(tensor.shape)).encode())
@@ -225,11 +284,13 @@ def _assemble(kind: str, raw: RawImages, train_idx: np.ndarray, val_idx: np.ndar
         fingerprint=digest.hexdigest(),
         mean=tuple(float(v) for v in mean),
         std=tuple(float(v) for v in std),
+        test_x=test_x,
+        test_y=test_y,
     )
 
 
-# -- sources ---------------------------------------------------------------------------------------
-def _require(path: Path | None, kind: str, what: str) -> Path:
+def require_path(path: Path | None, kind: str, what: str) -> Path:
+    """``path`` itself; a missing argument or file raises an error that names the source."""
     if path is None:
         raise ValueError(f"dataset {kind!r} needs a path to {what}")
     if not path.exists():
@@ -237,152 +298,18 @@ def _require(path: Path | None, kind: str, what: str) -> Path:
     return path
 
 
-def _from_uint8_nhwc(x: np.ndarray, y: np.ndarray, source: Path) -> RawImages:
-    """Checks and converts uint8 N x H x W x C images and their labels."""
-    if x.ndim == 3:  # N x H x W grayscale
-        x = x[..., None]
-    if x.ndim != 4:
-        raise DatasetError(f"{source}: images must be N x H x W x C, got shape {x.shape}")
-    y = np.asarray(y).reshape(-1)
-    if len(y) != len(x):
-        raise DatasetError(f"{source}: {len(x)} images but {len(y)} labels")
-    if not np.issubdtype(y.dtype, np.integer) or (len(y) and y.min() < 0):
-        raise DatasetError(f"{source}: labels must be non-negative integers, got dtype {y.dtype}")
-    scale = 255.0 if x.dtype == np.uint8 else 1.0  # float images are taken as already in [0, 1]
-    images = np.transpose(x, (0, 3, 1, 2)).astype(np.float32) / scale
-    n_classes = int(y.max()) + 1 if len(y) else 0
-    return RawImages(images, y.astype(np.int64), tuple(str(i) for i in range(n_classes)))
+_require = require_path  # the older private name
 
 
-@DATASETS.register("digits")
-def _load_digits(path: Path | None, image_size: int | None) -> RawImages:
-    """scikit-learn's bundled 8x8 handwritten digits (pixel values 0..16)."""
-    from sklearn.datasets import load_digits
-
-    bunch = load_digits()
-    x = (bunch.images.astype(np.float32) / 16.0)[:, None, :, :]
-    return RawImages(x, bunch.target.astype(np.int64), tuple(str(n) for n in bunch.target_names))
+def check_labels(y: np.ndarray, n_images: int, source: Path) -> None:
+    """Labels must match the images in count and hold two classes at least; names ``source``."""
+    if len(y) != n_images:
+        raise DatasetError(f"{source}: {n_images} images but {len(y)} labels")
+    if len(np.unique(y)) < 2:
+        raise DatasetError(f"{source}: every label is the same; a classifier needs two classes at least")
 
 
-CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
-
-
-@DATASETS.register("cifar10_npz")
-def _load_npz(path: Path | None, image_size: int | None) -> RawImages:
-    """An npz with ``x`` (uint8 N x H x W x C) and ``y``; CIFAR-10 class names when 10 classes."""
-    path = _require(path, "cifar10_npz", "the .npz file")
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            missing = {"x", "y"} - set(archive.files)
-            if missing:
-                raise DatasetError(f"{path}: arrays {sorted(missing)} missing (found {archive.files})")
-            raw = _from_uint8_nhwc(archive["x"], archive["y"], path)
-    except DatasetError:
-        raise
-    except Exception as err:  # numpy raises OSError, ValueError or BadZipFile for a broken file
-        raise DatasetError(f"{path}: not a readable .npz file ({type(err).__name__}: {err})") from err
-    if len(raw.class_names) == len(CIFAR10_CLASSES) and raw.x.shape[1] == 3:
-        raw = RawImages(raw.x, raw.y, CIFAR10_CLASSES)
-    return raw
-
-
-@DATASETS.register("cifar10_batches")
-def _load_cifar_batches(path: Path | None, image_size: int | None) -> RawImages:
-    """The CIFAR-10 python folder: every ``data_batch_*`` present (test_batch stays unseen).
-
-    The batches are Python pickles, the format CIFAR-10 is distributed in; only open folders
-    you trust.
-    """
-    folder = _require(path, "cifar10_batches", "the CIFAR-10 batches folder")
-    files = sorted(folder.glob("data_batch_*"))
-    if not files:
-        raise FileNotFoundError(f"dataset 'cifar10_batches': no data_batch_* files in {folder}")
-    xs, ys = [], []
-    for file in files:
-        batch = _unpickle(file)
-        if b"data" not in batch or b"labels" not in batch:
-            raise DatasetError(f"{file}: a CIFAR-10 batch needs 'data' and 'labels' (found {sorted(map(str, batch))})")
-        xs.append(np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
-        ys.append(np.asarray(batch[b"labels"], dtype=np.int64))
-    names = CIFAR10_CLASSES
-    meta = folder / "batches.meta"
-    if meta.exists():
-        names = tuple(n.decode() if isinstance(n, bytes) else str(n) for n in _unpickle(meta).get(b"label_names", names))
-    x = np.concatenate(xs).astype(np.float32)
-    x /= 255.0
-    return RawImages(x, np.concatenate(ys), names)
-
-
-def _unpickle(file: Path) -> dict:
-    try:
-        with file.open("rb") as fh:
-            obj = pickle.load(fh, encoding="bytes")
-    except Exception as err:  # a truncated or foreign file; say which one
-        raise DatasetError(f"{file}: not a CIFAR-10 pickle ({type(err).__name__}: {err})") from err
-    if not isinstance(obj, dict):
-        raise DatasetError(f"{file}: expected a pickled dict, got {type(obj).__name__}")
-    return obj
-
-
-def _read_images(files: Sequence[Path], size: int) -> np.ndarray:
-    """Reads image files as RGB, resized to ``size x size``; names the file that fails."""
-    from PIL import Image, UnidentifiedImageError
-
-    out = np.empty((len(files), 3, size, size), dtype=np.float32)
-    for i, file in enumerate(files):
-        try:
-            with Image.open(file) as img:
-                rgb = img.convert("RGB").resize((size, size), Image.Resampling.BILINEAR)
-        except FileNotFoundError:
-            raise
-        except (UnidentifiedImageError, OSError, ValueError) as err:
-            raise DatasetError(f"cannot read image {file}: {err}") from err
-        out[i] = np.asarray(rgb, dtype=np.float32).transpose(2, 0, 1) / 255.0
-    return out
-
-
-@DATASETS.register("image_folder")
-def _load_image_folder(path: Path | None, image_size: int | None) -> RawImages:
-    """``root/<class>/<image>``; classes are the sub-folder names in sorted order."""
-    root = _require(path, "image_folder", "the image folder")
-    if not root.is_dir():
-        raise DatasetError(f"{root} is not a folder")
-    classes = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
-    files, labels = [], []
-    for label, name in enumerate(classes):
-        found = sorted(f for f in (root / name).iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
-        files += found
-        labels += [label] * len(found)
-    if not files:
-        raise DatasetError(f"{root}: no images ({'/'.join(IMAGE_SUFFIXES)}) in class sub-folders {classes or '(none)'}")
-    x = _read_images(files, image_size or DEFAULT_FOLDER_SIZE)
-    return RawImages(x, np.asarray(labels, dtype=np.int64), tuple(classes))
-
-
-@DATASETS.register("csv")
-def _load_csv(path: Path | None, image_size: int | None) -> RawImages:
-    """A CSV with ``path,label`` columns; integer labels sort numerically, others by name."""
-    table = _require(path, "csv", "the CSV file")
-    with table.open(newline="", encoding="utf-8") as fh:
-        reader = csv.DictReader(fh)
-        columns = [c.strip() for c in reader.fieldnames or []]
-        if "path" not in columns or "label" not in columns:
-            raise DatasetError(f"{table}: needs columns 'path' and 'label', found {columns}")
-        rows = [{k.strip(): (v or "").strip() for k, v in row.items() if k} for row in reader]
-    if not rows:
-        raise DatasetError(f"{table}: no rows")
-    files = []
-    for line, row in enumerate(rows, start=2):
-        if not row.get("label"):
-            raise DatasetError(f"{table} line {line}: empty label")
-        file = (table.parent / row["path"]).resolve()
-        if not row["path"] or not file.is_file():
-            raise FileNotFoundError(f"{table} line {line}: image {row['path']!r} not found (looked at {file})")
-        files.append(file)
-    names = sorted({r["label"] for r in rows}, key=lambda s: (0, int(s), "") if s.lstrip("-").isdigit() else (1, 0, s))
-    index = {name: i for i, name in enumerate(names)}
-    labels = np.asarray([index[r["label"]] for r in rows], dtype=np.int64)
-    return RawImages(_read_images(files, image_size or DEFAULT_FOLDER_SIZE), labels, tuple(names))
-
-
-from nas_lib.data import idx as _idx  # noqa: E402,F401  (registers the "idx" source; imports this module)
+# every source module registers itself on import
+from nas_lib.data import sources as _sources  # noqa: E402,F401
+from nas_lib.data import idx as _idx  # noqa: E402,F401
+from nas_lib.data import cifar100 as _cifar100, dtd as _dtd, gtsrb as _gtsrb, stl10 as _stl10, svhn as _svhn  # noqa: E402,F401

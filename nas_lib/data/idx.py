@@ -3,7 +3,7 @@
 An IDX file is a big-endian header (two zero bytes, a type code, the number of dimensions, then
 one 4-byte size per dimension) followed by the array. The ``idx`` source reads a folder holding
 ``train-images-idx3-ubyte`` and ``train-labels-idx1-ubyte`` (each optionally ``.gz``); the
-``t10k-*`` test files are left unread, so test images never enter training or validation.
+``t10k-*`` pair, when present, becomes the test part, which never enters training or validation.
 Format: LeCun et al., http://yann.lecun.com/exdb/mnist/ ("the IDX file format").
 """
 
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nas_lib.data.datasets import DATASETS, DatasetError, RawImages, _require
+from nas_lib.data.datasets import DATASETS, DatasetError, RawImages, require_path as _require
 
 UBYTE = 0x08  # the only element type the MNIST family uses
 
@@ -72,7 +72,8 @@ def load_idx_pair(folder: Path, prefix: str) -> tuple[np.ndarray, np.ndarray, Pa
 
 @DATASETS.register("idx")
 def _load_idx(path: Path | None, image_size: int | None) -> RawImages:
-    """The training pair of an IDX folder (MNIST family), grayscale, native size."""
+    """The training pair of an IDX folder (MNIST family), grayscale, native size; the ``t10k``
+    pair (when both files exist) as the test part."""
     folder = _require(path, "idx", "the folder of IDX files")
     if not folder.is_dir():
         raise DatasetError(f"{folder}: dataset 'idx' needs a folder holding train-images-idx3-ubyte[.gz] and train-labels-idx1-ubyte[.gz]")
@@ -80,6 +81,18 @@ def _load_idx(path: Path | None, image_size: int | None) -> RawImages:
     classes = np.unique(labels)
     if len(classes) < 2:
         raise DatasetError(f"{source}: every label is {int(classes[0]) if len(classes) else 'missing'}; a classifier needs two classes at least")
-    x = images[:, None, :, :].astype(np.float32) / 255.0
+    split = np.zeros(len(labels), dtype=np.int8)
+    if _has_pair(folder, "t10k"):
+        test_images, test_labels, test_source = load_idx_pair(folder, "t10k")
+        if test_images.shape[1:] != images.shape[1:]:
+            raise DatasetError(f"{test_source}: test images are {test_images.shape[1:]}, training images {images.shape[1:]}")
+        images, labels = np.concatenate([images, test_images]), np.concatenate([labels, test_labels])
+        split = np.concatenate([split, np.full(len(test_labels), 2, dtype=np.int8)])
+    x = images[:, None, :, :]  # bytes: load_dataset converts after subsampling
     n_classes = int(labels.max()) + 1
-    return RawImages(x, labels.astype(np.int64), tuple(str(i) for i in range(n_classes)))
+    return RawImages(x, labels.astype(np.int64), tuple(str(i) for i in range(n_classes)), split)
+
+
+def _has_pair(folder: Path, prefix: str) -> bool:
+    stems = (f"{prefix}-images-idx3-ubyte", f"{prefix}-labels-idx1-ubyte")
+    return all((folder / s).is_file() or (folder / f"{s}.gz").is_file() for s in stems)

@@ -19,4 +19,47 @@ def make_strategy(name: str, space: SearchSpace, seed: int = 0, **options: Any) 
     return STRATEGIES.get(name)(space, seed=seed, **options)
 
 
-__all__ = ["STRATEGIES", "Strategy", "Spec", "make_strategy"]
+def strategy_options(name: str) -> dict[str, Any]:
+    """The options strategy `name` takes, with their defaults."""
+    import dataclasses
+
+    config = STRATEGIES.get(name).Config
+    return {f.name: (f.default if f.default is not dataclasses.MISSING else None) for f in dataclasses.fields(config)}
+
+
+def check_options(name: str, options: dict[str, Any]) -> None:
+    """Raises ValueError when `options` holds a key strategy `name` does not take (the message
+    lists the valid ones) or a value its Config rejects."""
+    valid = strategy_options(name)
+    unknown = sorted(set(options) - set(valid))
+    if unknown:
+        raise ValueError(f"strategy {name!r} has no option(s) {unknown}; valid: {', '.join(sorted(valid)) or '(none)'}")
+    try:
+        STRATEGIES.get(name).Config(**options)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"strategy {name!r}: {err}") from None
+
+
+def fitted_options(name: str, options: dict[str, Any], initial: int) -> dict[str, Any]:
+    """`options` with the strategy's warm-up lowered to the `initial` evaluations the pipeline
+    already gives it, unless the options set it (a larger default would keep the strategy
+    sampling uniformly, i.e. asking what random search asks, through a short budget)."""
+    field = STRATEGIES.get(name).warmup_option
+    if field is None or field in options:
+        return dict(options)
+    default = strategy_options(name)[field]
+    return {**options, field: min(int(default), max(int(initial), 2))} if isinstance(default, int) else dict(options)
+
+
+def warmup_note(name: str, options: dict[str, Any], budget: int) -> str | None:
+    """A sentence when the warm-up of strategy `name` under `options` uses up `budget`
+    evaluations or more (it then never leaves uniform sampling), else None."""
+    field = STRATEGIES.get(name).warmup_option
+    warmup = {**strategy_options(name), **options}.get(field) if field else None
+    if isinstance(warmup, int) and warmup >= budget:
+        return (f"strategy {name!r} samples uniformly until {warmup} architectures are evaluated ({field}), but the budget is "
+                f"{budget}: it behaves as random search; lower search.options.{field} or raise search.generations")
+    return None
+
+
+__all__ = ["STRATEGIES", "Strategy", "Spec", "check_options", "fitted_options", "make_strategy", "strategy_options", "warmup_note"]

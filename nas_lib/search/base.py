@@ -44,6 +44,9 @@ class Strategy(ABC):
     Config: ClassVar[type] = NoOptions
     # How many tries to find a spec not asked before, before accepting a repeat.
     max_fresh_tries: ClassVar[int] = 200
+    # The option holding how many evaluations the strategy needs before it stops sampling
+    # uniformly (its random warm-up); None when it has none.
+    warmup_option: ClassVar[str | None] = None
 
     def __init__(self, space: SearchSpace, seed: int = 0, **options: Any) -> None:
         self.space = space

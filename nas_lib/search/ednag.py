@@ -51,6 +51,7 @@ class EDNAG(Strategy):
 
     name = "ednag"
     Config = EDNAGConfig
+    warmup_option = "population"  # uniform samples until this many are evaluated
 
     def __init__(self, space: Any, seed: int = 0, **options: Any) -> None:
         super().__init__(space, seed, **options)

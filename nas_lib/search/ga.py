@@ -57,6 +57,7 @@ class GeneticAlgorithm(Strategy):
 
     name = "ga"
     Config = GAConfig
+    warmup_option = "population"  # uniform samples until this many are evaluated
 
     def __init__(self, space: Any, seed: int = 0, **options: Any) -> None:
         super().__init__(space, seed, **options)

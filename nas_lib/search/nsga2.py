@@ -74,6 +74,7 @@ class NSGA2(Strategy):
 
     name = "nsga2"
     Config = NSGA2Config
+    warmup_option = "population"  # uniform samples until this many are evaluated
 
     def __init__(self, space: Any, seed: int = 0, **options: Any) -> None:
         super().__init__(space, seed, **options)

@@ -34,6 +34,7 @@ class RegularizedEvolution(Strategy):
 
     name = "rea"
     Config = REAConfig
+    warmup_option = "population"  # uniform samples until this many are evaluated
 
     def __init__(self, space: Any, seed: int = 0, **options: Any) -> None:
         super().__init__(space, seed, **options)

@@ -49,6 +49,7 @@ class SurrogateSearch(Strategy):
 
     name = "surrogate"
     Config = SurrogateConfig
+    warmup_option = "init"  # uniform samples until this many are evaluated
 
     def __init__(self, space: Any, seed: int = 0, **options: Any) -> None:
         super().__init__(space, seed, **options)

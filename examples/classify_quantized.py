@@ -1,0 +1,32 @@
+"""Classify one image with the int8 (dynamically quantized) export of an EHNAS model.
+
+The file is TorchScript whose linear layers hold int8 weights; it runs on CPU with torch only.
+
+    python examples/classify_quantized.py export/model.int8.torchscript.pt digit.png
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+
+from _image import describe, image_batch, load_labels
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("model", type=Path, help="model.int8.torchscript.pt written by `ehnas export --format quantized`")
+    parser.add_argument("image", type=Path, help="an image file (any size; it is resized)")
+    args = parser.parse_args()
+    labels = load_labels(args.model)
+    torch.backends.quantized.engine = "qnnpack" if "fbgemm" not in torch.backends.quantized.supported_engines else "fbgemm"
+    model = torch.jit.load(str(args.model), map_location="cpu")
+    with torch.no_grad():
+        logits = model(torch.from_numpy(image_batch(args.image, labels))).numpy()
+    print(describe(logits, labels))
+
+
+if __name__ == "__main__":
+    main()
