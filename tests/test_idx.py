@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from nas_lib.data.datasets import DatasetError, load_dataset
 from nas_lib.data.idx import read_idx
@@ -69,3 +70,18 @@ def test_real_mnist(shared_data: Path) -> None:
     assert data.input_shape == (1, 14, 14) and data.num_classes == 10
     assert len(data.train_y) + len(data.val_y) == 2000
     assert np.bincount(data.train_y.numpy()).min() > 100  # stratified: every digit present
+
+
+def test_test_files_never_move_the_split(tmp_path: Path) -> None:
+    """A trained table's rows must reproduce whether or not the folder also holds t10k files."""
+    rng = np.random.default_rng(1)
+    write_idx_pair(tmp_path / "with", "train", rng.integers(0, 256, (40, 4, 4), dtype=np.uint8), np.arange(40, dtype=np.uint8) % 4)
+    (tmp_path / "without").mkdir()
+    for f in (tmp_path / "with").iterdir():
+        (tmp_path / "without" / f.name).write_bytes(f.read_bytes())
+    write_idx_pair(tmp_path / "with", "t10k", rng.integers(0, 256, (30, 4, 4), dtype=np.uint8), np.arange(30, dtype=np.uint8) % 4)
+    a = load_dataset("idx", tmp_path / "with", max_items=20, val_fraction=0.5)
+    b = load_dataset("idx", tmp_path / "without", max_items=20, val_fraction=0.5)
+    assert a.test_y is not None and len(a.test_y) == 20 and b.test_y is None
+    assert a.fingerprint == b.fingerprint
+    assert torch.equal(a.train_x, b.train_x) and torch.equal(a.val_y, b.val_y)

@@ -183,8 +183,8 @@ def load_dataset(
     if max_items is not None and max_items < len(pool.y):
         keep = np.sort(_stratified_take(pool.y, max_items, rng))
         pool, pool_split = _subset(pool, keep), pool_split[keep]
-    if max_items is not None and max_items < len(test.y):
-        test = _subset(test, np.sort(_stratified_take(test.y, max_items, rng)))
+    if max_items is not None and max_items < len(test.y):  # its own generator: test files never move the split
+        test = _subset(test, np.sort(_stratified_take(test.y, max_items, np.random.default_rng((seed, TEST)))))
     pool, test = _sized(pool, image_size), _sized(test, image_size)
     if (pool_split == VAL).any():  # the format's own validation split
         train_idx, val_idx = np.flatnonzero(pool_split == TRAIN), np.flatnonzero(pool_split == VAL)
