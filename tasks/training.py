@@ -75,6 +75,7 @@ def train_row(run_dir: str | Path, finalist: dict[str, Any], device: str = "cpu"
            "seconds": result.seconds, "state": result.state, "error": result.error, "device": device,
            "weights": str(weights) if result.best_state_dict is not None else None}
     if result.best_state_dict is not None:
+        model = space.build_model(space.from_string(finalist["arch"]), input_shape=tuple(data.input_shape), num_classes=data.num_classes)
         model.load_state_dict(result.best_state_dict)
         row.update(_held_out_scores(run_dir, finalist["arch_id"], model, data, cfg.data.test))
     atomic_write_json(saved, row)

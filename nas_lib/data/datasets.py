@@ -178,8 +178,10 @@ def load_dataset(
     raw = loader(Path(path).expanduser() if path is not None else None, image_size)
     rng = np.random.default_rng(seed)
     split = raw.split if raw.split is not None else np.zeros(len(raw.y), dtype=np.int8)
-    pool, test = _subset(raw, split != TEST), _subset(raw, split == TEST)
-    pool_split = split[split != TEST]
+    if (split == TEST).any():
+        pool, test, pool_split = _subset(raw, split != TEST), _subset(raw, split == TEST), split[split != TEST]
+    else:  # untouched: an extra copy would change the array's strides, and with them the CPU kernels' rounding
+        pool, test, pool_split = RawImages(raw.x, raw.y, raw.class_names), _subset(raw, split == TEST), split
     if max_items is not None and max_items < len(pool.y):
         keep = np.sort(_stratified_take(pool.y, max_items, rng))
         pool, pool_split = _subset(pool, keep), pool_split[keep]
