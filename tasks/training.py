@@ -62,7 +62,7 @@ def train_row(run_dir: str | Path, finalist: dict[str, Any], device: str = "cpu"
         return json.loads(saved.read_text(encoding="utf-8"))
     cfg, space, data = load_config(run_dir), load_space(run_dir), load_data(run_dir)
     t = cfg.training
-    protocol = TrainProtocol(space={}, data={}, epochs=t.epochs, batch_size=t.batch_size, lr=t.lr,
+    protocol = TrainProtocol(epochs=t.epochs, batch_size=t.batch_size, lr=t.lr,
                              max_batches_per_epoch=t.max_batches_per_epoch, seed=cfg.seed)
     trained, result = train_architecture(space, finalist["arch"], data, protocol, device)
     weights = finalist_dir(run_dir) / f"{finalist['arch_id']}.pt"

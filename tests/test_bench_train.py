@@ -137,3 +137,17 @@ def test_a_table_without_protocol_is_refused(tmp_path: Path) -> None:
     bare.write_text("arch,val_accuracy\nx,0.5\n")
     result = CliRunner().invoke(app, ["bench", "search", "--space", "hybrid", "--table", str(bare)])
     assert result.exit_code == 2 and "comes from `ehnas bench train`" in re.sub(r"[\s│]+", " ", result.output)
+
+
+def test_damaged_protocol_and_bad_config_are_usage_errors(table: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "t.csv"
+    copy.write_text(table.read_text())
+    protocol_path(copy).write_text('{"space": {"name": "hyb')  # cut by a full disk
+    result = CliRunner().invoke(app, ["bench", "proxies", "--space", "hybrid", "--table", str(copy), "--proxies", "params"])
+    assert result.exit_code == 2 and "not a readable training protocol" in re.sub(r"[\s│]+", " ", result.output)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("data: [kind: idx\n")
+    result = CliRunner().invoke(app, ["bench", "train", "--out", str(tmp_path / "x.csv"), "--config", str(bad)])
+    assert result.exit_code == 2 and not (tmp_path / "x.csv").exists()
+    result = CliRunner().invoke(app, ["bench", "train", "--out", str(tmp_path / "x.csv"), "--set", "training.epochs=zero"])
+    assert result.exit_code == 2 and "epochs" in result.output

@@ -56,12 +56,10 @@ def proxies(
         raise typer.BadParameter(str(err), param_hint="--proxies") from None
     truth = None
     if space_name == "hybrid" and table is not None:
+        from ehnas.commands.bench_train import table_protocol
         from nas_lib.bench import train as trained
 
-        try:
-            protocol = trained.read_protocol(table)
-        except ValueError as err:
-            raise typer.BadParameter(str(err), param_hint="--table") from None
+        protocol = table_protocol(table)
         space = trained.build_space(protocol.space)
         truth = pd.Series(trained.load_table(table)) if metric in (None, trained.METRIC) else bench.load_metric_table(table, metric)
         batch = trained.protocol_batch(protocol, batch_size, seed) if images is None else None

@@ -40,12 +40,10 @@ def pruning(
 
     batch, reference = None, None
     if space_name == "hybrid" and table is not None:
+        from ehnas.commands.bench_train import table_protocol
         from nas_lib.bench import train as trained
 
-        try:
-            protocol = trained.read_protocol(table)
-        except ValueError as err:
-            raise typer.BadParameter(str(err), param_hint="--table") from None
+        protocol = table_protocol(table)
         space = trained.build_space(protocol.space)
         metric = metric or trained.METRIC
         batch = trained.protocol_batch(protocol) if images is None else None

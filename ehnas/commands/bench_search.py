@@ -41,10 +41,11 @@ def search(
 
     batch = None
     if space_name == "hybrid":
+        from ehnas.commands.bench_train import table_protocol
         from nas_lib.bench import train as trained
         from nas_lib.space.sampled import SampledSpace
 
-        protocol = _protocol(table)
+        protocol = table_protocol(table)
         truth = trained.load_table(table) if metric in (None, trained.METRIC) else load_table(table, metric)
         space = SampledSpace(trained.build_space(protocol.space), list(truth))
         if images is None and fitness != "table":
@@ -75,15 +76,6 @@ def search(
     png = plot_curves(result, out.with_suffix(".png"), title=f"{table.name} fitness={fitness} budget={budget} seeds={seeds}")
     typer.echo(format_results(result))
     typer.echo(f"wrote {out} and {png}")
-
-
-def _protocol(table: Path):  # noqa: ANN202 - lazy import of the type
-    from nas_lib.bench.train import read_protocol
-
-    try:
-        return read_protocol(table)
-    except ValueError as err:
-        raise typer.BadParameter(str(err), param_hint="--table") from None
 
 
 def _fitness(spec: str, space: SearchSpace, images: Path | None, batch_images: int, cache: Path | None,

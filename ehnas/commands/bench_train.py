@@ -13,6 +13,22 @@ def register(app: typer.Typer) -> None:
     app.command("train")(train)
 
 
+def table_protocol(table: Path):  # noqa: ANN201 - lazy import of the type
+    """The protocol of a table from `ehnas bench train`, its data checked to be reachable from
+    here; a usage error naming --table otherwise (the three benches read tables through this)."""
+    from nas_lib.bench.train import read_protocol
+
+    try:
+        protocol = read_protocol(table)
+    except ValueError as err:
+        raise typer.BadParameter(str(err), param_hint="--table") from None
+    path = protocol.data.get("path")
+    if path and not Path(path).exists():
+        raise typer.BadParameter(f"the table's data {path} is not found from {Path.cwd()} (paths in the protocol are "
+                                 "relative to where the table was trained: run from there)", param_hint="--table")
+    return protocol
+
+
 def protocol_from_config(config: Optional[Path], overrides: list[str]):  # noqa: ANN201 - lazy import of the type
     """The pipeline config's space, data, training budget and seed as a `TrainProtocol`: the
     table then means what the pipeline's finalist training means."""
@@ -20,9 +36,11 @@ def protocol_from_config(config: Optional[Path], overrides: list[str]):  # noqa:
     from nas_lib.space import HybridConstraints
     from tasks.config import load_config
 
+    import yaml
+
     try:
         cfg = load_config(config, overrides)
-    except (ValueError, OSError) as err:
+    except (ValueError, OSError, yaml.YAMLError) as err:
         raise typer.BadParameter(str(err), param_hint="--config/--set") from None
     if cfg.space.name == "hybrid":
         base = {**cfg.space.constraints, "min_depth": cfg.space.min_depth, "max_depth": cfg.space.max_depth}

@@ -51,8 +51,8 @@ class TrainProtocol:
         seed: seeds the weight initialisation and the training shuffle (the pipeline's ``seed``).
     """
 
-    space: dict[str, Any]
-    data: dict[str, Any]
+    space: dict[str, Any] = field(default_factory=dict)  # empty where only the budget matters (a run's finalists)
+    data: dict[str, Any] = field(default_factory=dict)
     epochs: int = 2
     batch_size: int = 64
     lr: float = 3e-3
@@ -257,12 +257,16 @@ def read_protocol(table: str | Path) -> TrainProtocol:
     """The protocol a table was trained under.
 
     Raises:
-        ValueError: the table has no protocol file (it was not written by `train_table`).
+        ValueError: the table has no protocol file (it was not written by `train_table`), or the
+            file is damaged.
     """
     proto = protocol_path(table)
     if not proto.exists():
         raise ValueError(f"{table}: no {proto.name} beside it; a hybrid table comes from `ehnas bench train`")
-    return TrainProtocol.from_dict(json.loads(proto.read_text(encoding="utf-8")))
+    try:
+        return TrainProtocol.from_dict(json.loads(proto.read_text(encoding="utf-8")))
+    except (ValueError, TypeError) as err:  # truncated JSON, or fields this version does not know
+        raise ValueError(f"{proto}: not a readable training protocol ({type(err).__name__}: {err})") from None
 
 
 def protocol_batch(protocol: TrainProtocol, n: int = 32, seed: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
