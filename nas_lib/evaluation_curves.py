@@ -35,7 +35,7 @@ def roc_curves(labels: np.ndarray, probs: np.ndarray, class_names: Sequence[str]
     """
     from sklearn.metrics import auc, roc_curve
 
-    classes = []
+    classes: list[dict[str, Any]] = []
     for k, name in enumerate(class_names):
         positive = labels == k
         if positive.all() or not positive.any():

@@ -49,7 +49,7 @@ class RawImageModel(nn.Module):
 
     def forward(self, images: Tensor) -> Tensor:
         x = images.permute(0, 3, 1, 2).to(torch.float32)
-        return self.model((x - 255.0 * self.mean) * self.scale)
+        return self.model((x - 255.0 * self.mean) * self.scale)  # type: ignore[operator]  # registered buffers
 
 
 def fixed_batch_graph(model: nn.Module) -> int | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -61,13 +62,13 @@ def pruning(
     if guard_by not in ("table", "proxy"):
         raise typer.BadParameter("expected table or proxy", param_hint="--guard-by")
     measure = MeasureConfig(
-        k=k, seed=seed, retention_floor=floor, score_fn=truth or proxy_fn, proxy_fn=proxy_fn, offline_samples=offline_samples,
+        k=k, seed=seed, retention_floor=floor, score_fn=truth if truth is not None else proxy_fn, proxy_fn=proxy_fn, offline_samples=offline_samples,
         guard_fn=proxy_fn if guard_by == "proxy" else None, reference_specs=reference,
     )
     outcomes = run_all_layers(space, load_knowledge_base(None), provider=provider, settings=llm_settings(provider), measure=measure)
-    result = {
-        "space": space_name, "provider": provider, "proxy": proxy, "proxy_table": str(proxy_table) if proxy_table else None, "offline_samples": offline_samples, "guard_by": guard_by, "measured_by": "table" if truth else f"proxy:{proxy}",
-        "table": str(table) if table else None, "metric": metric if truth else None, "k": k, "seed": seed, "floor": floor,
+    result: dict[str, Any] = {
+        "space": space_name, "provider": provider, "proxy": proxy, "proxy_table": str(proxy_table) if proxy_table else None, "offline_samples": offline_samples, "guard_by": guard_by, "measured_by": "table" if truth is not None else f"proxy:{proxy}",
+        "table": str(table) if table else None, "metric": metric if truth is not None else None, "k": k, "seed": seed, "floor": floor,
         "layers": bench_summary(outcomes),
     }
     if space_name == "nb201" and truth is not None:

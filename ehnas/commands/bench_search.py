@@ -36,10 +36,11 @@ def search(
 ) -> None:
     """Run every chosen strategy for BUDGET queries and SEEDS seeds; report the true metric of
     each strategy's answer (mean, std, regret vs the table optimum, ms per query)."""
-    from nas_lib.bench.search import benchmark, format_results, load_table, nb201_space_for, plot_curves
+    from nas_lib.bench.search import ProxyFitness, benchmark, format_results, load_table, nb201_space_for, plot_curves
     from nas_lib.search import STRATEGIES
 
     batch = None
+    space: SearchSpace
     if space_name == "hybrid":
         from ehnas.commands.bench_train import table_protocol
         from nas_lib.bench import train as trained
@@ -66,7 +67,7 @@ def search(
         raise typer.BadParameter(f"not JSON: {err}", param_hint="--options") from None
     typer.echo(f"{table.name}: {len(truth)} architectures, space {space.size()}; fitness={fitness}; budget {budget}; {seeds} seeds")
     result = benchmark(truth, names, budget, seeds, fitness=seen_fitness, space=space, options=per_strategy, progress=typer.echo)
-    if hasattr(seen_fitness, "flush"):
+    if isinstance(seen_fitness, ProxyFitness):
         seen_fitness.flush()
         result["proxy_cells_scored"] = len(seen_fitness.scores)
         result["proxy_seconds"] = seen_fitness.seconds

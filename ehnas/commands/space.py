@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import typer
 import yaml
 
 from nas_lib.space import HybridConstraints, HybridSpace, get_space
+from nas_lib.space.base import SearchSpace
 from nas_lib.space.stats import count_flops, count_parameters
 
 app = typer.Typer(help="Describe the search space and sample architectures from it.", no_args_is_help=True)
 
 
-def load_space(name: str, constraints: Path | None) -> HybridSpace:
+def load_space(name: str, constraints: Path | None) -> SearchSpace:
     """The named space, narrowed by a YAML/JSON constraints file when one is given."""
     if constraints is None:
         return get_space(name)
@@ -59,7 +61,7 @@ def sample(
     for _ in range(n):
         spec = s.sample(rng, depth=depth) if depth is not None else s.sample(rng)
         model = s.build_model(spec, shape, num_classes)
-        row = {
+        row: dict[str, Any] = {
             "arch_id": s.arch_id(spec),
             "arch": s.to_string(spec),
             "code": list(s.encode(spec)),

@@ -78,7 +78,7 @@ def add_one(path: Path, frame: pd.DataFrame, extractor: Extractor, limits: Extra
     known = set(frame.loc[frame["state"] != "failed", "doc_sha256"]) if len(frame) else set()
     try:
         sha = file_sha256(path) if path.is_file() else None
-        if sha in known:
+        if sha is not None and sha in known:
             log.info("knowledge: %s already analysed (sha256 %s), skipped", path, sha[:12])
             return AddOutcome(str(path), "skipped", sha), []
         document = read_document(path, limits)

@@ -10,6 +10,7 @@ carries its LLM requests in ``llm_json`` (mode, validation errors, raw answer, t
 from __future__ import annotations
 
 import json
+from typing import cast
 
 from nas_lib.knowledge.analysis import (
     CHUNK_SYSTEM,
@@ -65,7 +66,7 @@ class LLMExtractor(Extractor):
     def analyze_chunk(self, title: str, chunk_id: int, n_chunks: int, text: str) -> ChunkOutcome:
         result = self._ask(CHUNK_SYSTEM, chunk_prompt(title, chunk_id, n_chunks, text), f"chunk_{chunk_id}")
         if result.ok:
-            return ChunkOutcome(result.value, self.client.settings.model, llm=trace_json([result]))
+            return ChunkOutcome(cast(Analysis, result.value), self.client.settings.model, llm=trace_json([result]))
         return self._fallback(self.offline.analyze_chunk(title, chunk_id, n_chunks, text), result)
 
     def synthesize(self, title: str, analyses: list[Analysis]) -> ChunkOutcome:
@@ -86,7 +87,7 @@ class LLMExtractor(Extractor):
         parts = [a.model_dump_json() for a in analyses]
         result = self._ask(SYNTHESIS_SYSTEM, synthesis_prompt(title, parts, SYNTHESIS_INPUT_CHARS), "synthesis")
         if result.ok:
-            return ChunkOutcome(result.value, self.client.settings.model, llm=trace_json([result]))
+            return ChunkOutcome(cast(Analysis, result.value), self.client.settings.model, llm=trace_json([result]))
         return self._fallback(self.offline.synthesize(title, analyses), result)
 
     def _ask(self, system: str, user: str, name: str) -> LLMResult:

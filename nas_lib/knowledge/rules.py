@@ -91,11 +91,12 @@ def _pruning(layers: dict[str, Any]) -> list[str]:
     from nas_lib.space.constraints import CONNECTIONS, STAGES, block_types, full_hyperparameters
 
     full, types, out = full_hyperparameters(), set(block_types()), []
+    allowed: set[Any]
     for layer, entry in layers.items():
         for group, options in entry.get("avoid", {}).items():
             kind, _, name = group.partition(":")
             if layer == "macro" and kind == "stage" and name in STAGES:
-                allowed = types
+                allowed = set(types)
             elif layer == "hyperparameters" and group.partition(".")[0] in full and group.partition(".")[2] in full[group.partition(".")[0]]:
                 t, _, field = group.partition(".")
                 allowed = set(full[t][field])

@@ -140,7 +140,8 @@ class LLMClient:
             mode, start = self.mode, time.perf_counter()
             state.attempts += 1
             try:
-                response = self._sdk.chat.completions.create(model=self.settings.model, messages=messages, **self._optional_params(), **wire.response_format_kwargs(mode, schema, state.name))
+                response = self._sdk.chat.completions.create(model=self.settings.model, messages=messages,  # type: ignore[arg-type]  # plain role/content dicts
+                    **self._optional_params(), **wire.response_format_kwargs(mode, schema, state.name))
             except openai.APIStatusError as exc:
                 verdict = self._on_status(exc, mode, state, start)
             except openai.APIConnectionError as exc:  # timeouts and resets

@@ -52,7 +52,7 @@ def extract_json_object(text: str | None) -> dict[str, Any] | None:
 
 def looks_like_refusal(text: str | None) -> bool:
     """True for an answer that declines the task (and therefore holds no JSON)."""
-    return bool(text) and extract_json_object(text) is None and bool(_REFUSAL.match(text.strip()))
+    return text is not None and bool(text) and extract_json_object(text) is None and bool(_REFUSAL.match(text.strip()))
 
 
 def schema_of(model: type[BaseModel]) -> dict[str, Any]:

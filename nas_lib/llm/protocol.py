@@ -85,7 +85,7 @@ def read_completion(response: Any) -> Completion:
     if isinstance(response, str):
         return Completion(malformed=f"the 200 body is not a chat completion: {response.strip()[:160]!r}")
     usage = getattr(response, "usage", None)
-    tokens = {"prompt_tokens": int(getattr(usage, "prompt_tokens", 0) or 0), "completion_tokens": int(getattr(usage, "completion_tokens", 0) or 0)}
+    tokens: dict[str, Any] = {"prompt_tokens": int(getattr(usage, "prompt_tokens", 0) or 0), "completion_tokens": int(getattr(usage, "completion_tokens", 0) or 0)}
     choices = getattr(response, "choices", None)
     if not isinstance(choices, list) or not choices:
         return Completion(malformed="the reply has no choices", **tokens)

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from nas_lib.registry import Registry
 
-STRATEGIES: Registry[type] = Registry("search strategy")
+if TYPE_CHECKING:
+    from nas_lib.search.base import Strategy
+
+STRATEGIES: Registry[type[Strategy]] = Registry("search strategy")

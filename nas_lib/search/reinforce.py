@@ -52,6 +52,7 @@ class Controller(nn.Module):
         mask = torch.zeros(len(cards), self.width)
         for i, card in enumerate(cards):
             mask[i, card:] = -math.inf
+        self.mask: torch.Tensor
         self.register_buffer("mask", mask)
 
     def step(self, i: int, prev: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor] | None) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:

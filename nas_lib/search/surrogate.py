@@ -22,7 +22,7 @@ neighbourhoods are all spent the pool takes over again.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -48,7 +48,7 @@ class SurrogateSearch(Strategy):
     """PNAS-style: fit, rank a pool, ask the top candidates; refit on every tell."""
 
     name = "surrogate"
-    Config = SurrogateConfig
+    Config: ClassVar[type] = SurrogateConfig
     warmup_option = "init"  # uniform samples until this many are evaluated
 
     def __init__(self, space: Any, seed: int = 0, **options: Any) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 from torch import Tensor, nn
@@ -72,10 +73,10 @@ class Execution:
         """
         model.to(self.device)
         if self.channels_last:
-            model.to(memory_format=torch.channels_last)
+            model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch's stub omits memory_format
         if self.compile_backend is None:
             return model
-        return torch.compile(model, backend=self.compile_backend)
+        return cast(nn.Module, torch.compile(model, backend=self.compile_backend))
 
     def images(self, x: Tensor) -> Tensor:
         """A batch (or a whole split) of NCHW images in the run's device and layout."""
