@@ -121,9 +121,9 @@ def _previous_layers(run: RunFolder, layer: str) -> list[dict[str, Any]]:
     return out
 
 
-def prune(run: RunFolder, cfg: PipelineConfig, layer: str) -> None:
+def prune(run: RunFolder, cfg: PipelineConfig, layer: str, prune_task: Callable[..., dict[str, Any]] = prune_layer) -> None:
     """One pruning layer (or its skipped row): the task gets values, the flow stores its scores,
-    the narrowed space and the row."""
+    the narrowed space and the row (`prune_task`: the task, or its ``.fn`` without Prefect)."""
     space = run.space_before(layer)
     if layer not in cfg.pruning.layers:
         row = skipped_layer_row(layer, space)
@@ -132,21 +132,21 @@ def prune(run: RunFolder, cfg: PipelineConfig, layer: str) -> None:
         proxies = [(p.name, str(p.version)) for p in ev.scoring.proxy_objects()]
         known = [r.to_row() for r in ev.store.select(ev.scoring.data_fingerprint(), ev.scoring.seed, proxies)]
         knowledge = run.read_step(Step.KNOWLEDGE).to_dict("records")
-        out = prune_layer(layer, space, base_space_dict(cfg.space), _previous_layers(run, layer), knowledge, cfg.pruning, ev.scoring, known)
+        out = prune_task(layer, space, base_space_dict(cfg.space), _previous_layers(run, layer), knowledge, cfg.pruning, ev.scoring, known)
         ev.store.put_many(EvalRecord(**r) for r in out["records"])
         row, space = out["row"], out["space"]
     run.save_space(layer, space)
     run.write_step(LAYER_STEPS[layer], [row], PRUNING_SCHEMA)
 
 
-def register(run: RunFolder, cfg: PipelineConfig) -> None:
+def register(run: RunFolder, cfg: PipelineConfig, register_task: Callable[..., dict[str, Any]] = register_winner) -> None:
     """Registers the winner in MLflow (plots first: they are logged with the run), or records why not."""
     best = winner(run.read_step(Step.TRAINING))
     steps = [str(run.step_file(s)) for s in Step]
     if cfg.registry.enabled:
         if best is not None:
             write_plots(run.root)
-        row = register_winner(cfg, best, str(run.root), steps, run.space_dict())
+        row = register_task(cfg, best, str(run.root), steps, run.space_dict())
     else:
         row = registry_row(cfg, best, run_dir=run.root, steps=steps, space=run.space_dict(), skip=True)
     run.write_step(Step.REGISTRY, [row], REGISTRY_SCHEMA)
