@@ -13,10 +13,8 @@ from nas_lib.evaluation import TRANSIENT_ERRORS
 
 
 def _llm_transient() -> tuple[type[BaseException], ...]:
-    try:
-        import openai
-    except ImportError:  # pragma: no cover - openai is a dependency
-        return ()
+    import openai
+
     return (openai.APIConnectionError, openai.APITimeoutError, openai.RateLimitError, openai.InternalServerError)
 
 
