@@ -27,10 +27,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from flows.pipeline import nas_pipeline, prefect_settings  # noqa: E402
-from nas_lib.artifacts import read_table  # noqa: E402
 from nas_lib.bench.train import build_space, load_protocol_data, load_table, read_protocol, train_architecture  # noqa: E402
 from tasks.config import load_config  # noqa: E402
-from tasks.context import step_path  # noqa: E402
+from nas_lib.steps import Step  # noqa: E402
+from tasks.run_folder import RunFolder  # noqa: E402
 from tasks.training import winner  # noqa: E402
 
 
@@ -76,7 +76,8 @@ def main() -> None:
                 start = time.perf_counter()
                 run_dir = nas_pipeline(config=cfg)["run_dir"]
                 seconds = time.perf_counter() - start
-                best = winner(run_dir)
+                run = RunFolder(run_dir)
+                best = winner(run.read_step(Step.TRAINING))
                 arch = best["arch"]
                 if arch in truth:
                     accuracy, source = truth[arch], "table"
@@ -85,7 +86,7 @@ def main() -> None:
                 else:
                     data = data if data is not None else load_protocol_data(protocol)
                     accuracy, source = train_architecture(space, arch, data, protocol)[0]["val_accuracy"], "trained"
-                evaluated = len(read_table(step_path(run_dir, "06_evaluations"))) + len(read_table(step_path(run_dir, "07_search")))
+                evaluated = len(run.read_step(Step.EVALUATIONS)) + len(run.read_step(Step.SEARCH))
                 row = {"seed": seed, "arch": arch, "accuracy": accuracy, "source": source,
                        "evaluation_rows": evaluated, "pipeline_seconds": round(seconds, 1)}
                 results.setdefault(strategy, []).append(row)

@@ -28,7 +28,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from nas_lib.proxies import score_proxies  # noqa: E402
 from nas_lib.train import TrainConfig, train_and_evaluate  # noqa: E402
 from tasks.config import load_config  # noqa: E402
-from tasks.context import apply_runtime, load_data, load_space, proxy_batch, write_config  # noqa: E402
+from tasks.context import apply_runtime  # noqa: E402
+from tasks.data_ref import DataRef, proxy_batch  # noqa: E402
+from tasks.run_folder import RunFolder  # noqa: E402
+from tasks.spaces import space_from_dict  # noqa: E402
 
 
 def main() -> None:
@@ -42,8 +45,8 @@ def main() -> None:
     root = tempfile.mkdtemp(prefix="ehnas-fidelity-")
     cfg = load_config(None, [f"runs_root={root}", "run_name=fidelity", *args.overrides])
     apply_runtime(cfg)
-    run_dir = write_config(cfg)
-    space, data = load_space(run_dir), load_data(run_dir)
+    run = RunFolder.create(cfg)
+    space, data = space_from_dict(run.space_dict()), DataRef.of(cfg).load()
     batch = proxy_batch(data, cfg.data.proxy_batch, cfg.seed)
     names = [n.strip() for n in args.proxies.split(",") if n.strip()]
     rng = np.random.default_rng(cfg.seed)

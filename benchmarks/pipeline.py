@@ -28,32 +28,52 @@ set_prefect_defaults()
 
 
 def run_bare(config) -> dict:  # noqa: ANN001 - PipelineConfig
-    """The pipeline's steps called directly (task `.fn`s and nas_lib), no Prefect run."""
-    from nas_lib.artifacts import write_table
-    from nas_lib.evaluation import split_batches
-    from nas_lib.population import POPULATION_SCHEMA
+    """The pipeline's steps called directly (task `.fn`s and nas_lib), no Prefect run; the flow's
+    single-writer pattern (RunFolder, scores stored after each batch)."""
+    from flows.pipeline import prune, register
+    from flows.stages import save_finalist
+    from nas_lib.evaluation import EVALUATION_SCHEMA, EvalRecord, EvaluationStore, assemble, split_batches, split_cached
+    from nas_lib.steps import LAYER_STEPS, Step
     from tasks import knowledge, population, pruning, registry, search, training
-    from tasks.context import LAYER_STEPS, apply_runtime, load_config, step_path, write_config
-    from tasks.evaluation import score_rows, write_evaluations
+    from tasks.context import apply_runtime
+    from tasks.data_ref import DataRef
+    from tasks.evaluation import Scoring, evaluation_rows, score_records
+    from tasks.run_folder import RunFolder
+    from tasks.spaces import space_from_dict
 
     apply_runtime(config)
-    run_dir = str(write_config(config))
-    cfg = load_config(run_dir)
-    knowledge.knowledge_step.fn(run_dir)
+    run = RunFolder.create(config)
+    cfg = run.config()
+    run.write_step(Step.KNOWLEDGE, knowledge.build_knowledge_rows(cfg.knowledge, run.knowledge_dir), knowledge.KNOWLEDGE_SCHEMA)
     for layer in LAYER_STEPS:
-        pruning.prune_layer.fn(run_dir, layer) if layer in cfg.pruning.layers else pruning.skip_layer(run_dir, layer)
-    write_table(step_path(run_dir, "05_population"), population.population_rows(run_dir), POPULATION_SCHEMA)
+        prune(run, cfg, layer, pruning.prune_layer.fn)
+    space = run.space_dict()
+    run.write_step(Step.POPULATION, population.population_rows(space, cfg.population, cfg.seed), population.POPULATION_SCHEMA)
+    store, scoring = EvaluationStore(cfg.store_path()), Scoring.of(cfg)
+    built, proxies = space_from_dict(space), scoring.proxy_objects()
 
     def evaluate(archs: list[str]) -> list[dict]:
-        return [r for b in split_batches(archs, cfg.evaluation.batch_size) for r in score_rows(run_dir, b)]
+        known, work = split_cached(store, built, archs, proxies, data_fingerprint=scoring.data_fingerprint(), seed=cfg.seed)
+        fresh: list[EvalRecord] = []
+        for batch in split_batches(work, cfg.evaluation.batch_size):
+            records = score_records(scoring, space, batch)
+            store.put_many(records)
+            fresh += records
+        return [r.to_row() for r in assemble(built, archs, proxies, [*known.values(), *fresh])]
 
-    write_evaluations(run_dir, evaluate(population.population_archs(run_dir)))
-    for generation in range(search.start_search(run_dir)["generation"], cfg.search.generations + 1):
-        search.record_generation.fn(run_dir, generation, evaluate(search.propose_generation.fn(run_dir, generation)))
-    search.finish_search(run_dir)
-    training.write_training(run_dir, [training.train_row(run_dir, f) for f in training.select_finalists(run_dir)])
-    registry.register_winner.fn(run_dir, skip=not cfg.registry.enabled)
-    return {"run_dir": run_dir}
+    run.write_step(Step.EVALUATIONS, evaluation_rows(evaluate(run.read_step(Step.POPULATION)["arch"].tolist())), EVALUATION_SCHEMA)
+    setup = search.SearchSetup.of(cfg, space)
+    state = search.initial_state(setup, run.read_step(Step.EVALUATIONS).to_dict("records"))
+    for generation in range(1, cfg.search.generations + 1):
+        state = search.propose_generation.fn(state, generation, setup)
+        state = search.record_generation.fn(state, generation, evaluate(state["pending"]), setup)
+        run.save_search_state(state)
+    run.write_step(Step.SEARCH, state["rows"], search.SEARCH_SCHEMA)
+    finalists = training.select_finalists(run.read_step(Step.SEARCH), cfg.training.top_k)
+    rows = [save_finalist(run, training.train_result(f, space, DataRef.of(cfg), cfg.training, cfg.seed, cfg.data.test)) for f in finalists]
+    run.write_step(Step.TRAINING, training.training_frame(rows), training.TRAINING_SCHEMA)
+    register(run, cfg, registry.register_winner.fn)
+    return {"run_dir": str(run.root)}
 
 
 def cpu_seconds() -> float:
@@ -111,11 +131,11 @@ def import_everything() -> None:
 
 
 def clear_caches() -> None:
-    """Forgets the in-process dataset and config caches (each measured run loads its own)."""
-    from tasks import context
+    """Forgets the in-process dataset and space caches (each measured run loads its own)."""
+    from tasks import data_ref, spaces
 
-    context._dataset.cache_clear()
-    context._load_config.cache_clear()
+    data_ref._load.cache_clear()
+    spaces._space.cache_clear()
 
 
 def task_overhead(n: int) -> float:

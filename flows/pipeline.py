@@ -5,6 +5,9 @@ Every step writes one Parquet file under ``<runs_root>/<run name>/`` and is reco
 ledger (``steps.json``) with the config fingerprint. Running the same run again (same name, or
 ``ehnas resume``) reuses every finished step; an unfinished step reruns, and its scores come
 from the shared evaluation store, so only the evaluations that never finished are paid for.
+
+The flow reads and writes the run folder (`RunFolder`) and the evaluation store; its tasks get
+values and return rows, so they can run wherever the task runner puts them.
 """
 
 from __future__ import annotations
@@ -18,16 +21,22 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 
-from tasks.config import PipelineConfig
-from flows.stages import evaluate, search_generations, train
-from nas_lib.report import summary_markdown
+from flows.stages import Evaluation, evaluate, search_generations, train
+from nas_lib.evaluation import EVALUATION_SCHEMA, EvalRecord
+from nas_lib.pruning import PRUNING_SCHEMA
+from nas_lib.report import summary_markdown, write_plots
+from nas_lib.steps import LAYER_STEPS, Step
 from tasks import ui
-from tasks.context import LAYER_STEPS, STEPS, apply_runtime, forget_from, mark_done, plan_devices, step_done, step_path, write_config
-from tasks.evaluation import write_evaluations
-from tasks.knowledge import knowledge_step
-from tasks.population import population_archs, population_step
-from tasks.pruning import prune_layer, skip_layer
-from tasks.registry import register_winner
+from tasks.config import PipelineConfig
+from tasks.context import apply_runtime, plan_devices
+from tasks.evaluation import evaluation_rows
+from tasks.knowledge import KNOWLEDGE_SCHEMA, knowledge_step
+from tasks.population import POPULATION_SCHEMA, population_step
+from tasks.pruning import prune_layer, skipped_layer_row
+from tasks.registry import REGISTRY_SCHEMA, register_winner, registry_row
+from tasks.run_folder import RunFolder
+from tasks.spaces import base_space_dict
+from tasks.training import winner
 
 # `ehnas run` must work on a fresh machine without a Prefect server or telemetry.
 PREFECT_DEFAULTS = {
@@ -88,17 +97,59 @@ def _run_name() -> str:
     return PipelineConfig.model_validate(config or {}).resolved_run_name()
 
 
-def run_step(run_dir: str, step: str, work: Callable[[], Any]) -> bool:
+def run_step(run: RunFolder, step: Step, work: Callable[[], Any]) -> bool:
     """Runs `work` unless `step` already finished for this config; returns True when it ran."""
     log = get_run_logger()
-    if step_done(run_dir, step):
-        log.info("%s: finished earlier, reusing %s", step, step_path(run_dir, step))
+    if run.done(step):
+        log.info("%s: finished earlier, reusing %s", step, run.step_file(step))
         return False
     start = time.perf_counter()
     work()
-    mark_done(run_dir, step, time.perf_counter() - start)
+    run.mark(step, time.perf_counter() - start)
     log.info("%s: done in %.1f s", step, time.perf_counter() - start)
     return True
+
+
+def _previous_layers(run: RunFolder, layer: str) -> list[dict[str, Any]]:
+    """The earlier layers' rows with the space each left (the LLM prompt's context)."""
+    out = []
+    for name, step in LAYER_STEPS.items():
+        if name == layer:
+            break
+        if run.step_file(step).exists():
+            out += [{"layer": name, "space": run.space_dict(upto=name), "record": r} for r in run.read_step(step).to_dict("records")]
+    return out
+
+
+def prune(run: RunFolder, cfg: PipelineConfig, layer: str, prune_task: Callable[..., dict[str, Any]] = prune_layer) -> None:
+    """One pruning layer (or its skipped row): the task gets values, the flow stores its scores,
+    the narrowed space and the row (`prune_task`: the task, or its ``.fn`` without Prefect)."""
+    space = run.space_before(layer)
+    if layer not in cfg.pruning.layers:
+        row = skipped_layer_row(layer, space)
+    else:
+        ev = Evaluation.of(run)
+        proxies = [(p.name, str(p.version)) for p in ev.scoring.proxy_objects()]
+        known = [r.to_row() for r in ev.store.select(ev.scoring.data_fingerprint(), ev.scoring.seed, proxies)]
+        knowledge = run.read_step(Step.KNOWLEDGE).to_dict("records")
+        out = prune_task(layer, space, base_space_dict(cfg.space), _previous_layers(run, layer), knowledge, cfg.pruning, ev.scoring, known)
+        ev.store.put_many(EvalRecord(**r) for r in out["records"])
+        row, space = out["row"], out["space"]
+    run.save_space(layer, space)
+    run.write_step(LAYER_STEPS[layer], [row], PRUNING_SCHEMA)
+
+
+def register(run: RunFolder, cfg: PipelineConfig, register_task: Callable[..., dict[str, Any]] = register_winner) -> None:
+    """Registers the winner in MLflow (plots first: they are logged with the run), or records why not."""
+    best = winner(run.read_step(Step.TRAINING))
+    steps = [str(run.step_file(s)) for s in Step]
+    if cfg.registry.enabled:
+        if best is not None:
+            write_plots(run.root)
+        row = register_task(cfg, best, str(run.root), steps, run.space_dict())
+    else:
+        row = registry_row(cfg, best, run_dir=run.root, steps=steps, space=run.space_dict(), skip=True)
+    run.write_step(Step.REGISTRY, [row], REGISTRY_SCHEMA)
 
 
 @flow(name="ehnas-pipeline", flow_run_name=_run_name, log_prints=True)
@@ -115,24 +166,25 @@ def nas_pipeline(config: PipelineConfig | None = None, redo: str | None = None) 
     cfg = config or PipelineConfig()
     apply_runtime(cfg)
     plan_devices(cfg.device)  # a device this machine lacks stops the run here, before any step
-    run_dir = str(write_config(cfg))
+    run = RunFolder.create(cfg)
     if redo:
-        forget_from(run_dir, redo)
+        run.forget(redo)
     ran: list[str] = []
 
-    def step(name: str, work: Callable[[], Any]) -> None:
-        if run_step(run_dir, name, work):
-            ran.append(name)
+    def step(name: Step, work: Callable[[], Any]) -> None:
+        if run_step(run, name, work):
+            ran.append(str(name))
 
-    step("01_knowledge", lambda: knowledge_step(run_dir))
+    step(Step.KNOWLEDGE, lambda: run.write_step(Step.KNOWLEDGE, knowledge_step(cfg.knowledge, str(run.knowledge_dir)), KNOWLEDGE_SCHEMA))
     for layer, name in LAYER_STEPS.items():
-        step(name, lambda layer=layer: prune_layer(run_dir, layer) if layer in cfg.pruning.layers else skip_layer(run_dir, layer))
-    step("05_population", lambda: population_step(run_dir))
-    step("06_evaluations", lambda: write_evaluations(run_dir, evaluate(run_dir, population_archs(run_dir), "population")))
-    step("07_search", lambda: search_generations(run_dir))
-    step("08_training", lambda: train(run_dir))
-    step("09_registry", lambda: register_winner(run_dir) if cfg.registry.enabled else register_winner.fn(run_dir, skip=True))
-    summary = summary_markdown(run_dir)
+        step(name, lambda layer=layer: prune(run, cfg, layer))
+    step(Step.POPULATION, lambda: run.write_step(Step.POPULATION, population_step(run.space_dict(), cfg.population, cfg.seed), POPULATION_SCHEMA))
+    step(Step.EVALUATIONS, lambda: run.write_step(
+        Step.EVALUATIONS, evaluation_rows(evaluate(run, run.read_step(Step.POPULATION)["arch"].tolist(), "population")), EVALUATION_SCHEMA))
+    step(Step.SEARCH, lambda: search_generations(run))
+    step(Step.TRAINING, lambda: train(run))
+    step(Step.REGISTRY, lambda: register(run, cfg))
+    summary = summary_markdown(run.root)
     ui.markdown(f"{cfg.resolved_run_name()}-summary", summary, f"EHNAS run {cfg.resolved_run_name()}")
     print(summary)
-    return {"run_dir": run_dir, "ran": ran, "steps": list(STEPS)}
+    return {"run_dir": str(run.root), "ran": ran, "steps": [str(s) for s in Step]}

@@ -1,8 +1,16 @@
 """Sub-flows of the pipeline: each group that needs its own task runner (parallel batches,
-one worker per device) runs as a sub-flow, so it shows as one expandable node in the UI."""
+one worker per device) runs as a sub-flow, so it shows as one expandable node in the UI.
+
+The flow is the only reader and writer of the run folder and the evaluation store: tasks get
+values (`Scoring`, the space as a dict, work items, config sections) and return rows, and the
+flow stores each result as soon as its future completes, so a run killed mid-way loses at most
+the batches (or finalists) still in flight.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -10,12 +18,17 @@ from prefect import flow, get_run_logger
 from prefect.futures import as_completed
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from nas_lib.evaluation import split_batches
+from nas_lib.evaluation import EvalRecord, EvaluationStore, assemble, split_batches, split_cached
+from nas_lib.steps import Step
 from tasks import ui
-from tasks.context import load_config, plan_devices
-from tasks.evaluation import gpu_limit_name, score_batch
-from tasks.search import finish_search, propose_generation, record_generation, start_search
-from tasks.training import select_finalists, train_finalist, write_training
+from tasks.config import PipelineConfig
+from tasks.context import plan_devices
+from tasks.data_ref import DataRef
+from tasks.evaluation import Scoring, gpu_limit_name, score_batch
+from tasks.run_folder import RunFolder
+from tasks.search import SEARCH_SCHEMA, SearchSetup, initial_state, propose_generation, record_generation, top_k
+from tasks.spaces import space_from_dict
+from tasks.training import TRAINING_SCHEMA, select_finalists, train_finalist, training_frame
 
 
 def ensure_gpu_limits(devices: list[str]) -> None:
@@ -30,8 +43,8 @@ def ensure_gpu_limits(devices: list[str]) -> None:
                 client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=gpu_limit_name(device), limit=1))
 
 
-def _runner(run_dir: str) -> ThreadPoolTaskRunner:
-    return ThreadPoolTaskRunner(max_workers=len(plan_devices(load_config(run_dir).device)))
+def _runner(config: PipelineConfig) -> ThreadPoolTaskRunner:
+    return ThreadPoolTaskRunner(max_workers=len(plan_devices(config.device)))
 
 
 def _child_name(prefix: str) -> str:
@@ -41,34 +54,74 @@ def _child_name(prefix: str) -> str:
     return f"{prefix}-{Path(str(flow_run.parameters.get('run_dir', ''))).name}"
 
 
+@dataclass(frozen=True)
+class Evaluation:
+    """What the flow needs to score architectures of a run: the store it alone writes, the values
+    every scoring task gets, and how the work is split."""
+
+    store: EvaluationStore
+    scoring: Scoring
+    space: dict[str, Any]
+    batch_size: int
+    devices: list[str]
+    name: str
+
+    @classmethod
+    def of(cls, run: RunFolder) -> Evaluation:
+        cfg = run.config()
+        return cls(EvaluationStore(cfg.store_path()), Scoring.of(cfg), run.space_dict(), cfg.evaluation.batch_size,
+                   plan_devices(cfg.device), cfg.resolved_run_name())
+
+
+def score_in_batches(ev: Evaluation, archs: Sequence[str], label: str) -> list[dict[str, Any]]:
+    """Scores architectures: stored scores are reused, the missing (arch, proxy) work goes to
+    `score_batch` tasks in the calling flow's task runner, and each batch's records are stored
+    as soon as it is back. Returns one row per (unique arch, proxy), in input order.
+
+    Raises:
+        The first batch's error, after every other batch has finished and been stored.
+    """
+    space, proxies = space_from_dict(ev.space), ev.scoring.proxy_objects()
+    fingerprint = ev.scoring.data_fingerprint()
+    known, work = split_cached(ev.store, space, archs, proxies, data_fingerprint=fingerprint, seed=ev.scoring.seed)
+    gated = len(ev.devices) > 1 and ev.devices[0].startswith("cuda")
+    if gated and work:
+        ensure_gpu_limits(ev.devices)
+    batches = split_batches(work, ev.batch_size)
+    progress = ui.progress_start(f"{ev.name}-{label}-progress", f"{label}: batches of {ev.batch_size} scored")
+    futures = [score_batch.submit(ev.scoring, ev.space, b, ev.devices[i % len(ev.devices)], label=f"{label}-{i}", gated=gated)
+               for i, b in enumerate(batches)]
+    fresh: list[EvalRecord] = []
+    errors: list[BaseException] = []
+    for done, future in enumerate(as_completed(futures), 1):
+        try:
+            records = [EvalRecord(**row) for row in future.result()]
+        except Exception as err:  # noqa: BLE001 - the other batches are still stored; raised below
+            errors.append(err)
+            continue
+        ev.store.put_many(records)
+        fresh += records
+        ui.progress_update(progress, done, len(futures))
+    if errors:
+        raise errors[0]
+    return [r.to_row() for r in assemble(space, archs, proxies, [*known.values(), *fresh])]
+
+
 @flow(name="evaluate", flow_run_name="evaluate-{label}")
 def evaluate_architectures(run_dir: str, archs: list[str], label: str) -> list[dict[str, Any]]:
     """Scores architectures in batches spread over the devices; rows in input order."""
-    return score_in_batches(run_dir, archs, label)
+    return score_in_batches(Evaluation.of(RunFolder(run_dir)), archs, label)
 
 
-def evaluate(run_dir: str, archs: list[str], label: str) -> list[dict[str, Any]]:
+def evaluate(run: RunFolder, archs: list[str], label: str) -> list[dict[str, Any]]:
     """`evaluate_architectures` with one worker per device."""
-    return evaluate_architectures.with_options(task_runner=_runner(run_dir))(run_dir, archs, label)
+    return evaluate_architectures.with_options(task_runner=_runner(run.config()))(str(run.root), archs, label)
 
 
-def score_in_batches(run_dir: str, archs: list[str], label: str) -> list[dict[str, Any]]:
-    """`score_batch` tasks in the calling flow's task runner, one progress artifact; rows in
-    input order."""
-    cfg = load_config(run_dir)
-    devices = plan_devices(cfg.device)
-    gated = len(devices) > 1 and devices[0].startswith("cuda")
-    if gated:
-        ensure_gpu_limits(devices)
-    batches = split_batches(archs, cfg.evaluation.batch_size)
-    progress = ui.progress_start(f"{cfg.resolved_run_name()}-{label}-progress", f"{label}: batches of {cfg.evaluation.batch_size} scored")
-    futures = [score_batch.submit(run_dir, b, devices[i % len(devices)], label=f"{label}-{i}", gated=gated) for i, b in enumerate(batches)]
-    order = {f.task_run_id: i for i, f in enumerate(futures)}
-    results: dict[int, list[dict[str, Any]]] = {}
-    for done, future in enumerate(as_completed(futures), 1):
-        results[order[future.task_run_id]] = future.result()
-        ui.progress_update(progress, done, len(futures))
-    return [row for i in sorted(results) for row in results[i]]
+def _saved(run: RunFolder, state: dict[str, Any]) -> dict[str, Any]:
+    """Saves the search state and returns it as saved (JSON), as a resumed run would read it."""
+    run.save_search_state(state)
+    return run.search_state() or state
 
 
 @flow(name="search", flow_run_name=lambda: _child_name("search"))
@@ -79,30 +132,61 @@ def search_flow(run_dir: str) -> str:
     ends by joining Prefect's heartbeat thread, which sleeps in 1 s steps, so a sub-flow per
     generation cost ~1.2 s of wall time each (measured with an empty sub-flow).
     """
-    cfg, log = load_config(run_dir), get_run_logger()
-    first = start_search(run_dir)["generation"]
-    for generation in range(first, cfg.search.generations + 1):
-        archs = propose_generation(run_dir, generation)
-        rows = score_in_batches(run_dir, archs, f"generation-{generation}")
-        top = record_generation(run_dir, generation, rows)
+    run, log = RunFolder(run_dir), get_run_logger()
+    cfg, ev = run.config(), Evaluation.of(run)
+    setup = SearchSetup.of(cfg, ev.space)
+    state = run.search_state() or _saved(run, initial_state(setup, run.read_step(Step.EVALUATIONS).to_dict("records")))
+    for generation in range(state["generation"], cfg.search.generations + 1):
+        state = _saved(run, propose_generation(state, generation, setup))
+        rows = score_in_batches(ev, state["pending"], f"generation-{generation}")
+        state = _saved(run, record_generation(state, generation, rows, setup))
+        run.write_step(Step.SEARCH, state["rows"], SEARCH_SCHEMA)
+        top = top_k(state["rows"], cfg.search.top_k_table)
         ui.table(f"{cfg.resolved_run_name()}-top-k", top, f"top {len(top)} after generation {generation}")
         log.info("generation %d: best fitness %.4f (%s)", generation, top[0]["fitness"] if top else float("nan"), top[0]["arch_id"] if top else "-")
-    return str(finish_search(run_dir))
+    return str(run.write_step(Step.SEARCH, state["rows"], SEARCH_SCHEMA))
+
+
+def save_finalist(run: RunFolder, result: dict[str, Any]) -> dict[str, Any]:
+    """Saves a trained finalist's weights, ROC curves (and plot) and row; returns the row."""
+    import torch
+
+    from nas_lib.artifacts import atomic_write_json
+    from nas_lib.evaluation_curves import write_roc_plot
+
+    row, arch_id = dict(result["row"]), result["row"]["arch_id"]
+    if result["state_dict"] is not None:
+        run.finalists_dir.mkdir(parents=True, exist_ok=True)
+        torch.save(result["state_dict"], run.weights_file(arch_id))
+        row["weights"] = str(run.weights_file(arch_id))
+    if result["roc"] is not None:
+        atomic_write_json(run.finalists_dir / f"{arch_id}.roc.json", result["roc"])
+        write_roc_plot(result["roc"], run.plots_dir / f"roc-{arch_id}.png", title=f"ROC one-vs-rest, {arch_id}")
+    run.save_finalist(row)
+    return row
 
 
 @flow(name="train-finalists", flow_run_name=lambda: _child_name("train-finalists"))
 def train_finalists(run_dir: str) -> str:
-    """Trains the top-k finalists (one worker per device) and writes ``08_training.parquet``."""
-    devices = plan_devices(load_config(run_dir).device)
-    finalists = select_finalists(run_dir)
-    futures = [train_finalist.submit(run_dir, f, devices[i % len(devices)]) for i, f in enumerate(finalists)]
-    return str(write_training(run_dir, [f.result() for f in futures]))
+    """Trains the top-k finalists (one worker per device) and writes ``08_training.parquet``;
+    finalists trained before a crash are reused from their saved rows."""
+    run = RunFolder(run_dir)
+    cfg = run.config()
+    devices, space, data = plan_devices(cfg.device), run.space_dict(), DataRef.of(cfg)
+    finalists = select_finalists(run.read_step(Step.SEARCH), cfg.training.top_k)
+    rows = {f["arch_id"]: run.finalist_row(f["arch_id"]) for f in finalists}
+    futures = [train_finalist.submit(f, space, data, cfg.training, cfg.seed, cfg.data.test, devices[i % len(devices)])
+               for i, f in enumerate(finalists) if rows[f["arch_id"]] is None]
+    for future in as_completed(futures):
+        row = save_finalist(run, future.result())
+        rows[row["arch_id"]] = row
+    return str(run.write_step(Step.TRAINING, training_frame(list(rows.values())), TRAINING_SCHEMA))
 
 
-def search_generations(run_dir: str) -> str:
+def search_generations(run: RunFolder) -> str:
     """`search_flow` with one worker per device."""
-    return search_flow.with_options(task_runner=_runner(run_dir))(run_dir)
+    return search_flow.with_options(task_runner=_runner(run.config()))(str(run.root))
 
 
-def train(run_dir: str) -> str:
-    return train_finalists.with_options(task_runner=_runner(run_dir))(run_dir)
+def train(run: RunFolder) -> str:
+    return train_finalists.with_options(task_runner=_runner(run.config()))(str(run.root))

@@ -2,9 +2,12 @@
 
 A score is keyed by (arch_id, data fingerprint, proxy name + version, seed). The store is one
 SQLite file shared by every run under a runs root, so a rerun, a resumed run or a second run on
-the same data never pays twice for a score, and a run killed mid-batch keeps every row it
-finished (each row is committed on its own). SQLite, not Parquet, because rows arrive one at a
-time from several workers; the run's Parquet artifact is written from the store afterwards.
+the same data never pays twice for a score. In the pipeline one process writes it, the flow:
+it looks up what is known (`split_cached`), sends only the missing (arch, proxy) work to the
+workers (`score_work`, which needs no store), and stores each batch's new records as soon as
+the batch is back (`EvaluationStore.put_many`). Several flows may share the file at once: WAL
+mode lets readers run beside the writer, and "insert or ignore" on the key means a score two
+flows computed together is stored once and neither write is lost.
 
 Failures are data: an architecture that cannot be built, an out-of-memory error on one
 architecture or a proxy that raises is recorded with ``state="failed"`` and its error, and the
@@ -13,18 +16,16 @@ batch goes on. Only transient faults (I/O, connection) propagate so the caller c
 
 from __future__ import annotations
 
-import os
+import contextlib
 import sqlite3
-import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 import pyarrow as pa
 
-FAULT_ENV = "EHNAS_FAULT_AFTER_EVALS"
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (OSError, ConnectionError, TimeoutError)
 
 EVALUATION_SCHEMA = pa.schema([
@@ -32,10 +33,6 @@ EVALUATION_SCHEMA = pa.schema([
     ("data_fingerprint", pa.string()), ("seed", pa.int64()), ("value", pa.float64()), ("state", pa.string()),
     ("error", pa.string()), ("seconds", pa.float64()), ("device", pa.string()), ("cached", pa.bool_()),
 ])
-
-
-class InjectedFault(RuntimeError):
-    """Raised on purpose after `EHNAS_FAULT_AFTER_EVALS` fresh evaluations (crash/resume tests)."""
 
 
 class Proxy(Protocol):
@@ -74,13 +71,16 @@ class EvalRecord:
 _COLUMNS = ("arch_id", "arch", "proxy", "proxy_version", "data_fingerprint", "seed", "value", "state", "error", "seconds", "device")
 
 
+Key = tuple[str, str, str, str, int]  # arch_id, data fingerprint, proxy, proxy version, seed
+
+
 class EvaluationStore:
     """Persistent scores in one SQLite file; safe for several threads and processes."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._connect() as con:
+        with self._session() as con:
             con.execute("PRAGMA journal_mode=WAL")  # readers never block the one writer
             con.execute(
                 "CREATE TABLE IF NOT EXISTS evals (arch_id TEXT, arch TEXT, proxy TEXT, proxy_version TEXT,"
@@ -88,47 +88,58 @@ class EvaluationStore:
                 " device TEXT, created REAL, PRIMARY KEY (arch_id, data_fingerprint, proxy, proxy_version, seed))"
             )
 
-    def _connect(self) -> sqlite3.Connection:
-        return sqlite3.connect(self.path, timeout=60.0)
+    @contextlib.contextmanager
+    def _session(self) -> Iterator[sqlite3.Connection]:
+        """One connection, committed on success and always closed."""
+        con = sqlite3.connect(self.path, timeout=60.0)  # a writer waits for another, it does not fail
+        try:
+            with con:
+                yield con
+        finally:
+            con.close()
 
-    def get(self, key: tuple[str, str, str, str, int]) -> EvalRecord | None:
+    def get(self, key: Key) -> EvalRecord | None:
         """The stored record for `key`, marked ``cached=True``, or None."""
-        with self._connect() as con:
-            row = con.execute(
-                f"SELECT {', '.join(_COLUMNS)} FROM evals WHERE arch_id=? AND data_fingerprint=? AND proxy=?"
-                " AND proxy_version=? AND seed=?", key,
-            ).fetchone()
-        return None if row is None else EvalRecord(*row, cached=True)
+        return self.get_many([key]).get(key)
+
+    def get_many(self, keys: Iterable[Key]) -> dict[Key, EvalRecord]:
+        """The stored records of those `keys` that have one, marked ``cached=True``."""
+        query = (f"SELECT {', '.join(_COLUMNS)} FROM evals WHERE arch_id=? AND data_fingerprint=? AND proxy=?"
+                 " AND proxy_version=? AND seed=?")
+        out: dict[Key, EvalRecord] = {}
+        with self._session() as con:
+            for key in dict.fromkeys(keys):
+                row = con.execute(query, key).fetchone()
+                if row is not None:
+                    out[key] = EvalRecord(*row, cached=True)
+        return out
+
+    def select(self, data_fingerprint: str, seed: int, proxies: Iterable[tuple[str, str]]) -> list[EvalRecord]:
+        """Every stored record of these (proxy name, version) pairs on this data and seed, ``cached=True``."""
+        query = f"SELECT {', '.join(_COLUMNS)} FROM evals WHERE data_fingerprint=? AND seed=? AND proxy=? AND proxy_version=?"
+        with self._session() as con:
+            return [EvalRecord(*row, cached=True) for name, version in proxies
+                    for row in con.execute(query, (data_fingerprint, int(seed), name, str(version)))]
 
     def put(self, record: EvalRecord) -> None:
-        """Stores `record`; the first score of a key wins (a race between workers is harmless)."""
-        values = [getattr(record, c) for c in _COLUMNS] + [time.time()]
-        with self._connect() as con:
-            con.execute(f"INSERT OR IGNORE INTO evals ({', '.join(_COLUMNS)}, created) VALUES ({', '.join('?' * 12)})", values)
+        """Stores `record`; the first score of a key wins (a race between writers is harmless)."""
+        self.put_many([record])
+
+    def put_many(self, records: Iterable[EvalRecord]) -> int:
+        """Stores `records` in one transaction (first score of a key wins); returns how many were new."""
+        now = time.time()
+        values = [[getattr(r, c) for c in _COLUMNS] + [now] for r in records]
+        if not values:
+            return 0
+        with self._session() as con:
+            before = con.total_changes
+            con.executemany(f"INSERT OR IGNORE INTO evals ({', '.join(_COLUMNS)}, created) VALUES ({', '.join('?' * 12)})", values)
+            return con.total_changes - before
 
     def count(self) -> int:
         """Number of stored scores."""
-        with self._connect() as con:
+        with self._session() as con:
             return int(con.execute("SELECT COUNT(*) FROM evals").fetchone()[0])
-
-
-class _FaultCounter:
-    """Counts fresh evaluations in this process and raises once `EHNAS_FAULT_AFTER_EVALS` is reached."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.fresh = 0
-
-    def tick(self, n: int = 1) -> None:
-        """Counts `n` evaluations about to run; raises instead when they would pass the limit."""
-        limit = os.environ.get(FAULT_ENV)
-        with self.lock:
-            if limit and self.fresh + n > int(limit):
-                raise InjectedFault(f"{FAULT_ENV}={limit}: injected fault after {self.fresh} fresh evaluations")
-            self.fresh += n
-
-
-FAULTS = _FaultCounter()
 
 
 def _is_oom(err: BaseException) -> bool:
@@ -163,7 +174,7 @@ def _score_each(space: Any, spec: Any, proxies: Sequence[Proxy], batch: Any, see
     for p in proxies:
         try:
             out[p.name] = p.score(space, spec, batch, seed, device)
-        except (InjectedFault, *TRANSIENT_ERRORS):
+        except TRANSIENT_ERRORS:
             raise
         except Exception as err:  # noqa: BLE001 - recorded as this proxy's failure
             out[p.name] = _Failed(error=_failure_text(err))
@@ -180,7 +191,7 @@ def score_one(space: Any, spec: Any, proxies: Sequence[Proxy], batch: Any, *, da
     try:
         results: Mapping[str, Any] = (scorer or _score_each)(space, spec, proxies, batch, seed, device)
         failure = None
-    except (InjectedFault, *TRANSIENT_ERRORS):
+    except TRANSIENT_ERRORS:
         raise
     except Exception as err:  # noqa: BLE001 - any other failure belongs to this architecture only
         results, failure = {}, _failure_text(err)
@@ -210,7 +221,7 @@ def score_architectures(
     store: EvaluationStore | None = None,
     scorer: MultiScorer | None = None,
 ) -> list[EvalRecord]:
-    """Scores every spec with every proxy, reusing and filling `store`.
+    """Scores every spec with every proxy, reusing and filling `store` (one architecture at a time).
 
     Args:
         space: the `SearchSpace` the specs belong to (builds the models).
@@ -228,26 +239,62 @@ def score_architectures(
         One record per (unique spec, proxy), in input order; ``cached`` tells which were reused.
 
     Raises:
-        InjectedFault: the crash hook fired. OSError/ConnectionError/TimeoutError: transient faults.
+        OSError, ConnectionError, TimeoutError: transient faults (every other failure is a record).
     """
     records: list[EvalRecord] = []
-    seen: set[str] = set()
-    for spec in specs:
-        arch_id = space.arch_id(spec)
-        if arch_id in seen:
-            continue
-        seen.add(arch_id)
-        keys = {p.name: (arch_id, data_fingerprint, p.name, str(p.version), int(seed)) for p in proxies}
-        hits = {name: store.get(key) for name, key in keys.items()} if store is not None else {}
-        missing = [p for p in proxies if hits.get(p.name) is None]
-        if missing:
-            FAULTS.tick(len(missing))
-            for record in score_one(space, spec, missing, batch, data_fingerprint=data_fingerprint, seed=seed, device=device, scorer=scorer):
-                hits[record.proxy] = record
-                if store is not None:
-                    store.put(record)
-        records += [hits[p.name] for p in proxies]
+    for arch in dict.fromkeys(space.to_string(s) for s in specs):
+        known, work = split_cached(store, space, [arch], proxies, data_fingerprint=data_fingerprint, seed=seed)
+        fresh = score_work(space, work, proxies, batch, data_fingerprint=data_fingerprint, seed=seed, device=device, scorer=scorer)
+        if store is not None:
+            store.put_many(fresh)
+        records += assemble(space, [arch], proxies, [*known.values(), *fresh])
     return records
+
+
+def score_key(arch_id: str, proxy: Proxy, data_fingerprint: str, seed: int) -> Key:
+    """The store key of one proxy score."""
+    return (arch_id, data_fingerprint, proxy.name, str(proxy.version), int(seed))
+
+
+def split_cached(store: EvaluationStore | None, space: Any, archs: Sequence[str], proxies: Sequence[Proxy], *,
+                 data_fingerprint: str, seed: int) -> tuple[dict[Key, EvalRecord], list[tuple[str, list[str]]]]:
+    """What `store` already knows about `archs`, and the work left.
+
+    Returns:
+        The cached records by key, and one ``(arch, [missing proxy names])`` per unique
+        architecture that lacks a score, in input order (the input of `score_work`).
+    """
+    ids = {arch: space.arch_id(space.from_string(arch)) for arch in dict.fromkeys(archs)}
+    keys = {(arch, p.name): score_key(ids[arch], p, data_fingerprint, seed) for arch in ids for p in proxies}
+    known = store.get_many(keys.values()) if store is not None else {}
+    work = [(arch, [p.name for p in proxies if keys[arch, p.name] not in known]) for arch in ids]
+    return known, [(arch, names) for arch, names in work if names]
+
+
+def score_work(space: Any, work: Sequence[tuple[str, Sequence[str]]], proxies: Sequence[Proxy], batch: Any, *,
+               data_fingerprint: str, seed: int, device: str = "cpu", scorer: MultiScorer | None = None) -> list[EvalRecord]:
+    """Scores each ``(arch, proxy names)`` item; no store involved (what a remote worker runs).
+
+    Raises:
+        OSError, ConnectionError, TimeoutError: transient faults (every other failure is a record).
+    """
+    by_name = {p.name: p for p in proxies}
+    out: list[EvalRecord] = []
+    for arch, names in work:
+        chosen = [by_name[n] for n in names]
+        out += score_one(space, space.from_string(arch), chosen, batch, data_fingerprint=data_fingerprint, seed=seed, device=device, scorer=scorer)
+    return out
+
+
+def assemble(space: Any, archs: Sequence[str], proxies: Sequence[Proxy], records: Iterable[EvalRecord]) -> list[EvalRecord]:
+    """One record per (unique arch, proxy), in input order, picked from `records` (later ones win).
+
+    Raises:
+        KeyError: a score of `archs` is missing from `records`.
+    """
+    by_key = {(r.arch_id, r.proxy): r for r in records}
+    ids = [space.arch_id(space.from_string(a)) for a in dict.fromkeys(archs)]
+    return [by_key[arch_id, p.name] for arch_id in ids for p in proxies]
 
 
 def fitness_of(records: Iterable[EvalRecord], proxy: str, higher_is_better: bool) -> dict[str, float]:

@@ -13,11 +13,10 @@ from pathlib import Path
 import pandas as pd
 
 from nas_lib.artifacts import read_table
+from nas_lib.steps import LAYER_STEPS, Step
 
-LAYERS = (("02_macro", "macro"), ("03_hyperparameters", "hyperparameters"), ("04_connections", "connections"))
 
-
-def _table(run_dir: Path, step: str) -> pd.DataFrame | None:
+def _table(run_dir: Path, step: Step) -> pd.DataFrame | None:
     path = run_dir / f"{step}.parquet"
     return read_table(path) if path.exists() else None
 
@@ -46,7 +45,7 @@ def _guard_note(record: dict) -> str:
 
 def _space_section(run_dir: Path) -> list[str]:
     rows = []
-    for step, layer in LAYERS:
+    for layer, step in LAYER_STEPS.items():
         t = _table(run_dir, step)
         if t is None or t.empty:
             continue
@@ -61,8 +60,8 @@ def _space_section(run_dir: Path) -> list[str]:
 
 
 def _evaluation_section(run_dir: Path) -> list[str]:
-    t = _table(run_dir, "06_evaluations")
-    pop = _table(run_dir, "05_population")
+    t = _table(run_dir, Step.EVALUATIONS)
+    pop = _table(run_dir, Step.POPULATION)
     if t is None:
         return []
     ok = int((t["state"] == "ok").sum())
@@ -75,7 +74,7 @@ def _evaluation_section(run_dir: Path) -> list[str]:
 
 def search_progress(run_dir: str | Path) -> pd.DataFrame:
     """Best-so-far, best and mean fitness per generation (generation 0 = initial population)."""
-    t = _table(Path(run_dir), "07_search")
+    t = _table(Path(run_dir), Step.SEARCH)
     if t is None or t.empty:
         return pd.DataFrame(columns=["generation", "best", "mean", "best_so_far", "n"])
     ok = t[t["state"] == "ok"]
@@ -93,7 +92,7 @@ def _search_section(run_dir: Path) -> list[str]:
 
 
 def _training_section(run_dir: Path) -> list[str]:
-    t = _table(run_dir, "08_training")
+    t = _table(run_dir, Step.TRAINING)
     if t is None or t.empty:
         return []
     rows = [[int(r.rank), r.arch_id, r.fitness, r.val_accuracy, int(r.params), r.epochs_run, r.state] for r in t.itertuples()]
@@ -101,7 +100,7 @@ def _training_section(run_dir: Path) -> list[str]:
 
 
 def _registry_section(run_dir: Path) -> list[str]:
-    t = _table(run_dir, "09_registry")
+    t = _table(run_dir, Step.REGISTRY)
     if t is None or t.empty:
         return []
     r = t.iloc[0].to_dict()
@@ -160,7 +159,7 @@ def write_plots(run_dir: str | Path, out_dir: str | Path | None = None) -> list[
         fig.savefig(out / "search_progress.png", dpi=100)
         plt.close(fig)
         written.append(out / "search_progress.png")
-    t = _table(run_dir, "08_training")
+    t = _table(run_dir, Step.TRAINING)
     if t is not None and not t.empty:
         fig, ax = plt.subplots(figsize=(6, 4))
         ax.scatter(t["params"], t["val_accuracy"], label="finalists")

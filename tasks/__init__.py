@@ -1,6 +1,7 @@
 """Prefect tasks: thin wrappers over `nas_lib` that add retries, logging and UI artifacts.
 
-Tasks receive a run folder and small ids (architecture strings, layer names), never DataFrames
-or modules, and they return paths or small rows. `tasks.context` holds the Prefect-free helpers
-they share (config, ledger, data, space, devices).
+A task is a function of small values (a frozen config section, architecture strings, a space
+as its JSON dict, a `tasks.data_ref.DataRef`) and returns rows; it never reads a run folder or
+the evaluation store, so any task runner can ship it to a worker. The flow owns the run folder
+(`tasks.run_folder.RunFolder`) and writes every file of a run.
 """

@@ -1,40 +1,63 @@
-"""Scoring tasks: one task scores one batch of architectures with every configured proxy.
+"""Scoring task: one task scores one batch of (architecture, missing proxies) work items.
 
-The persistent `EvaluationStore` is the cache (keyed by arch_id, data fingerprint, proxy name +
-version and seed), not Prefect's per-run result cache: a rerun, a resumed run and a new run on
-the same data all reuse it, and a batch killed half way keeps the rows it finished.
+The task is a function of values: the scoring setup (`Scoring`: a data reference, the proxy
+names, the batch size and the seed), the space as its JSON dict and the work. It needs no run
+folder and no evaluation store, so it runs as well on a remote worker as in a thread; the flow
+looks the scores up in the store before and stores the new records after (see
+`nas_lib.evaluation`).
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 from typing import Any
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
+from pydantic import BaseModel, ConfigDict
 
-from nas_lib.artifacts import write_table
-from nas_lib.evaluation import EVALUATION_SCHEMA, EvaluationStore, score_architectures
-from tasks.context import load_config, load_data, load_space, proxy_batch, step_path
+from nas_lib.evaluation import EVALUATION_SCHEMA, EvalRecord, score_work
+from tasks.data_ref import DataRef, proxy_batch
 from tasks.retry import retry_transient
+from tasks.spaces import space_from_dict
 
 
 def make_proxy(name: str) -> Any:
     """The registered proxy `name` (KeyError lists the known ones)."""
-    try:
-        from nas_lib.proxies import get_proxy
-    except ImportError:  # the proxies package exposes get_proxy once its modules land
-        from nas_lib.proxies.base import PROXIES
+    from nas_lib.proxies import get_proxy
 
-        return PROXIES.get(name)()
     return get_proxy(name)
 
 
-def primary_proxy(run_dir: str | Path) -> Any:
-    """The proxy whose score is the search fitness (the first configured one)."""
-    return make_proxy(load_config(run_dir).evaluation.proxies[0])
+class Scoring(BaseModel):
+    """What every score of a run depends on besides the architecture (a small frozen value)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    data: DataRef
+    proxies: tuple[str, ...]
+    proxy_batch: int
+    seed: int
+
+    @classmethod
+    def of(cls, config: Any) -> Scoring:
+        """The scoring setup of a `PipelineConfig`."""
+        return cls(data=DataRef.of(config), proxies=tuple(config.evaluation.proxies), proxy_batch=config.data.proxy_batch, seed=config.seed)
+
+    def proxy_objects(self) -> list[Any]:
+        return [make_proxy(name) for name in self.proxies]
+
+    def primary(self) -> Any:
+        """The proxy whose score is the search fitness (the first one)."""
+        return make_proxy(self.proxies[0])
+
+    def data_fingerprint(self) -> str:
+        return str(self.data.load().fingerprint)
+
+    def batch(self) -> Any:
+        """The fixed, seeded batch of images every proxy scores on."""
+        return proxy_batch(self.data.load(), self.proxy_batch, self.seed)
 
 
 def shared_scorer(space: Any, spec: Any, proxies: Sequence[Any], batch: Any, seed: int, device: str) -> dict[str, Any]:
@@ -42,6 +65,12 @@ def shared_scorer(space: Any, spec: Any, proxies: Sequence[Any], batch: Any, see
     from nas_lib.proxies import score_proxies
 
     return score_proxies(space, spec, [p.name for p in proxies], batch, seed, device)
+
+
+def score_records(scoring: Scoring, space: dict[str, Any], work: Sequence[tuple[str, Sequence[str]]], device: str = "cpu") -> list[EvalRecord]:
+    """Scores each ``(arch, proxy names)`` work item of the space; new records, failures included."""
+    return score_work(space_from_dict(space), work, scoring.proxy_objects(), scoring.batch(), data_fingerprint=scoring.data_fingerprint(),
+                      seed=scoring.seed, device=device, scorer=shared_scorer)
 
 
 @contextlib.contextmanager
@@ -60,28 +89,18 @@ def gpu_limit_name(device: str) -> str:
     return f"ehnas-{device.replace(':', '-')}"
 
 
-def score_rows(run_dir: str | Path, archs: Sequence[str], device: str = "cpu") -> list[dict[str, Any]]:
-    """Scores architectures (canonical strings) of the run's space; returns evaluation rows."""
-    cfg = load_config(run_dir)
-    space, data = load_space(run_dir), load_data(run_dir)
-    proxies = [make_proxy(name) for name in cfg.evaluation.proxies]
-    records = score_architectures(
-        space, [space.from_string(a) for a in archs], proxies, proxy_batch(data, cfg.data.proxy_batch, cfg.seed),
-        data_fingerprint=data.fingerprint, seed=cfg.seed, device=device, store=EvaluationStore(cfg.store_path()),
-        scorer=shared_scorer,
-    )
-    return [r.to_row() for r in records]
-
-
 @task(name="score-batch", retries=2, retry_delay_seconds=1, retry_condition_fn=retry_transient,
       cache_policy=NO_CACHE, task_run_name="score-batch-{label}")
-def score_batch(run_dir: str, archs: list[str], device: str, label: str = "", gated: bool = False) -> list[dict[str, Any]]:
-    """Scores one batch of architectures on one device (failed rows recorded, transient faults retried)."""
+def score_batch(scoring: Scoring, space: dict[str, Any], work: list[tuple[str, list[str]]], device: str, label: str = "",
+                gated: bool = False) -> list[dict[str, Any]]:
+    """Scores one batch of work items on one device (failed rows recorded, transient faults retried)."""
     with device_slot(device, gated):
-        return score_rows(run_dir, archs, device)
+        return [r.to_row() for r in score_records(scoring, space, work, device)]
 
 
-def write_evaluations(run_dir: str | Path, rows: Sequence[dict[str, Any]]) -> Path:
-    """``06_evaluations.parquet``: one row per (arch_id, proxy), duplicates dropped."""
-    unique = {(r["arch_id"], r["proxy"]): r for r in rows}
-    return write_table(step_path(run_dir, "06_evaluations"), list(unique.values()), EVALUATION_SCHEMA)
+def evaluation_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows of ``06_evaluations``: one per (arch_id, proxy), duplicates dropped (later wins)."""
+    return list({(r["arch_id"], r["proxy"]): r for r in rows}.values())
+
+
+__all__ = ["EVALUATION_SCHEMA", "Scoring", "evaluation_rows", "make_proxy", "score_batch", "score_records"]

@@ -41,7 +41,7 @@ class ServingInfo:
 
     Attributes:
         card: class names, input shape and normalisation.
-        space: the search space as a dict (`tasks.context.space_to_dict`), to rebuild the network.
+        space: the search space as a dict (`tasks.spaces.space_to_dict`), to rebuild the network.
         data: the data options of the run (kind, path, image_size, ...), to reload its split.
         images, labels: validation images (uint8 N x H x W x C) and labels for checks.
         export_formats: `nas_lib.export_bundle.FORMATS` to export and log with the version.
@@ -114,7 +114,7 @@ def registered_files(model_uri: str) -> Path:
 def rebuild_registered(model_uri: str) -> tuple[nn.Module, ModelCard, dict[str, Any], Path]:
     """The registered network as an `nn.Module` (normalised float input), its card, its
     ``ehnas.json`` content and the local artifacts folder."""
-    from tasks.context import space_from_dict
+    from tasks.spaces import space_from_dict
 
     files = registered_files(model_uri)
     meta = json.loads((files / "ehnas.json").read_text(encoding="utf-8"))
@@ -143,13 +143,13 @@ def registered_export_source(model_uri: str) -> tuple[nn.Module, ModelCard, np.n
             return model, card, stored["images"], stored["labels"]
 
 
-def serving_info(run_dir: str | Path, config: Any, winner: Mapping[str, Any]) -> ServingInfo:
-    """The `ServingInfo` of a pipeline run's winner (its data, space and ``export`` settings)."""
-    from tasks.context import load_data, load_space, space_to_dict
+def serving_info(config: Any, winner: Mapping[str, Any], space: Mapping[str, Any]) -> ServingInfo:
+    """The `ServingInfo` of a pipeline run's winner (its data, `space` as a dict and ``export`` settings)."""
+    from tasks.data_ref import DataRef
 
-    data = load_data(run_dir)
+    data = DataRef.of(config).load()
     card = ModelCard(tuple(data.class_names), tuple(data.input_shape), tuple(data.mean), tuple(data.std), str(winner["arch"]), str(winner["arch_id"]))
     options = {**config.data.model_dump(mode="json"), "seed": config.seed}
-    return ServingInfo(card=card, space=space_to_dict(load_space(run_dir)), data=options,
+    return ServingInfo(card=card, space=dict(space), data=options,
                        images=to_raw_images(data.val_x, data.mean, data.std), labels=data.val_y.numpy(),
                        export_formats=tuple(config.export.formats), onnx_exporter=config.export.onnx_exporter)

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from torch import nn
 
 from tasks.mlflow_model import serving_info
@@ -18,7 +17,8 @@ from tasks.mlflow_registry import (
 )
 
 
-def register_pipeline_run(*, run_dir: Path, config: Any, winner: Mapping[str, Any], steps: Sequence[str | Path]) -> dict[str, Any]:
+def register_pipeline_run(*, run_dir: Path, config: Any, winner: Mapping[str, Any], steps: Sequence[str | Path],
+                          space: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Logs a finished pipeline run to MLflow and registers its winner.
 
     Parent run named after the run (config as params, per-generation search metrics, step
@@ -33,6 +33,7 @@ def register_pipeline_run(*, run_dir: Path, config: Any, winner: Mapping[str, An
         config: the run's `tasks.config.PipelineConfig`.
         winner: the winner's ``08_training`` row (``arch_id``, ``arch``, ``weights``, metrics).
         steps: step Parquet paths to attach (missing ones are skipped).
+        space: the searched (pruned) space as a dict; None reads it from the run folder.
 
     Returns:
         ``model_uri``, ``version``, ``alias``, ``run_id`` (the registered model's run),
@@ -40,6 +41,10 @@ def register_pipeline_run(*, run_dir: Path, config: Any, winner: Mapping[str, An
         and ``note`` (what was registered and why it got its alias).
     """
     run_dir = Path(run_dir)
+    if space is None:
+        from tasks.run_folder import RunFolder
+
+        space = RunFolder(run_dir).space_dict()
     uri = config.tracking_uri()
     parent = start_parent_run(uri, EXPERIMENT, config.resolved_run_name(), _flatten(config.model_dump(mode="json")),
                               {CONFIG_TAG: config.fingerprint(), "dataset": config.data.kind})
@@ -47,7 +52,7 @@ def register_pipeline_run(*, run_dir: Path, config: Any, winner: Mapping[str, An
     log_artifacts(uri, parent, [*steps, run_dir / "config.json"], artifact_path="steps")
     log_artifacts(uri, parent, [run_dir / "plots"])
     _log_finalists(uri, parent, run_dir / "08_training.parquet")
-    model, example, data_fingerprint = _rebuild_winner(run_dir, winner)
+    model, example, data_fingerprint = _rebuild_winner(config, winner, space)
     scalars = {k: winner[k] for k in ("val_accuracy", "val_loss", "macro_f1", "params", "flops") if k in winner}
     score = float(winner["val_accuracy"])
     if config.registry.promote == "always":
@@ -59,7 +64,7 @@ def register_pipeline_run(*, run_dir: Path, config: Any, winner: Mapping[str, An
         tracking_uri=uri, experiment=EXPERIMENT, parent_run_id=parent, model_name=config.model_name(), model=model,
         input_example=example, arch_id=str(winner["arch_id"]), config_hash=config.fingerprint(),
         metrics=scalars, params={"arch": winner["arch"], "dataset": config.data.kind, "run_name": config.resolved_run_name()},
-        alias=alias, tags={DATA_TAG: data_fingerprint, SCORE_TAG: repr(score)}, serving=serving_info(run_dir, config, winner),
+        alias=alias, tags={DATA_TAG: data_fingerprint, SCORE_TAG: repr(score)}, serving=serving_info(config, winner, space),
     )
     finish_run(uri, parent)
     done = "reused (these weights were already registered by this config)" if out["reused"] else "registered"
@@ -104,18 +109,14 @@ def _log_finalists(uri: str, parent: str, training_file: Path) -> None:
         log_finalist_run(uri, parent, str(row["arch_id"]), params, metrics, row.get("history") or [])
 
 
-def _rebuild_winner(run_dir: Path, winner: Mapping[str, Any]) -> tuple[nn.Module, np.ndarray, str]:
+def _rebuild_winner(config: Any, winner: Mapping[str, Any], space: Mapping[str, Any]) -> tuple[nn.Module, np.ndarray, str]:
     """The winner's network with its trained weights, two validation images as example, and the
     data fingerprint (it covers the split, so equal fingerprints mean the same validation set)."""
-    from tasks.context import load_data, load_space
+    from tasks.data_ref import DataRef
+    from tasks.training import rebuild_winner
 
-    space, data = load_space(run_dir), load_data(run_dir)
-    model = space.build_model(space.from_string(str(winner["arch"])), input_shape=tuple(data.input_shape), num_classes=data.num_classes)
-    weights = winner.get("weights")
-    if not weights or not Path(weights).exists():
-        raise FileNotFoundError(f"weights of the winner {winner.get('arch_id')} not found at {weights!r}")
-    model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
-    return model.eval(), data.val_x[:2].numpy(), data.fingerprint
+    data = DataRef.of(config).load()
+    return rebuild_winner(dict(winner), dict(space), data), data.val_x[:2].numpy(), data.fingerprint
 
 
 def _run_url(uri: str, run_id: str) -> str | None:

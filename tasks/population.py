@@ -1,29 +1,27 @@
-"""Population task: the initial architectures of the pruned space (``05_population.parquet``)."""
+"""Population task: the initial architectures of the pruned space (the rows of ``05_population``)."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from nas_lib.artifacts import read_table, write_table
 from nas_lib.population import POPULATION_SCHEMA, PopulationConfig, generate_population
-from tasks.context import load_config, load_space, step_path
+from tasks.config import PopulationConfig as PopulationSection
+from tasks.spaces import space_from_dict
+
+__all__ = ["POPULATION_SCHEMA", "population_rows", "population_step"]
 
 
-def population_rows(run_dir: str) -> list[dict]:
-    """Draws the seeded initial population of the run's (pruned) space."""
-    cfg = load_config(run_dir)
-    pop = PopulationConfig(size=cfg.population.size, preferred_bias=cfg.population.preferred_bias)
-    return generate_population(load_space(run_dir), pop, np.random.default_rng([cfg.seed, 5]))
+def population_rows(space: dict[str, Any], section: PopulationSection, seed: int) -> list[dict[str, Any]]:
+    """Draws the seeded initial population of `space` (a JSON dict)."""
+    pop = PopulationConfig(size=section.size, preferred_bias=section.preferred_bias)
+    return generate_population(space_from_dict(space), pop, np.random.default_rng([seed, 5]))
 
 
 @task(name="population", cache_policy=NO_CACHE)
-def population_step(run_dir: str) -> str:
-    """Writes ``05_population.parquet``."""
-    return str(write_table(step_path(run_dir, "05_population"), population_rows(run_dir), POPULATION_SCHEMA))
-
-
-def population_archs(run_dir: str) -> list[str]:
-    """The population's canonical architecture strings, in order."""
-    return read_table(step_path(run_dir, "05_population"))["arch"].tolist()
+def population_step(space: dict[str, Any], section: PopulationSection, seed: int) -> list[dict[str, Any]]:
+    """The rows of ``05_population``."""
+    return population_rows(space, section, seed)

@@ -9,20 +9,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from nas_lib.evaluation import TRANSIENT_ERRORS, InjectedFault
+from nas_lib.evaluation import TRANSIENT_ERRORS
 
 
 def _llm_transient() -> tuple[type[BaseException], ...]:
-    try:
-        import openai
-    except ImportError:  # pragma: no cover - openai is a dependency
-        return ()
+    import openai
+
     return (openai.APIConnectionError, openai.APITimeoutError, openai.RateLimitError, openai.InternalServerError)
 
 
 def is_transient(err: BaseException | None) -> bool:
-    """True for faults that may pass on a second try (never for the injected crash or an OOM)."""
-    if err is None or isinstance(err, InjectedFault):
+    """True for faults that may pass on a second try (never for an OOM)."""
+    if err is None:
         return False
     if "out of memory" in str(err).lower():
         return False

@@ -1,27 +1,27 @@
-"""Search tasks: the strategy's state lives in ``<run>/07_search_state.json`` between generations.
+"""Search tasks: ask and tell, each a function of the search state (a JSON dict) and values.
 
-Each generation is ask (persisted as "pending" before any scoring, so a killed generation asks
-nothing new when resumed), score (the evaluation tasks and their store), tell (persisted with
-the rows of that generation). A resumed search loads the state and continues at the generation
-it stopped in, with the strategy's random generator exactly where it was.
+Each generation is ask (the state comes back with the generation's architectures "pending";
+the flow saves it before any scoring, so a killed generation asks nothing new when resumed),
+score (the evaluation tasks and the store), tell (the state comes back with that generation's
+rows; the flow saves it and ``07_search.parquet``). A resumed search continues from the saved
+state at the generation it stopped in, with the strategy's random generator exactly where it was.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 from prefect import task
 from prefect.cache_policies import NO_CACHE
+from pydantic import BaseModel, ConfigDict
 
-from nas_lib.artifacts import atomic_write_json, read_table, write_table
 from nas_lib.evaluation import EvalRecord, fitness_of
-from tasks.context import load_config, load_space, step_path
-from tasks.evaluation import primary_proxy
+from tasks.config import SearchConfig
+from tasks.evaluation import make_proxy
+from tasks.spaces import space_from_dict
 
 SEARCH_SCHEMA = pa.schema([
     ("generation", pa.int64()), ("arch_id", pa.string()), ("arch", pa.string()), ("fitness", pa.float64()),
@@ -30,28 +30,41 @@ SEARCH_SCHEMA = pa.schema([
 ])
 
 
-def state_path(run_dir: str | Path) -> Path:
-    return Path(run_dir) / "07_search_state.json"
+class SearchSetup(BaseModel):
+    """Everything a search step needs besides its state (a small frozen value)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    search: SearchConfig
+    population_size: int
+    seed: int
+    space: dict[str, Any]
+    fitness_proxy: str
+
+    @classmethod
+    def of(cls, config: Any, space: dict[str, Any]) -> SearchSetup:
+        """The setup of a `PipelineConfig` searching `space` (the pruned space's dict)."""
+        return cls(search=config.search, population_size=config.population.size, seed=config.seed, space=space,
+                   fitness_proxy=config.evaluation.proxies[0])
 
 
 def _records(rows: Sequence[dict[str, Any]]) -> list[EvalRecord]:
     return [EvalRecord(**r) for r in rows]
 
 
-def _strategy(run_dir: str | Path, state: dict[str, Any] | None) -> Any:
+def _strategy(setup: SearchSetup, state: dict[str, Any] | None) -> Any:
     from nas_lib.search import fitted_options, make_strategy
 
-    cfg = load_config(run_dir)
-    options = fitted_options(cfg.search.strategy, dict(cfg.search.options), cfg.population.size)
-    strategy = make_strategy(cfg.search.strategy, load_space(run_dir), seed=cfg.seed, **options)
+    options = fitted_options(setup.search.strategy, dict(setup.search.options), setup.population_size)
+    strategy = make_strategy(setup.search.strategy, space_from_dict(setup.space), seed=setup.seed, **options)
     if state is not None:
         strategy.load_state_dict(state)
     return strategy
 
 
-def generation_rows(run_dir: str | Path, generation: int, rows: Sequence[dict[str, Any]], best: float) -> list[dict[str, Any]]:
+def generation_rows(fitness_proxy: str, generation: int, rows: Sequence[dict[str, Any]], best: float) -> list[dict[str, Any]]:
     """One `SEARCH_SCHEMA` row per architecture of a generation."""
-    proxy = primary_proxy(run_dir)
+    proxy = make_proxy(fitness_proxy)
     fit = fitness_of(_records(rows), proxy.name, proxy.higher_is_better)
     params = {r["arch_id"]: r["value"] for r in rows if r["proxy"] == "params"}
     out, seen = [], set()
@@ -67,68 +80,50 @@ def generation_rows(run_dir: str | Path, generation: int, rows: Sequence[dict[st
     return out
 
 
-def start_search(run_dir: str | Path) -> dict[str, Any]:
-    """Loads the saved search state, or starts one warmed with the scored initial population."""
-    path = state_path(run_dir)
-    if path.exists():
-        return json.loads(path.read_text(encoding="utf-8"))
-    strategy = _strategy(run_dir, None)
-    _warn_about_warmup(run_dir, strategy)
-    evals = read_table(step_path(run_dir, "06_evaluations")).to_dict("records")
-    rows = generation_rows(run_dir, 0, evals, math.nan)
+def initial_state(setup: SearchSetup, evaluations: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """A new search state, the strategy warmed with the scored initial population (the rows of
+    ``06_evaluations``)."""
+    strategy = _strategy(setup, None)
+    _warn_about_warmup(setup, strategy)
+    rows = generation_rows(setup.fitness_proxy, 0, evaluations, math.nan)
     space = strategy.space
     strategy.tell([space.from_string(r["arch"]) for r in rows], [r["fitness"] for r in rows])
-    state = {"generation": 1, "pending": None, "rows": rows, "strategy": strategy.state_dict()}
-    atomic_write_json(path, state)
-    return state
+    return {"generation": 1, "pending": None, "rows": rows, "strategy": strategy.state_dict()}
 
 
-def _warn_about_warmup(run_dir: str | Path, strategy: Any) -> None:
+def _warn_about_warmup(setup: SearchSetup, strategy: Any) -> None:
     """Logs when the strategy's warm-up covers the whole budget (it would act as random search)."""
     import dataclasses
     import logging
 
     from nas_lib.search import warmup_note
 
-    cfg = load_config(run_dir)
-    budget = cfg.population.size + cfg.search.generations * cfg.search.per_generation
+    budget = setup.population_size + setup.search.generations * setup.search.per_generation
     note = warmup_note(strategy.name, dataclasses.asdict(strategy.config), budget)
     if note:
         logging.getLogger(__name__).warning(note)
 
 
 @task(name="search-ask", cache_policy=NO_CACHE, task_run_name="search-ask-{generation}")
-def propose_generation(run_dir: str, generation: int) -> list[str]:
-    """Asks the strategy for one generation (reuses a pending ask of a killed run)."""
-    state = start_search(run_dir)
+def propose_generation(state: dict[str, Any], generation: int, setup: SearchSetup) -> dict[str, Any]:
+    """The state with one generation asked (``pending``); a pending ask of a killed run is kept."""
     if state["pending"] and state["generation"] == generation:
-        return list(state["pending"])
-    strategy = _strategy(run_dir, state["strategy"])
-    specs = strategy.ask(load_config(run_dir).search.per_generation)
-    state.update(generation=generation, pending=[strategy.space.to_string(s) for s in specs], strategy=strategy.state_dict())
-    atomic_write_json(state_path(run_dir), state)
-    return list(state["pending"])
+        return state
+    strategy = _strategy(setup, state["strategy"])
+    specs = strategy.ask(setup.search.per_generation)
+    return {**state, "generation": generation, "pending": [strategy.space.to_string(s) for s in specs], "strategy": strategy.state_dict()}
 
 
 @task(name="search-tell", cache_policy=NO_CACHE, task_run_name="search-tell-{generation}")
-def record_generation(run_dir: str, generation: int, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Tells the strategy its scores, persists the state and ``07_search.parquet``; returns the top-k."""
-    state = start_search(run_dir)
+def record_generation(state: dict[str, Any], generation: int, rows: list[dict[str, Any]], setup: SearchSetup) -> dict[str, Any]:
+    """The state after telling the strategy a generation's scores (unchanged when already told)."""
     if state["generation"] > generation or not state["pending"]:
-        return top_k(state["rows"], load_config(run_dir).search.top_k_table)  # already told (resumed run)
-    strategy = _strategy(run_dir, state["strategy"])
+        return state  # already told (resumed run)
+    strategy = _strategy(setup, state["strategy"])
     best = max((r["best_so_far"] for r in state["rows"] if not math.isnan(r["best_so_far"])), default=math.nan)
-    new = generation_rows(run_dir, generation, rows, best)
+    new = generation_rows(setup.fitness_proxy, generation, rows, best)
     strategy.tell([strategy.space.from_string(r["arch"]) for r in new], [r["fitness"] for r in new])
-    state.update(generation=generation + 1, pending=None, rows=state["rows"] + new, strategy=strategy.state_dict())
-    atomic_write_json(state_path(run_dir), state)
-    write_table(step_path(run_dir, "07_search"), state["rows"], SEARCH_SCHEMA)
-    return top_k(state["rows"], load_config(run_dir).search.top_k_table)
-
-
-def finish_search(run_dir: str | Path) -> Path:
-    """Writes ``07_search.parquet`` from the state (also when there were no generations)."""
-    return write_table(step_path(run_dir, "07_search"), start_search(run_dir)["rows"], SEARCH_SCHEMA)
+    return {**state, "generation": generation + 1, "pending": None, "rows": state["rows"] + new, "strategy": strategy.state_dict()}
 
 
 def top_k(rows: Sequence[dict[str, Any]], k: int) -> list[dict[str, Any]]:

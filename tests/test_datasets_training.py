@@ -26,9 +26,11 @@ def test_roc_curves_of_a_perfect_and_a_useless_score() -> None:
 
 @pytest.mark.parametrize("with_test", [False, True])
 def test_finalist_row_has_test_accuracy_only_when_asked(tmp_path: Path, with_test: bool) -> None:
+    from flows.stages import save_finalist
     from tasks.config import PipelineConfig
-    from tasks.context import write_config
-    from tasks.training import train_row
+    from tasks.data_ref import DataRef
+    from tasks.run_folder import RunFolder
+    from tasks.training import train_result
 
     rng = np.random.default_rng(0)
     labels = np.arange(60, dtype=np.uint8) % 3
@@ -37,8 +39,11 @@ def test_finalist_row_has_test_accuracy_only_when_asked(tmp_path: Path, with_tes
     write_idx_pair(tmp_path / "d", "t10k", images[:15], labels[:15])
     config = PipelineConfig(runs_root=str(tmp_path / "runs"), data={"kind": "idx", "path": str(tmp_path / "d"), "test": with_test},
                             training={"epochs": 1, "batch_size": 16})
-    run_dir = write_config(config)
-    row = train_row(run_dir, {"arch_id": "c1", "arch": CNN, "rank": 1, "fitness": 1.0})
+    run = RunFolder.create(config)
+    run_dir = run.root
+    result = train_result({"arch_id": "c1", "arch": CNN, "rank": 1, "fitness": 1.0}, run.space_dict(), DataRef.of(config), config.training,
+                          config.seed, with_test=config.data.test)
+    row = save_finalist(run, result)
     assert row["state"] == "ok" and 0.0 <= row["macro_auc"] <= 1.0
     curves = json.loads((run_dir / "finalists" / "c1.roc.json").read_text())
     assert len(curves["classes"]) == 3 and (run_dir / "plots" / "roc-c1.png").stat().st_size > 1000

@@ -107,18 +107,69 @@ def test_transient_errors_propagate(space, specs):
         score(space, specs[:1], [Flaky()])
 
 
-def test_fault_hook_stops_after_n_fresh_evaluations(tmp_path, space, specs, monkeypatch):
-    monkeypatch.setattr(ev, "FAULTS", ev._FaultCounter())
-    monkeypatch.setenv(ev.FAULT_ENV, "6")
+def test_a_crash_keeps_every_architecture_scored_before_it(tmp_path, space, specs, monkeypatch):
+    real, calls = ev.score_one, []
+
+    def crash_on_the_fourth(*args, **kwargs):  # the fault comes from outside, as a killed worker's would
+        calls.append(1)
+        if len(calls) == 4:
+            raise RuntimeError("injected fault")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ev, "score_one", crash_on_the_fourth)
     store, proxies = ev.EvaluationStore(tmp_path / "s.sqlite"), [LengthProxy(), FailingProxy()]
-    with pytest.raises(ev.InjectedFault):
+    with pytest.raises(RuntimeError, match="injected fault"):
         score(space, specs, proxies, store)
-    assert store.count() == 6
-    monkeypatch.delenv(ev.FAULT_ENV)
+    assert store.count() == 3 * 2
     rows = score(space, specs, proxies, store)
     unique = len({space.arch_id(s) for s in specs})
-    assert sum(not r.cached for r in rows) == 2 * unique - 6
-    assert ev.FAULTS.fresh == 2 * unique
+    assert sum(not r.cached for r in rows) == 2 * unique - 6 and sum(r.cached for r in rows) == 6
+
+
+def test_the_flow_side_split_sends_only_missing_work_and_reassembles_in_order(tmp_path, space, specs):
+    store, length, picky = ev.EvaluationStore(tmp_path / "s.sqlite"), LengthProxy(), FailingProxy()
+    archs = [space.to_string(s) for s in specs]
+    score(space, specs[:4], [length], store)  # an earlier run knew one proxy of four architectures
+    known, work = ev.split_cached(store, space, archs + archs[:2], [length, picky], data_fingerprint="fp", seed=0)
+    assert len(known) == 4 and [a for a, _ in work] == list(dict.fromkeys(archs))
+    assert [names for _, names in work[:4]] == [["picky"]] * 4 and all(names == ["length", "picky"] for _, names in work[4:])
+    fresh = ev.score_work(space, work, [length, picky], None, data_fingerprint="fp", seed=0)  # no store: a remote worker
+    assert store.put_many(fresh) == len(fresh) and store.put_many(fresh) == 0
+    rows = ev.assemble(space, archs, [length, picky], [*known.values(), *fresh])
+    assert [(r.arch, r.proxy) for r in rows] == [(a, p) for a in dict.fromkeys(archs) for p in ("length", "picky")]
+    assert [r.cached for r in rows[:8:2]] == [True] * 4 and not any(r.cached for r in rows[1::2])
+    assert store.select("fp", 0, [("length", "1")]) and all(r.proxy == "length" for r in store.select("fp", 0, [("length", "1")]))
+
+
+def _write_keys(path: str, start, barrier, rounds: int) -> None:
+    """One writer process: the same 200 keys as the other writer, in 20 small transactions."""
+    store = ev.EvaluationStore(path)
+    barrier.wait()
+    for chunk in range(rounds):
+        records = [ev.EvalRecord(f"a{i}", f"arch{i}", "p", "1", "fp", 0, float(i), "ok", None, 0.0, f"writer-{start}")
+                   for i in range(chunk * 10, chunk * 10 + 10)]
+        store.put_many(records)
+
+
+def test_two_processes_writing_the_same_keys_lose_and_duplicate_nothing(tmp_path):
+    import multiprocessing
+    import sqlite3
+
+    path = str(tmp_path / "shared.sqlite")
+    ev.EvaluationStore(path)
+    ctx = multiprocessing.get_context("spawn")
+    barrier = ctx.Barrier(2)
+    writers = [ctx.Process(target=_write_keys, args=(path, n, barrier, 20)) for n in range(2)]
+    for w in writers:
+        w.start()
+    for w in writers:
+        w.join(120)
+    assert [w.exitcode for w in writers] == [0, 0]  # no "database is locked"
+    con = sqlite3.connect(path)
+    rows = con.execute("SELECT arch_id, COUNT(*) FROM evals GROUP BY arch_id, data_fingerprint, proxy, proxy_version, seed").fetchall()
+    con.close()
+    assert len(rows) == 200 and {n for _, n in rows} == {1}
+    assert {r.arch_id for r in ev.EvaluationStore(path).select("fp", 0, [("p", "1")])} == {f"a{i}" for i in range(200)}
 
 
 def test_fitness_marks_failures_nan_and_flips_lower_is_better():

@@ -47,26 +47,30 @@ def registered(tmp_path_factory: pytest.TempPathFactory, ) -> dict:
     """A run folder on real MNIST (IDX) with one trained CNN finalist, registered in MLflow."""
     if not (ROOT.parent / "shared" / "data" / "mnist" / "t10k-images-idx3-ubyte.gz").exists():
         pytest.skip("MNIST not found in ../shared/data/mnist")
+    from flows.stages import save_finalist
+    from nas_lib.steps import Step
     from tasks.config import PipelineConfig
-    from tasks.context import load_config, write_config
+    from tasks.data_ref import DataRef
     from tasks.registry import registry_row
-    from tasks.training import train_row, write_training
+    from tasks.run_folder import RunFolder
+    from tasks.training import TRAINING_SCHEMA, train_result, training_frame, winner
 
     root = tmp_path_factory.mktemp("reg")
     uri = f"sqlite:///{root}/mlflow.db"
     config = PipelineConfig(runs_root=str(root), data={"kind": "idx", "path": str(ROOT.parent / "shared" / "data" / "mnist"), "max_items": 300},
                             training={"epochs": 1, "batch_size": 32}, registry={"tracking_uri": uri})
-    run_dir = write_config(config)
-    row = train_row(run_dir, {"arch_id": "m1", "arch": CNN, "rank": 1, "fitness": 1.0})
-    write_training(run_dir, [row])
-    out = registry_row(run_dir)
+    run = RunFolder.create(config)
+    result = train_result({"arch_id": "m1", "arch": CNN, "rank": 1, "fitness": 1.0}, run.space_dict(), DataRef.of(config), config.training, config.seed)
+    run.write_step(Step.TRAINING, training_frame([save_finalist(run, result)]), TRAINING_SCHEMA)
+    out = registry_row(config, winner(run.read_step(Step.TRAINING)), run_dir=run.root, steps=[str(run.step_file(s)) for s in Step],
+                       space=run.space_dict())
     assert out["state"] == "ok", out
-    return {"run_dir": run_dir, "uri": uri, "model_uri": out["model_uri"], "config": load_config(run_dir)}
+    return {"run_dir": run.root, "uri": uri, "model_uri": out["model_uri"], "config": run.config()}
 
 
 def test_a_process_without_ehnas_classifies_raw_mnist_images(registered: dict) -> None:
     from nas_lib.data.idx import read_idx
-    from tasks.context import load_data
+    from tasks.data_ref import DataRef
     from tasks.mlflow_registry import load_champion
 
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"MLFLOW_TRACKING_URI": registered["uri"]}
@@ -77,7 +81,7 @@ def test_a_process_without_ehnas_classifies_raw_mnist_images(registered: dict) -
     served = json.loads(done.stdout.strip().splitlines()[-1])
     assert served["shape"] == [-1, 28, 28, 1] and served["dtype"] == "uint8"
     # the same images through the rebuilt network and the run's own normalisation
-    data = load_data(registered["run_dir"])
+    data = DataRef.of(registered["config"]).load()
     raw = torch.from_numpy(read_idx(mnist)[:40].copy())[:, None]
     model = load_champion(registered["uri"], NAME)
     with torch.no_grad():

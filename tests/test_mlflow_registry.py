@@ -98,11 +98,14 @@ def test_register_pipeline_run(uri: str, tmp_path: Path) -> None:
     import pandas as pd
 
     from tasks.config import PipelineConfig
-    from tasks.context import load_config, load_data, load_space, write_config
+    from tasks.data_ref import DataRef
+    from tasks.run_folder import RunFolder
+    from tasks.spaces import space_from_dict
 
     config = PipelineConfig(runs_root=str(tmp_path), data={"kind": "digits", "max_items": 60}, registry={"tracking_uri": uri})
-    run_dir = write_config(config)
-    space, data = load_space(run_dir), load_data(run_dir)
+    run = RunFolder.create(config)
+    run_dir, load_config = run.root, lambda _: run.config()
+    space, data = space_from_dict(run.space_dict()), DataRef.of(config).load()
     torch.manual_seed(0)
     model = space.build_model(space.from_string(WINNER), input_shape=data.input_shape, num_classes=data.num_classes)
     torch.save(model.state_dict(), run_dir / "w.pt")

@@ -3,7 +3,8 @@
 One module-scoped scenario shares the slow parts (harness start, flow runs, MLflow) across the
 assertions:
 
-1. run A with ``EHNAS_FAULT_AFTER_EVALS`` set fails during the population's evaluation;
+1. run A fails during the population's evaluation (`FaultAfter`, patched in from this test,
+   raises once a number of evaluations ran, as a worker dying mid-run would);
 2. run B (same config, same run name) resumes: only the missing evaluations run;
 3. run C reruns a finished run: no step and no evaluation runs, no new model version;
 4. run D redoes the training step alone.
@@ -11,16 +12,20 @@ assertions:
 
 from __future__ import annotations
 
+import threading
+from typing import Any
+
 import pytest
 
-from tasks.config import load_config
 from nas_lib import evaluation as ev
-from nas_lib.artifacts import read_table
-from tasks.context import STEPS, step_path
+from nas_lib.steps import Step
+from tasks.config import load_config
+from tasks.run_folder import RunFolder
 
 pytestmark = pytest.mark.slow
 
-FAULT_AFTER = 4  # two proxies: two architectures of the population finish before the crash
+STEPS = [str(s) for s in Step]
+FAULT_AFTER = 4  # two proxies, batches of two: the first batch is stored, the crash hits the second
 OVERRIDES = [
     "run_name=t1", "space.min_depth=4", "space.max_depth=4", "population.size=5", "evaluation.batch_size=2",
     "evaluation.proxies=[nwot, params]", "data.proxy_batch=16", "pruning.layers=[]", "search.generations=1",
@@ -37,14 +42,14 @@ def scenario(tmp_path_factory):
     root = tmp_path_factory.mktemp("runs")
     cfg = load_config(None, [*OVERRIDES, f"runs_root={root}"])
     out = {"cfg": cfg}
-    counter = ev.FAULTS
+    counter = FaultAfter(FAULT_AFTER)
     with prefect_test_harness(server_startup_timeout=120), pytest.MonkeyPatch.context() as mp:
-        mp.setenv(ev.FAULT_ENV, str(counter.fresh + FAULT_AFTER))
+        mp.setattr(ev, "score_one", counter)
         with pytest.raises(Exception) as crash:
             nas_pipeline(cfg)
         out["crash"] = crash.value
         out["stored_after_crash"] = ev.EvaluationStore(cfg.store_path()).count()
-        mp.delenv(ev.FAULT_ENV)
+        counter.limit = None
         before = counter.fresh
         out["b"] = nas_pipeline(cfg)
         out["fresh_b"] = counter.fresh - before
@@ -55,6 +60,21 @@ def scenario(tmp_path_factory):
         out["d"] = nas_pipeline(cfg, redo="08_training")
         out["artifacts"] = _artifact_keys()
     return out
+
+
+class FaultAfter:
+    """`nas_lib.evaluation.score_one` that raises once `limit` evaluations (one per proxy) ran in
+    this process; counts them either way."""
+
+    def __init__(self, limit: int | None) -> None:
+        self.limit, self.fresh, self.lock, self.real = limit, 0, threading.Lock(), ev.score_one
+
+    def __call__(self, space: Any, spec: Any, proxies: Any, *args: Any, **kwargs: Any) -> Any:
+        with self.lock:
+            if self.limit is not None and self.fresh + len(proxies) > self.limit:
+                raise RuntimeError(f"injected fault after {self.fresh} evaluations")
+            self.fresh += len(proxies)
+        return self.real(space, spec, proxies, *args, **kwargs)
 
 
 def _artifact_keys() -> set[str]:
@@ -72,20 +92,20 @@ def test_crash_is_the_injected_fault_and_keeps_finished_scores(scenario):
 def test_resume_pays_only_the_missing_evaluations(scenario):
     assert scenario["fresh_b"] == scenario["stored_after_b"] - FAULT_AFTER
     assert scenario["b"]["ran"] == list(STEPS[5:])  # knowledge, pruning and population had finished before the crash
-    evals = read_table(step_path(scenario["b"]["run_dir"], "06_evaluations"))
+    evals = RunFolder(scenario["b"]["run_dir"]).read_step(Step.EVALUATIONS)
     assert len(evals) == 5 * 2 and not evals.duplicated(["arch_id", "proxy"]).any()
     assert int(evals["cached"].sum()) == FAULT_AFTER
 
 
 def test_every_step_wrote_its_parquet_without_duplicates(scenario):
-    run = scenario["b"]["run_dir"]
-    for step in STEPS:
-        assert step_path(run, step).exists(), step
-    search = read_table(step_path(run, "07_search"))
+    run = RunFolder(scenario["b"]["run_dir"])
+    for step in Step:
+        assert run.step_file(step).exists(), step
+    search = run.read_step(Step.SEARCH)
     assert sorted(search["generation"].unique()) == [0, 1] and not search.duplicated(["generation", "arch_id"]).any()
-    training = read_table(step_path(run, "08_training"))
+    training = run.read_step(Step.TRAINING)
     assert len(training) == 2 and training["val_accuracy"].between(0, 1).all()
-    registry = read_table(step_path(run, "09_registry")).iloc[0]
+    registry = run.read_step(Step.REGISTRY).iloc[0]
     assert registry["state"] == "ok" and registry["model_name"] == "ehnas-digits"
 
 

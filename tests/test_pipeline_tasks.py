@@ -1,16 +1,24 @@
-"""Task helpers without a flow: device planning, retry policy, ledger and population."""
+"""Task helpers without a flow: device planning, retry policy, run folder and ledger, step
+enum, data reference, population, and the rule that tasks take values, not run folders."""
 
 from __future__ import annotations
+
+import importlib
+import inspect
+import pkgutil
 
 import numpy as np
 import pytest
 
-from tasks.config import load_config
-from nas_lib.evaluation import InjectedFault
+import tasks
 from nas_lib.population import PopulationConfig, generate_population
 from nas_lib.space import HybridConstraints, HybridSpace, NB201Space
+from nas_lib.steps import LAYER_STEPS, Step, parse_step
 from tasks import context
+from tasks.config import load_config
+from tasks.data_ref import DataRef
 from tasks.retry import is_transient
+from tasks.run_folder import RunFolder
 
 
 def test_devices_auto_spreads_over_every_gpu(monkeypatch):
@@ -40,7 +48,7 @@ def test_a_device_this_machine_lacks_stops_the_run_before_any_step(monkeypatch, 
 @pytest.mark.parametrize("err, retry", [
     (OSError("disk hiccup"), True), (ConnectionError("reset"), True), (TimeoutError(), True),
     (RuntimeError("CUDA out of memory"), False), (ValueError("qkv_dim 250 is not divisible by num_heads 4"), False),
-    (InjectedFault("crash"), False), (None, False),
+    (RuntimeError("injected fault"), False), (None, False),
 ])
 def test_only_transient_faults_are_retried(err, retry):
     assert is_transient(err) is retry
@@ -48,17 +56,83 @@ def test_only_transient_faults_are_retried(err, retry):
 
 def test_ledger_reuses_only_steps_of_the_same_config(tmp_path):
     cfg = load_config(None, [f"runs_root={tmp_path}", "run_name=r"])
-    run = context.write_config(cfg)
-    context.step_path(run, "05_population").write_bytes(b"x")
-    context.mark_done(run, "05_population", 1.0)
-    assert context.step_done(run, "05_population") and not context.step_done(run, "06_evaluations")
-    assert context.forget_from(run, "04_connections")[:2] == ["04_connections", "05_population"]
-    assert not context.step_done(run, "05_population")
-    context.mark_done(run, "05_population", 1.0)
-    context.write_config(load_config(None, [f"runs_root={tmp_path}", "run_name=r", "seed=9"]))
-    assert not context.step_done(run, "05_population")  # another config under the same name
-    with pytest.raises(KeyError, match="steps"):
-        context.step_path(run, "10_nothing")
+    run = RunFolder.create(cfg)
+    run.step_file(Step.POPULATION).write_bytes(b"x")
+    run.mark(Step.POPULATION, 1.0)
+    assert run.done(Step.POPULATION) and not run.done(Step.EVALUATIONS)
+    assert run.forget("04_connections")[:2] == [Step.CONNECTIONS, Step.POPULATION]
+    assert not run.done(Step.POPULATION)
+    run.mark(Step.POPULATION, 1.0)
+    RunFolder.create(load_config(None, [f"runs_root={tmp_path}", "run_name=r", "seed=9"]))
+    assert not run.done(Step.POPULATION)  # another config under the same name
+    with pytest.raises(ValueError, match="steps: 01_knowledge"):
+        run.step_file("10_nothing")
+
+
+def test_forget_drops_the_search_state_and_saved_finalists_with_their_steps(tmp_path):
+    run = RunFolder.create(load_config(None, [f"runs_root={tmp_path}", "run_name=r"]))
+    run.save_search_state({"generation": 3})
+    run.save_finalist({"arch_id": "a1", "rank": 1})
+    run.forget(Step.TRAINING)
+    assert run.search_state() == {"generation": 3} and run.finalist_row("a1") is None
+    run.forget(Step.SEARCH)
+    assert run.search_state() is None
+    with pytest.raises(FileNotFoundError, match="not a run folder"):
+        RunFolder.open(tmp_path / "nothing")
+
+
+def test_steps_are_one_enum_with_the_pruning_layers_derived_from_the_layer_list():
+    from nas_lib.pruning.run import LAYERS
+
+    assert [s.value for s in Step] == [
+        "01_knowledge", "02_macro", "03_hyperparameters", "04_connections", "05_population",
+        "06_evaluations", "07_search", "08_training", "09_registry"]
+    assert list(LAYER_STEPS) == list(LAYERS) and all(LAYER_STEPS[layer].value.endswith(layer) for layer in LAYERS)
+    assert parse_step("07_search") is Step.SEARCH and f"{Step.SEARCH}.parquet" == "07_search.parquet"
+    with pytest.raises(ValueError, match="unknown step '7_search'"):
+        parse_step("7_search")
+
+
+def _prefect_tasks() -> list:
+    from prefect import Task
+
+    found = []
+    for info in pkgutil.iter_modules(tasks.__path__):
+        if info.name == "serving_model":  # MLflow's model code: importing it registers a model
+            continue
+        module = importlib.import_module(f"tasks.{info.name}")
+        found += [obj for obj in vars(module).values() if isinstance(obj, Task) and obj.fn.__module__ == module.__name__]
+    return found
+
+
+def test_every_task_takes_values_not_a_run_folder():
+    # a task that re-reads the run folder can only run on the machine that holds it; the
+    # registry task logs the run folder's files and is the one exception
+    found = _prefect_tasks()
+    assert {t.name for t in found} >= {"knowledge", "prune-layer", "population", "score-batch", "search-ask", "search-tell", "train-finalist"}
+    for t in found:
+        params = set(inspect.signature(t.fn).parameters)
+        assert "run_dir" not in params or t.name == "register-winner", t.name
+        assert "load_config" not in inspect.getsource(inspect.getmodule(t.fn)), t.name
+
+
+def test_data_ref_loads_once_per_process_and_resolves_an_fsspec_url(tmp_path, monkeypatch):
+    import fsspec
+
+    ref = DataRef(kind="digits", seed=3, max_items=60)
+    assert ref.load() is ref.load() and DataRef(kind="digits", seed=3, max_items=60).load() is ref.load()
+    monkeypatch.setenv("EHNAS_DATA_CACHE", str(tmp_path / "cache"))
+    x = np.arange(8 * 8 * 8 * 3, dtype=np.uint8).reshape(8, 8, 8, 3)
+    y = np.array([0, 1] * 4)
+    with fsspec.open("memory://ehnas-test/tiny.npz", "wb") as f:
+        np.savez(f, x=x, y=y)
+    remote = DataRef(kind="cifar10_npz", path="memory://ehnas-test/tiny.npz", val_fraction=0.25)
+    local = tmp_path / "tiny.npz"
+    np.savez(local, x=x, y=y)
+    assert remote.load().fingerprint == DataRef(kind="cifar10_npz", path=str(local), val_fraction=0.25).load().fingerprint
+    assert any((tmp_path / "cache").rglob("tiny.npz"))
+    with pytest.raises(FileNotFoundError, match="memory://ehnas-test/none.npz"):
+        DataRef(kind="cifar10_npz", path="memory://ehnas-test/none.npz").load()
 
 
 @pytest.mark.parametrize("space", [HybridSpace(HybridConstraints(min_depth=4, max_depth=8)), NB201Space()], ids=["hybrid", "nb201"])

@@ -13,6 +13,7 @@ from nas_lib.artifacts import write_table
 from nas_lib.evaluation import EVALUATION_SCHEMA
 from nas_lib.pruning import PRUNING_SCHEMA
 from nas_lib.report import pareto_front, search_progress, summary_markdown, write_plots
+from nas_lib.steps import Step
 from tasks.registry import REGISTRY_SCHEMA
 from tasks.search import SEARCH_SCHEMA
 from tasks.training import TRAINING_SCHEMA
@@ -25,15 +26,15 @@ def make_run(tmp_path):
     search = [{"generation": g, "arch_id": f"a{g}{i}", "arch": "x", "fitness": float(g * 10 + i), "fitness_proxy": "nwot",
                "params": 100.0, "state": "ok", "seconds": 0.1, "best_so_far": 0.0} for g in range(3) for i in range(3)]
     search.append({**search[0], "arch_id": "bad", "fitness": math.nan, "state": "failed"})
-    write_table(run / "07_search.parquet", search, SEARCH_SCHEMA)
+    write_table(run / f"{Step.SEARCH}.parquet", search, SEARCH_SCHEMA)
     evals = [{"arch_id": f"a0{i}", "arch": "x", "proxy": "nwot", "proxy_version": "1", "data_fingerprint": "f", "seed": 0,
               "value": 1.0, "state": "ok", "error": None, "seconds": 0.1, "device": "cpu", "cached": i == 0} for i in range(3)]
-    write_table(run / "06_evaluations.parquet", evals, EVALUATION_SCHEMA)
+    write_table(run / f"{Step.EVALUATIONS}.parquet", evals, EVALUATION_SCHEMA)
     training = [{"arch_id": f"t{i}", "arch": "x", "rank": i + 1, "fitness": 1.0, "params": p, "flops": 1, "val_accuracy": acc,
                  "val_loss": 1.0, "macro_f1": acc, "epochs_run": 1, "seconds": 1.0, "state": "ok", "device": "cpu"}
                 for i, (p, acc) in enumerate([(100, 0.5), (200, 0.7), (300, 0.6), (50, 0.4)])]
-    write_table(run / "08_training.parquet", training, TRAINING_SCHEMA)
-    write_table(run / "09_registry.parquet", [{"arch_id": "t1", "arch": "x", "val_accuracy": 0.7, "params": 200, "model_name": "ehnas-digits",
+    write_table(run / f"{Step.TRAINING}.parquet", training, TRAINING_SCHEMA)
+    write_table(run / f"{Step.REGISTRY}.parquet", [{"arch_id": "t1", "arch": "x", "val_accuracy": 0.7, "params": 200, "model_name": "ehnas-digits",
                                                "version": "1", "alias": "champion", "model_uri": "models:/ehnas-digits@champion",
                                                "tracking_uri": "sqlite:///m.db", "state": "ok"}], REGISTRY_SCHEMA)
     return run
@@ -62,8 +63,8 @@ def test_space_section_says_what_the_guard_undid(tmp_path):
     run = make_run(tmp_path)
     base = {"layer": "macro", "space": "hybrid", "provider": "offline", "log10_size_before": 10.1, "log10_size_after": 10.1,
             "top1pct_retention": 1.0, "proposed_top1pct_retention": 0.0, "guard_relaxed": True}
-    write_table(run / "02_macro.parquet", [{**base, "guard_steps": json.dumps(["restore vit in stage:early"])}], PRUNING_SCHEMA)
-    write_table(run / "03_hyperparameters.parquet", [{**base, "layer": "hyperparameters", "guard_steps": "[]", "guard_relaxed": False}], PRUNING_SCHEMA)
+    write_table(run / f"{Step.MACRO}.parquet", [{**base, "guard_steps": json.dumps(["restore vit in stage:early"])}], PRUNING_SCHEMA)
+    write_table(run / f"{Step.HYPERPARAMETERS}.parquet", [{**base, "layer": "hyperparameters", "guard_steps": "[]", "guard_relaxed": False}], PRUNING_SCHEMA)
     text = summary_markdown(run)
     assert "| macro | offline | 10.1 | 10.1 | 1 | proposed cut kept 0 of the top 1%; guard: restore vit in stage:early |" in text
     assert "| hyperparameters | offline | 10.1 | 10.1 | 1 |  |" in text

@@ -21,7 +21,9 @@ RUN_HELP = (
 
 def _execute(config: object, redo: Optional[str]) -> None:
     from flows.pipeline import nas_pipeline, prefect_settings
-    from tasks.context import plan_devices, step_path
+    from nas_lib.steps import Step
+    from tasks.context import plan_devices
+    from tasks.run_folder import RunFolder
 
     try:
         plan_devices(config.device)  # said before Prefect starts (the flow checks again where it runs)
@@ -32,7 +34,7 @@ def _execute(config: object, redo: Optional[str]) -> None:
         result = nas_pipeline(config=config, redo=redo)
     run_dir = Path(result["run_dir"])
     typer.echo(f"\nrun folder: {run_dir.resolve()}  ({time.perf_counter() - start:.1f} s; steps run now: {', '.join(result['ran']) or 'none'})")
-    registry = step_path(run_dir, "09_registry")
+    registry = RunFolder(run_dir).step_file(Step.REGISTRY)
     if registry.exists():
         from nas_lib.artifacts import read_table
 
@@ -71,10 +73,10 @@ def register(app: typer.Typer) -> None:
         runs_root: Annotated[Path, typer.Option("--runs-root", help="Folder holding run folders.")] = Path("runs"),
         redo: Annotated[Optional[str], typer.Option("--redo", help="Rerun this step (e.g. 06_evaluations) and every later one.")] = None,
     ) -> None:
-        from tasks.context import load_config as load_run_config
+        from tasks.run_folder import RunFolder
 
         folder = run_folder(run, runs_root)
-        cfg = load_run_config(folder).model_copy(update={"runs_root": str(folder.parent), "run_name": folder.name})
+        cfg = RunFolder(folder).config().model_copy(update={"runs_root": str(folder.parent), "run_name": folder.name})
         _execute(cfg, redo)
 
     @app.command("report", help="Print a run's summary from its Parquet files and write search-progress and Pareto plots.")

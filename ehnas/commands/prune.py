@@ -64,10 +64,8 @@ def llm_settings(provider: str, timeout_s: float | None = None):  # noqa: ANN201
     return settings
 
 
-def load_knowledge_base(path: Path | None):  # noqa: ANN201  (KnowledgeBase | None)
-    """The knowledge base at `path`, the embedded one by default, or None when unavailable."""
-    try:
-        from nas_lib.knowledge import load_knowledge
-    except ImportError:
-        return None
+def load_knowledge_base(path: Path | None):  # noqa: ANN201  (KnowledgeBase)
+    """The knowledge base at `path`, the embedded one by default."""
+    from nas_lib.knowledge import load_knowledge
+
     return load_knowledge(path)

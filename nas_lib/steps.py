@@ -1,0 +1,36 @@
+"""The steps of a pipeline run, in order: one enum every layer of the project names them by.
+
+A step's value is its file stem (``06_evaluations`` -> ``06_evaluations.parquet``). The pruning
+steps come from the pruning layers themselves (`nas_lib.pruning.run.LAYERS`), so a new layer
+gets its step, its number and its place in the ledger from its registration alone; the steps
+after the layers are numbered on from there.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+import nas_lib.pruning  # noqa: F401 - registers the layers before LAYERS is read
+from nas_lib.pruning.run import LAYERS
+
+_BEFORE = ("knowledge",)
+_AFTER = ("population", "evaluations", "search", "training", "registry")
+
+
+def _members(layers: tuple[str, ...]) -> dict[str, str]:
+    names = [*_BEFORE, *layers, *_AFTER]
+    return {name.upper(): f"{i:02d}_{name}" for i, name in enumerate(names, 1)}
+
+
+Step = StrEnum("Step", _members(tuple(LAYERS)))  # type: ignore[misc]  # members: KNOWLEDGE, MACRO, ..., REGISTRY
+Step.__doc__ = "A pipeline step; its value is the stem of its Parquet file (``Step.SEARCH == '07_search'``)."
+
+LAYER_STEPS: dict[str, Step] = {layer: Step[layer.upper()] for layer in LAYERS}
+
+
+def parse_step(name: str) -> Step:
+    """The step called `name` (``06_evaluations``); a ValueError lists the steps otherwise."""
+    try:
+        return Step(name)
+    except ValueError:
+        raise ValueError(f"unknown step {name!r}; steps: {', '.join(Step)}") from None
