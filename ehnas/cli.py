@@ -5,9 +5,15 @@ Each command group lives in its own module under `ehnas/commands/` and registers
 
 from __future__ import annotations
 
-import typer
+import os
 
-from ehnas.commands import bench, export, knowledge, pipeline, prune, space
+# Library warnings (`nas_lib.*` loggers) reach the Prefect UI with the run's logs. Prefect reads
+# this when it is first imported, so it is set here, before any command imports it.
+os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "nas_lib")
+
+import typer  # noqa: E402
+
+from ehnas.commands import bench, export, knowledge, pipeline, prune, space  # noqa: E402
 
 app = typer.Typer(
     name="ehnas",

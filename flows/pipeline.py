@@ -103,6 +103,10 @@ def run_step(run: RunFolder, step: Step, work: Callable[[], Any]) -> bool:
     if run.done(step):
         log.info("%s: finished earlier, reusing %s", step, run.step_file(step))
         return False
+    damage = run.damage(step)
+    if damage:  # a file changed after it was recorded: redo it and everything built on it
+        log.warning("%s: %s; redoing it and every later step (stored scores are reused)", step, damage)
+        run.forget(step)
     start = time.perf_counter()
     work()
     run.mark(step, time.perf_counter() - start)
@@ -167,6 +171,8 @@ def nas_pipeline(config: PipelineConfig | None = None, redo: str | None = None) 
     apply_runtime(cfg)
     plan_devices(cfg.device)  # a device this machine lacks stops the run here, before any step
     run = RunFolder.create(cfg)
+    if run.ledger_problem():
+        get_run_logger().warning("%s", run.ledger_problem())
     if redo:
         run.forget(redo)
     ran: list[str] = []

@@ -149,15 +149,18 @@ def search_flow(run_dir: str) -> str:
 
 def save_finalist(run: RunFolder, result: dict[str, Any]) -> dict[str, Any]:
     """Saves a trained finalist's weights, ROC curves (and plot) and row; returns the row."""
+    import io
+
     import torch
 
-    from nas_lib.artifacts import atomic_write_json
+    from nas_lib.artifacts import atomic_write_bytes, atomic_write_json
     from nas_lib.evaluation_curves import write_roc_plot
 
     row, arch_id = dict(result["row"]), result["row"]["arch_id"]
     if result["state_dict"] is not None:
-        run.finalists_dir.mkdir(parents=True, exist_ok=True)
-        torch.save(result["state_dict"], run.weights_file(arch_id))
+        buffer = io.BytesIO()  # serialised in memory, then written atomically (a kill or a full disk leaves no torn file)
+        torch.save(result["state_dict"], buffer)
+        atomic_write_bytes(run.weights_file(arch_id), buffer.getvalue())
         row["weights"] = str(run.weights_file(arch_id))
     if result["roc"] is not None:
         atomic_write_json(run.finalists_dir / f"{arch_id}.roc.json", result["roc"])

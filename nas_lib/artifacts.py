@@ -6,10 +6,13 @@ and a rerun can trust whatever file exists.
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -18,20 +21,69 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 
+class DiskFullError(OSError):
+    """The disk (or quota) holding `path` is full; nothing was written there."""
+
+    def __init__(self, path: str | Path) -> None:
+        super().__init__(errno.ENOSPC, f"disk full: could not write {path} (free space on {Path(path).parent} and rerun: finished steps are kept)")
+        self.path = str(path)
+
+
+class DamagedFileError(ValueError):
+    """A file that should hold a finished artifact cannot be read (truncated or overwritten)."""
+
+    def __init__(self, path: str | Path, reason: str) -> None:
+        super().__init__(f"{path} is damaged ({reason})")
+        self.path, self.reason = str(path), reason
+
+
+@contextlib.contextmanager
+def disk_full_as_error(path: str | Path) -> Iterator[None]:
+    """Turns ENOSPC (and torch's opaque write failures on a full disk) into `DiskFullError(path)`."""
+    try:
+        yield
+    except OSError as err:
+        if err.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise DiskFullError(path) from err
+        raise
+    except RuntimeError as err:  # torch.save reports a short write as "unexpected pos"
+        if "unexpected pos" in str(err) and _disk_is_full(Path(path).parent):
+            raise DiskFullError(path) from err
+        raise
+
+
+def _disk_is_full(folder: Path) -> bool:
+    try:
+        stats = os.statvfs(folder)
+    except OSError:
+        return False
+    return stats.f_bavail * stats.f_frsize < 1 << 20
+
+
+def file_digest(path: str | Path) -> dict[str, Any]:
+    """``{"size": bytes, "sha256": hex}`` of a file (what the step ledger records)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return {"size": Path(path).stat().st_size, "sha256": digest.hexdigest()}
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     """Writes `data` to `path` through a temporary file in the same folder and a rename."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with disk_full_as_error(path):
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
     return path
 
 
@@ -55,17 +107,28 @@ def write_table(path: str | Path, rows: Iterable[Mapping[str, Any]] | pd.DataFra
             frame[name] = None
     table = pa.Table.from_pandas(frame[schema.names], schema=schema, preserve_index=False)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        pq.write_table(table, tmp, compression="zstd")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with disk_full_as_error(path):
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+        try:
+            pq.write_table(table, tmp, compression="zstd")
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
     return path
 
 
 def read_table(path: str | Path) -> pd.DataFrame:
-    """Reads a Parquet artifact into a DataFrame."""
-    return pq.read_table(path).to_pandas()
+    """Reads a Parquet artifact into a DataFrame.
+
+    Raises:
+        FileNotFoundError: there is no such file.
+        DamagedFileError: the file exists but is not a readable Parquet table.
+    """
+    try:
+        return pq.read_table(path).to_pandas()
+    except (FileNotFoundError, PermissionError):
+        raise
+    except (pa.ArrowException, OSError) as err:
+        raise DamagedFileError(path, str(err).splitlines()[0][:200]) from None

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from nas_lib.artifacts import read_table
+from nas_lib.artifacts import DamagedFileError, read_table
 from nas_lib.steps import LAYER_STEPS, Step
 
 
@@ -122,7 +122,10 @@ def summary_markdown(run_dir: str | Path) -> str:
     run_dir = Path(run_dir)
     lines = [f"# EHNAS run `{run_dir.name}`", "", f"Folder: `{run_dir.resolve()}`", ""]
     for section in (_space_section, _evaluation_section, _search_section, _training_section, _registry_section):
-        lines += section(run_dir)
+        try:
+            lines += section(run_dir)
+        except DamagedFileError as err:  # name the file and go on with the other sections
+            lines += [f"**Damaged:** {err}. `ehnas resume {run_dir.name}` redoes that step.", ""]
     return "\n".join(lines)
 
 

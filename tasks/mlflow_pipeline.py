@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -52,7 +54,9 @@ def register_pipeline_run(*, run_dir: Path, config: Any, winner: Mapping[str, An
     log_artifacts(uri, parent, [*steps, run_dir / "config.json"], artifact_path="steps")
     log_artifacts(uri, parent, [run_dir / "plots"])
     _log_finalists(uri, parent, run_dir / "08_training.parquet")
-    model, example, data_fingerprint = _rebuild_winner(config, winner, space)
+    data = _dataset(config)
+    _log_dataset(uri, parent, config, data)
+    model, example, data_fingerprint = _rebuild_winner(winner, space, data)
     scalars = {k: winner[k] for k in ("val_accuracy", "val_loss", "macro_f1", "params", "flops") if k in winner}
     score = float(winner["val_accuracy"])
     if config.registry.promote == "always":
@@ -99,23 +103,78 @@ def _log_search_progress(uri: str, run_id: str, search_file: Path) -> None:
 
 
 def _log_finalists(uri: str, parent: str, training_file: Path) -> None:
+    """One nested run per finalist: per-epoch history, per-class scores (F1 as metrics, all of
+    them in ``metrics.json``) and the confusion matrix (``confusion_matrix.png``)."""
     import pandas as pd
 
     if not training_file.exists():
         return
     for row in pd.read_parquet(training_file).to_dict("records"):
         params = {k: row.get(k) for k in ("arch", "rank", "fitness", "params", "flops", "epochs_run", "device", "state", "error")}
-        metrics = {k: row.get(k) for k in ("val_accuracy", "val_loss", "macro_f1", "seconds", "fitness")}
-        log_finalist_run(uri, parent, str(row["arch_id"]), params, metrics, row.get("history") or [])
+        metrics: dict[str, Any] = {k: row.get(k) for k in ("val_accuracy", "val_loss", "macro_f1", "seconds", "fitness")}
+        classes = json.loads(row["class_scores"]) if isinstance(row.get("class_scores"), str) else None
+        if classes:
+            metrics.update(per_class_metrics(classes), per_class=classes["per_class"], confusion_matrix=classes["confusion_matrix"])
+        history = json.loads(row["history"]) if isinstance(row.get("history"), str) else []
+        run_id = log_finalist_run(uri, parent, str(row["arch_id"]), params, metrics, history)
+        if classes and classes.get("confusion_matrix"):
+            client_for(uri).log_figure(run_id, confusion_figure(classes), "confusion_matrix.png")
 
 
-def _rebuild_winner(config: Any, winner: Mapping[str, Any], space: Mapping[str, Any]) -> tuple[nn.Module, np.ndarray, str]:
+def per_class_metrics(classes: Mapping[str, Any]) -> dict[str, float]:
+    """``val_f1_<class>`` (also precision and recall) per class, names made MLflow-safe."""
+    out = {}
+    for score, values in classes["per_class"].items():
+        for name, value in zip(classes["classes"], values):
+            out[f"val_{score}_{re.sub(r'[^A-Za-z0-9_.-]+', '_', str(name))}"] = float(value)
+    return out
+
+
+def confusion_figure(classes: Mapping[str, Any]) -> Any:
+    """The confusion matrix (rows: true class, columns: predicted) as a matplotlib figure."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    matrix, names = np.asarray(classes["confusion_matrix"]), classes["classes"]
+    fig, ax = plt.subplots(figsize=(1.0 + 0.45 * len(names), 0.8 + 0.45 * len(names)))
+    ax.imshow(matrix, cmap="Blues")
+    ax.set(xticks=range(len(names)), yticks=range(len(names)), xlabel="predicted", ylabel="true")
+    ax.set_xticklabels(names, rotation=90)
+    ax.set_yticklabels(names)
+    for (i, j), count in np.ndenumerate(matrix):
+        ax.text(j, i, str(count), ha="center", va="center", fontsize=7)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def _dataset(config: Any) -> Any:
+    from tasks.data_ref import DataRef
+
+    return DataRef.of(config).load()
+
+
+def _log_dataset(uri: str, run_id: str, config: Any, data: Any) -> None:
+    """The training split as the run's dataset input (``mlflow.data``): name, source, the data
+    fingerprint as digest, shapes; no image is copied."""
+    import mlflow.data
+    from mlflow.entities import DatasetInput, InputTag
+
+    client = client_for(uri)
+    if any(d.dataset.digest == data.fingerprint[:36] for d in client.get_run(run_id).inputs.dataset_inputs):
+        return  # logged by an earlier attempt of this run
+    dataset = mlflow.data.from_numpy(data.train_x.numpy(), targets=data.train_y.numpy(), source=str(config.data.path or config.data.kind),
+                                     name=config.data.kind, digest=data.fingerprint[:36])
+    client.log_inputs(run_id, [DatasetInput(dataset._to_mlflow_entity(), tags=[InputTag("mlflow.data.context", "training")])])
+
+
+def _rebuild_winner(winner: Mapping[str, Any], space: Mapping[str, Any], data: Any) -> tuple[nn.Module, np.ndarray, str]:
     """The winner's network with its trained weights, two validation images as example, and the
     data fingerprint (it covers the split, so equal fingerprints mean the same validation set)."""
-    from tasks.data_ref import DataRef
     from tasks.training import rebuild_winner
 
-    data = DataRef.of(config).load()
     return rebuild_winner(dict(winner), dict(space), data), data.val_x[:2].numpy(), data.fingerprint
 
 

@@ -26,7 +26,7 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
-from nas_lib.artifacts import atomic_write_json, read_table, write_table
+from nas_lib.artifacts import atomic_write_json, file_digest, read_table, write_table
 from nas_lib.steps import LAYER_STEPS, Step
 from tasks.config import PipelineConfig
 from tasks.spaces import base_space_dict
@@ -123,18 +123,55 @@ class RunFolder:
 
     # -- ledger ------------------------------------------------------------------------------------
     def ledger(self) -> dict[str, Any]:
+        """step -> its entry; empty when there is no ledger or it is damaged (`ledger_problem`)."""
+        return self._read_ledger()[0]
+
+    def ledger_problem(self) -> str | None:
+        """Why ``steps.json`` cannot be trusted (unreadable JSON), or None."""
+        return self._read_ledger()[1]
+
+    def _read_ledger(self) -> tuple[dict[str, Any], str | None]:
         path = self.ledger_file
-        return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+        if not path.exists():
+            return {}, None
+        try:
+            ledger = json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            return {}, f"{path} is damaged ({err}); every step counts as unfinished"
+        if not isinstance(ledger, dict):
+            return {}, f"{path} is damaged (not a JSON object); every step counts as unfinished"
+        return ledger, None
 
     def done(self, step: Step) -> bool:
-        """True when `step` finished under the folder's current config and its file exists."""
+        """True when `step` finished under the folder's current config and its file is the one
+        the ledger recorded (same size and SHA-256)."""
         entry = self.ledger().get(str(step))
-        return bool(entry) and entry.get("config") == self.config().fingerprint() and self.step_file(step).exists()
+        return bool(entry) and entry.get("config") == self.config().fingerprint() and self.damage(step) is None
+
+    def damage(self, step: Step) -> str | None:
+        """Why the step's file no longer matches the ledger (missing, other size, other content),
+        or None when it matches or the step was never recorded."""
+        entry = self.ledger().get(str(step))
+        path = self.step_file(step)
+        if not entry:
+            return None
+        if not path.exists():
+            return f"{path} is missing"
+        if "sha256" not in entry:  # recorded before the ledger kept digests: existence is all we know
+            return None
+        now = file_digest(path)
+        if now["size"] != entry.get("size"):
+            return f"{path} changed size since it was written ({entry.get('size')} -> {now['size']} bytes)"
+        if now["sha256"] != entry["sha256"]:
+            return f"{path} changed content since it was written (SHA-256 differs)"
+        return None
 
     def mark(self, step: Step, seconds: float, **extra: Any) -> None:
-        """Records that `step` finished (after its Parquet file was written)."""
+        """Records that `step` finished (after its Parquet file was written), with the file's
+        size and SHA-256 so a later change to it is detected."""
         ledger = self.ledger()
-        ledger[str(step)] = {"config": self.config().fingerprint(), "seconds": round(seconds, 3), "finished": time.time(), **extra}
+        ledger[str(step)] = {"config": self.config().fingerprint(), "seconds": round(seconds, 3), "finished": time.time(),
+                             **file_digest(self.step_file(step)), **extra}
         atomic_write_json(self.ledger_file, ledger)
 
     def forget(self, step: Step | str) -> list[Step]:

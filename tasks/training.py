@@ -11,6 +11,7 @@ done. Out of memory or a diverging loss fails that finalist's row (recorded, not
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -33,6 +34,8 @@ TRAINING_SCHEMA = pa.schema([
     ("macro_f1", pa.float64()), ("epochs_run", pa.int64()), ("seconds", pa.float64()), ("state", pa.string()),
     ("error", pa.string()), ("device", pa.string()), ("weights", pa.string()),
     ("test_accuracy", pa.float64()), ("test_size", pa.int64()), ("macro_auc", pa.float64()),
+    ("history", pa.string()),  # JSON: one {epoch, train_loss, val_loss, val_accuracy} per epoch
+    ("class_scores", pa.string()),  # JSON: class names, per-class precision/recall/F1, confusion matrix
 ])
 
 
@@ -57,11 +60,14 @@ def train_result(finalist: dict[str, Any], space: dict[str, Any], data: DataRef,
     built, dataset = space_from_dict(space), data.load()
     t = training
     protocol = TrainProtocol(epochs=t.epochs, batch_size=t.batch_size, lr=t.lr, max_batches_per_epoch=t.max_batches_per_epoch, seed=seed)
-    trained, result = train_architecture(built, finalist["arch"], dataset, protocol, device)
+    progress = EpochProgress(finalist["arch_id"], t.epochs)
+    trained, result = train_architecture(built, finalist["arch"], dataset, protocol, device, progress=progress)
+    progress.close()
     m = result.metrics
     row = {**finalist, "params": trained["params"], "flops": trained["flops"], "val_accuracy": m.get("val_accuracy", math.nan),
            "val_loss": m.get("val_loss", math.nan), "macro_f1": m.get("macro_f1", math.nan), "epochs_run": result.epochs_run,
-           "seconds": result.seconds, "state": result.state, "error": result.error, "device": device, "weights": None}
+           "seconds": result.seconds, "state": result.state, "error": result.error, "device": device, "weights": None,
+           "history": json.dumps(result.history), "class_scores": _class_scores(m, dataset.class_names)}
     out: dict[str, Any] = {"row": row, "state_dict": None, "roc": None}
     if result.best_state_dict is not None:
         state = {k: v.detach().cpu() for k, v in result.best_state_dict.items()}
@@ -71,6 +77,39 @@ def train_result(finalist: dict[str, Any], space: dict[str, Any], data: DataRef,
         row.update(scores)
         out.update(state_dict=state, roc=curves)
     return out
+
+
+class EpochProgress:
+    """The training loop's per-epoch callback: one line per epoch and the finalist's progress
+    (a Prefect artifact ``train-<arch_id>`` and a terminal bar); `close` completes it when early
+    stopping ended training before the last epoch."""
+
+    def __init__(self, arch_id: str, epochs: int) -> None:
+        from tasks import ui
+
+        self.epochs, self.done = epochs, 0
+        self.progress = ui.progress_start(f"train-{arch_id}", f"train {arch_id}: epochs")
+
+    def __call__(self, record: dict[str, Any]) -> None:
+        from tasks import ui
+
+        self.done = int(record["epoch"])
+        note = (f"train loss {record['train_loss']:.4f}, val loss {record['val_loss']:.4f}, "
+                f"val acc {record['val_accuracy']:.4f}, {record['seconds']:.1f} s")
+        ui.progress_update(self.progress, self.done, self.epochs, note)
+
+    def close(self) -> None:
+        from tasks import ui
+
+        if self.done < self.epochs:
+            ui.progress_update(self.progress, self.epochs, self.epochs, f"stopped after epoch {self.done}")
+
+
+def _class_scores(metrics: dict[str, Any], class_names: Sequence[str]) -> str | None:
+    """The per-class scores and confusion matrix of a trained finalist as JSON (None when it failed)."""
+    if "per_class" not in metrics:
+        return None
+    return json.dumps({"classes": [str(c) for c in class_names], "per_class": metrics["per_class"], "confusion_matrix": metrics.get("confusion_matrix")})
 
 
 def _held_out_scores(model: torch.nn.Module, data: Any, with_test: bool) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -1,14 +1,21 @@
-"""Prefect UI artifacts (progress bars, top-k tables, the run summary).
+"""What a user watching a run sees: Prefect UI artifacts (progress, top-k tables, the run
+summary) and the same progress in the terminal.
 
-They are created only inside a flow or task run; called elsewhere (the bare benchmark, a
-notebook) they do nothing, so the same code paths run with and without Prefect.
+Artifacts are created only inside a flow or task run; called elsewhere (the bare benchmark, a
+notebook) they do nothing, so the same code paths run with and without Prefect. Every progress
+update is also one log line (Prefect's run logger inside a run, the ``ehnas`` logger outside),
+and, when the terminal is interactive, a rich progress bar that disappears when it completes.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import re
+import sys
+import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
@@ -24,20 +31,67 @@ def artifact_key(text: str) -> str:
     return re.sub(r"[^a-z0-9-]+", "-", text.lower()).strip("-")
 
 
-def progress_start(key: str, description: str) -> UUID | None:
-    if not _in_run():
+def run_logger() -> Any:
+    """Prefect's run logger inside a flow or task run (it reaches the UI), else ``ehnas``'s."""
+    if _in_run():
+        from prefect import get_run_logger
+
+        return get_run_logger()
+    return logging.getLogger("ehnas")
+
+
+@dataclass
+class Progress:
+    """One piece of progress: a Prefect progress artifact (None outside a run) and a terminal bar."""
+
+    description: str
+    artifact_id: UUID | None
+    bar: Any = None
+
+
+_TERMINAL: dict[str, Any] = {}
+_TERMINAL_LOCK = threading.Lock()
+
+
+def _terminal_bar(description: str) -> Any:
+    """A rich progress task when stderr is a terminal (never in CI logs or under a worker)."""
+    if not sys.stderr.isatty():
         return None
-    from prefect.artifacts import create_progress_artifact
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress as RichProgress, TextColumn, TimeElapsedColumn
 
-    return create_progress_artifact(0.0, key=artifact_key(key), description=description)
+    with _TERMINAL_LOCK:
+        if "progress" not in _TERMINAL:
+            _TERMINAL["progress"] = RichProgress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), transient=True)
+            _TERMINAL["progress"].start()
+        return _TERMINAL["progress"].add_task(description, total=None)
 
 
-def progress_update(artifact_id: UUID | None, done: int, total: int) -> None:
-    if artifact_id is None:
-        return
-    from prefect.artifacts import update_progress_artifact
+def progress_start(key: str, description: str) -> Progress:
+    """Starts a progress record: an artifact under `key` in the UI and a bar in the terminal."""
+    artifact = None
+    if _in_run():
+        from prefect.artifacts import create_progress_artifact
 
-    update_progress_artifact(artifact_id, 100.0 * done / max(total, 1))
+        artifact = create_progress_artifact(0.0, key=artifact_key(key), description=description)
+    return Progress(description, artifact, _terminal_bar(description))
+
+
+def progress_update(progress: Progress, done: int, total: int, note: str = "") -> None:
+    """`done` of `total` finished: the artifact's percentage, the bar and one log line."""
+    if progress.artifact_id is not None:
+        from prefect.artifacts import update_progress_artifact
+
+        update_progress_artifact(progress.artifact_id, 100.0 * done / max(total, 1))
+    if progress.bar is not None:
+        bars = _TERMINAL["progress"]
+        bars.update(progress.bar, completed=done, total=total)
+        if done >= total:
+            with _TERMINAL_LOCK:
+                bars.remove_task(progress.bar)
+                if not bars.tasks:
+                    bars.stop()
+                    _TERMINAL.pop("progress")
+    run_logger().info("%s: %d/%d%s", progress.description, done, total, f" ({note})" if note else "")
 
 
 def _clean(value: Any) -> Any:

@@ -7,7 +7,9 @@ assertions:
    raises once a number of evaluations ran, as a worker dying mid-run would);
 2. run B (same config, same run name) resumes: only the missing evaluations run;
 3. run C reruns a finished run: no step and no evaluation runs, no new model version;
-4. run D redoes the training step alone.
+4. run D redoes the training step alone;
+5. the evaluations file is cut in half: the report names it, and run E redoes that step and the
+   later ones from the stored scores.
 """
 
 from __future__ import annotations
@@ -54,10 +56,15 @@ def scenario(tmp_path_factory):
         out["b"] = nas_pipeline(cfg)
         out["fresh_b"] = counter.fresh - before
         out["stored_after_b"] = ev.EvaluationStore(cfg.store_path()).count()
+        out["evals_b"] = RunFolder(out["b"]["run_dir"]).read_step(Step.EVALUATIONS)  # run E rewrites the file
         before = counter.fresh
         out["c"] = nas_pipeline(cfg)
         out["fresh_c"] = counter.fresh - before
         out["d"] = nas_pipeline(cfg, redo="08_training")
+        out.update(_damage_evaluations(RunFolder(out["d"]["run_dir"])))
+        before = counter.fresh
+        out["e"] = nas_pipeline(cfg)
+        out["fresh_e"] = counter.fresh - before
         out["artifacts"] = _artifact_keys()
     return out
 
@@ -77,6 +84,15 @@ class FaultAfter:
         return self.real(space, spec, proxies, *args, **kwargs)
 
 
+def _damage_evaluations(run: RunFolder) -> dict[str, Any]:
+    from nas_lib.report import summary_markdown
+
+    path = run.step_file(Step.EVALUATIONS)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    return {"damage": run.damage(Step.EVALUATIONS), "report_damaged": summary_markdown(run.root)}
+
+
 def _artifact_keys() -> set[str]:
     from prefect.client.orchestration import get_client
 
@@ -92,7 +108,7 @@ def test_crash_is_the_injected_fault_and_keeps_finished_scores(scenario):
 def test_resume_pays_only_the_missing_evaluations(scenario):
     assert scenario["fresh_b"] == scenario["stored_after_b"] - FAULT_AFTER
     assert scenario["b"]["ran"] == list(STEPS[5:])  # knowledge, pruning and population had finished before the crash
-    evals = RunFolder(scenario["b"]["run_dir"]).read_step(Step.EVALUATIONS)
+    evals = scenario["evals_b"]
     assert len(evals) == 5 * 2 and not evals.duplicated(["arch_id", "proxy"]).any()
     assert int(evals["cached"].sum()) == FAULT_AFTER
 
@@ -117,6 +133,14 @@ def test_redo_runs_only_the_named_step_and_later(scenario):
     assert scenario["d"]["ran"] == ["08_training", "09_registry"]
 
 
+def test_a_damaged_step_file_is_named_and_redone(scenario):
+    assert "06_evaluations.parquet changed size" in scenario["damage"]
+    assert "**Damaged:**" in scenario["report_damaged"] and "06_evaluations.parquet" in scenario["report_damaged"]
+    assert scenario["e"]["ran"] == STEPS[5:] and scenario["fresh_e"] == 0
+    run = RunFolder(scenario["e"]["run_dir"])
+    assert run.damage(Step.EVALUATIONS) is None and len(run.read_step(Step.EVALUATIONS)) == 5 * 2
+
+
 def test_one_registered_version_after_all_reruns(scenario):
     from mlflow import MlflowClient
 
@@ -129,3 +153,24 @@ def test_one_registered_version_after_all_reruns(scenario):
 def test_ui_artifacts(scenario):
     keys = scenario["artifacts"]
     assert {"t1-summary", "t1-top-k", "t1-population-progress"} <= keys
+
+
+def test_mlflow_gets_history_per_class_scores_confusion_matrix_and_dataset(scenario):
+    from mlflow import MlflowClient
+
+    from tasks.mlflow_registry import EXPERIMENT
+
+    uri = scenario["cfg"].tracking_uri()
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    experiment = client.get_experiment_by_name(EXPERIMENT).experiment_id
+    finalists = client.search_runs([experiment], "tags.`ehnas.kind` = 'finalist'")
+    assert len(finalists) == 2
+    for run in finalists:
+        history = client.get_metric_history(run.info.run_id, "epoch_val_accuracy")
+        assert {m.step for m in history} == {1}  # training.epochs=1 (each registration of the run logs it again)
+        assert any(k.startswith("val_f1_") for k in run.data.metrics)
+        assert {"confusion_matrix.png", "metrics.json"} <= {a.path for a in client.list_artifacts(run.info.run_id)}
+    parent = client.search_runs([experiment], "attributes.run_name = 't1'")[0]
+    assert [d.dataset.name for d in parent.inputs.dataset_inputs] == ["digits"]
+    training = RunFolder(scenario["e"]["run_dir"]).read_step(Step.TRAINING)
+    assert training["history"].notna().all() and training["class_scores"].notna().all()

@@ -160,3 +160,64 @@ def test_heartbeats_are_off_only_for_a_temporary_server(monkeypatch):
     monkeypatch.setenv("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", "60")
     with temporary_settings(updates={PREFECT_API_URL: None}), prefect_settings():
         assert get_current_settings().flows.heartbeat_frequency == 60
+
+
+def test_a_damaged_ledger_counts_every_step_unfinished(tmp_path):
+    run = RunFolder.create(load_config(None, [f"runs_root={tmp_path}", "run_name=r"]))
+    run.step_file(Step.POPULATION).write_bytes(b"x")
+    run.mark(Step.POPULATION, 1.0)
+    run.ledger_file.write_text('{"05_population": {"conf', encoding="utf-8")  # torn by a full disk
+    assert "steps.json is damaged" in run.ledger_problem()
+    assert not run.done(Step.POPULATION)
+
+
+def test_a_step_file_replaced_after_it_was_recorded_is_not_done(tmp_path):
+    run = RunFolder.create(load_config(None, [f"runs_root={tmp_path}", "run_name=r"]))
+    run.step_file(Step.POPULATION).write_bytes(b"abc")
+    run.mark(Step.POPULATION, 1.0)
+    run.step_file(Step.POPULATION).write_bytes(b"abd")
+    assert not run.done(Step.POPULATION) and "changed content" in run.damage(Step.POPULATION)
+    run.step_file(Step.POPULATION).unlink()
+    assert "is missing" in run.damage(Step.POPULATION)
+
+
+def test_report_names_a_damaged_file_and_exits_non_zero(tmp_path):
+    from typer.testing import CliRunner
+
+    from ehnas.cli import app
+    from tasks.population import POPULATION_SCHEMA
+
+    run = RunFolder.create(load_config(None, [f"runs_root={tmp_path}", "run_name=r"]))
+    run.write_step(Step.POPULATION, [], POPULATION_SCHEMA)
+    run.mark(Step.POPULATION, 1.0)
+    path = run.step_file(Step.POPULATION)
+    path.write_bytes(path.read_bytes()[:20])
+    result = CliRunner().invoke(app, ["report", "r", "--runs-root", str(tmp_path)])
+    assert result.exit_code == 1
+    assert "05_population.parquet changed size" in result.output
+
+
+def test_a_full_disk_is_reported_with_the_path_and_leaves_no_file(tmp_path, monkeypatch):
+    import errno
+    import os
+
+    from nas_lib.artifacts import DiskFullError, atomic_write_json
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(DiskFullError, match=r"disk full: could not write .*steps\.json"):
+        atomic_write_json(tmp_path / "steps.json", {"a": 1})
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_library_loggers_reach_prefect_from_the_command_line():
+    import subprocess
+    import sys
+
+    code = ("import ehnas.cli, logging, prefect.logging.configuration as c; c.ensure_logging_setup(); "
+            "print(sorted(type(h).__name__ for h in logging.getLogger('nas_lib').handlers))")
+    env = {k: v for k, v in __import__("os").environ.items() if k != "PREFECT_LOGGING_EXTRA_LOGGERS"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120, check=True).stdout
+    assert "APILogHandler" in out

@@ -51,6 +51,16 @@ def run_folder(run: str, runs_root: Path) -> Path:
     return folder
 
 
+def _damaged_files(folder: Path) -> list[str]:
+    """Why each recorded step file (or the ledger) of a run no longer matches what was written."""
+    from nas_lib.steps import Step
+    from tasks.run_folder import RunFolder
+
+    run = RunFolder.open(folder)
+    problems = [run.ledger_problem()] + [run.damage(step) for step in Step]
+    return [p for p in problems if p]
+
+
 def register(app: typer.Typer) -> None:
     """Adds `run`, `resume` and `report` to the root app."""
 
@@ -85,9 +95,18 @@ def register(app: typer.Typer) -> None:
         runs_root: Annotated[Path, typer.Option("--runs-root", help="Folder holding run folders.")] = Path("runs"),
         out: Annotated[Optional[Path], typer.Option("--out", help="Folder for the PNG plots (default <run>/plots).")] = None,
     ) -> None:
+        from nas_lib.artifacts import DamagedFileError
         from nas_lib.report import summary_markdown, write_plots
 
         folder = run_folder(run, runs_root)
+        damaged = _damaged_files(folder)
         typer.echo(summary_markdown(folder))
-        for path in write_plots(folder, out):
-            typer.echo(f"plot: {path}")
+        try:
+            for path in write_plots(folder, out):
+                typer.echo(f"plot: {path}")
+        except DamagedFileError as err:
+            damaged.append(str(err))
+        for problem in damaged:
+            typer.echo(f"damaged: {problem}; `ehnas resume {run}` redoes that step", err=True)
+        if damaged:
+            raise typer.Exit(1)
