@@ -306,20 +306,20 @@ class HybridSpace(SearchSpace):
         return spec
 
     def code_cardinalities(self) -> tuple[int, ...]:
-        return hybrid_code.cardinalities(self.types)
+        return hybrid_code.cardinalities()
 
     def encode(self, spec: HybridArch) -> tuple[int, ...]:
-        return hybrid_code.encode_blocks(self.types, [(b.type, b.connection, b.params) for b in spec.blocks])
+        return hybrid_code.encode_blocks([(b.type, b.connection, b.params) for b in spec.blocks])
 
     def decode(self, code: Sequence[int]) -> HybridArch:
-        spec = HybridArch(tuple(BlockSpec.make(t, conn, **params) for t, conn, params in hybrid_code.decode_blocks(self.types, code)))
+        spec = HybridArch(tuple(BlockSpec.make(t, conn, **params) for t, conn, params in hybrid_code.decode_blocks(code)))
         self.validate(spec)
         return spec
 
     def project(self, code: Sequence[int], rng: np.random.Generator) -> HybridArch:
         """Reads every non-empty slot leniently (digits modulo their range), clamps the depth,
         then moves each block to the nearest allowed choice; a fresh sample if rules still fail."""
-        wanted = [(t, params, conn) for t, conn, params in hybrid_code.lenient_blocks(self.types, code)]
+        wanted = [(t, params, conn) for t, conn, params in hybrid_code.lenient_blocks(code)]
         c = self.constraints
         filler = self.sample(rng).blocks
         while len(wanted) < c.min_depth:
