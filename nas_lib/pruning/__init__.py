@@ -17,12 +17,13 @@ Example:
 
 from __future__ import annotations
 
-from nas_lib.pruning.base import GroupDecision, HybridMacroDecision, LayerOutcome, MeasureConfig, Proposal, PruningLayer
+from nas_lib.pruning.base import GroupDecision, LayerOutcome, MeasureConfig, Proposal, PruningLayer
 from nas_lib.pruning.measure import Reference, draw_reference, retention, table_score_fn
 from nas_lib.pruning.offline import propose_offline
 from nas_lib.pruning.openai_provider import propose_openai
 from nas_lib.pruning.record import PRUNING_SCHEMA
 from nas_lib.pruning.run import LAYER_REGISTRY, LAYERS, PROVIDERS, run_all_layers, run_layer
+from nas_lib.space.hybrid_views import HybridMacroDecision  # the hybrid macro layer's schema, re-exported
 
 PROVIDERS.add("offline", propose_offline)
 PROVIDERS.add("openai", propose_openai)

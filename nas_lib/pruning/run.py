@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import replace
 from collections.abc import Callable, Sequence
@@ -39,9 +38,8 @@ def unpruned(space: SearchSpace) -> SearchSpace:
 
 def reference_for(root: SearchSpace, measure: MeasureConfig) -> Reference:
     """The scored reference of `root`, drawn once per (space, k, seed, score function)."""
-    state = getattr(root, "edge_ops", None) or json.dumps(root.constraints.to_dict(), sort_keys=True)
     # The function itself is part of the key (not its id, which a new function may reuse).
-    key = (root.name, str(state), measure.k, measure.seed, measure.score_fn, measure.reference_specs)
+    key = (root.name, root.state_key(), measure.k, measure.seed, measure.score_fn, measure.reference_specs)
     if key not in _REFERENCES:
         if len(_REFERENCES) >= MAX_REFERENCES:
             _REFERENCES.pop(next(iter(_REFERENCES)))

@@ -13,6 +13,7 @@ Code: see `nas_lib.space.hybrid_code` (fixed length, the same meaning in every p
 from __future__ import annotations
 
 import itertools
+import json
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -345,6 +346,15 @@ class HybridSpace(SearchSpace):
 
         HybridSpace().validate(spec)  # buildable = valid in the full space
         return HybridNetwork(spec, input_shape, num_classes)
+
+    def state_key(self) -> str:
+        return json.dumps(self.constraints.to_dict(), sort_keys=True)
+
+    def spread_sample(self, k: int, rng: np.random.Generator) -> list[HybridArch]:
+        """K depth-stratified draws (a uniform depth, then a uniform architecture of that depth):
+        uniform draws are almost all of the maximal depth, which would hide the shallow nets."""
+        depths = [d for d, n in self.size_by_depth().items() if n]
+        return [self.sample(rng, depth=depths[int(rng.integers(len(depths)))]) for _ in range(k)]
 
     def describe(self) -> str:
         c = self.constraints
