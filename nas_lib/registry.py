@@ -57,6 +57,11 @@ class Registry(Generic[T]):
         """The registered names, sorted."""
         return sorted(self._items)
 
+    def in_order(self) -> tuple[str, ...]:
+        """The registered names in registration order (for parts whose order means something,
+        such as the pruning layers, which run in the order they were registered)."""
+        return tuple(self._items)
+
     def __contains__(self, name: object) -> bool:
         return name in self._items
 

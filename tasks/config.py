@@ -65,10 +65,17 @@ class KnowledgeConfig(_Section):
     documents: list[str] = Field(default_factory=list, description="Papers (PDF/text) to extract knowledge from with the LLM before pruning.")
 
 
+def _pruning_layers() -> tuple[str, ...]:
+    """The registered pruning layers, in the order they run (imported late: the library is heavy)."""
+    from nas_lib.pruning.run import LAYERS
+
+    return LAYERS
+
+
 class PruningConfig(_Section):
     provider: Literal["offline", "openai"] = Field("offline", description="Who decides each pruning layer: offline (proxy-guided enrichment + knowledge rules) or openai (an OpenAI-compatible LLM from EHNAS_LLM_* env).")
-    layers: list[Literal["macro", "hyperparameters", "connections"]] = Field(
-        default_factory=lambda: ["macro", "hyperparameters", "connections"], description="Pruning layers to apply, in order."
+    layers: list[str] = Field(
+        default_factory=lambda: list(_pruning_layers()), description="Pruning layers to apply (registered names; they run in registration order)."
     )
     # 400 each: on the trained hybrid table, 12/16 samples made cuts of 61-75% that lost 67-73% of
     # the true top 5%; 400/400 cut 0-82% (mean 41%) keeping 88% of it (docs/hybrid_benchmark.md).
@@ -77,6 +84,14 @@ class PruningConfig(_Section):
     offline_samples: int = Field(400, ge=1, description="Proxy-scored samples the offline provider ranks per layer.")
     retention_floor: float = Field(0.8, ge=0.0, le=1.0, description="The guard relaxes a cut whose top-1% retention falls below this.")
     llm_timeout_s: float | None = Field(None, gt=0, description="Seconds per LLM request with provider openai (None: EHNAS_LLM_TIMEOUT_S, else 60).")
+
+    @field_validator("layers")
+    @classmethod
+    def _layers_registered(cls, value: list[str]) -> list[str]:
+        unknown = [name for name in value if name not in _pruning_layers()]
+        if unknown:
+            raise ValueError(f"unknown pruning layer(s) {unknown}; known: {', '.join(_pruning_layers())}")
+        return value
 
 
 class PopulationConfig(_Section):

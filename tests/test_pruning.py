@@ -58,11 +58,23 @@ def test_every_layer_proposes_a_valid_narrowing(layer: str, space_name: str, hyb
     assert narrowed.contains(spec) and space.contains(spec)
 
 
-def test_layers_tuple_matches_registry() -> None:
+def test_layers_tuple_is_the_registry_in_registration_order() -> None:
     assert LAYERS == ("macro", "hyperparameters", "connections")
-    assert set(LAYERS) == set(LAYER_REGISTRY.names())
+    assert LAYERS == LAYER_REGISTRY.in_order()
+    assert all(LAYER_REGISTRY.get(name).name == name for name in LAYERS)
     with pytest.raises(KeyError, match="macro"):
         LAYER_REGISTRY.get("micro")
+
+
+def test_config_layers_are_checked_against_the_registry() -> None:
+    from pydantic import ValidationError
+
+    from tasks.config import PruningConfig
+
+    assert PruningConfig().layers == list(LAYERS)
+    assert PruningConfig(layers=["connections"]).layers == ["connections"]
+    with pytest.raises(ValidationError, match=r"unknown pruning layer\(s\) \['micro'\]; known: macro, hyperparameters, connections"):
+        PruningConfig(layers=["macro", "micro"])
 
 
 # -- exact sizes ----------------------------------------------------------------------------------

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import stats
 
 from nas_lib.blocks import BLOCKS
-from nas_lib.space import BlockSpec, HybridArch, HybridConstraints, HybridSpace, InvalidArchitectureError
+from nas_lib.space import BlockSpec, HybridArch, HybridConstraints, HybridSpace, InvalidArchitectureError, hybrid_code
 from nas_lib.space.constraints import CONNECTIONS
 
 
@@ -210,3 +212,36 @@ def test_preference_counts_preferred_runs():
     space = HybridSpace(HybridConstraints(preferred_sequences=(("cnn", "vit"),)))
     spec = HybridArch((cnn(), vit(4, 256), cnn(), vit(4, 256)))
     assert space.preference(spec) == 2
+
+
+# Each family's declared code digit; part of the encoding, so a changed digit must fail here.
+FAMILY_DIGITS = {"cnn": 1, "vit": 2, "mamba": 3}
+TABLES = Path(__file__).resolve().parents[1] / "data" / "tables"
+
+
+def test_block_digits_are_declared_and_fix_the_type_order():
+    assert {name: BLOCKS.get(name).digit for name in BLOCKS.names()} == FAMILY_DIGITS
+    assert HybridSpace().types == ("cnn", "vit", "mamba")
+    assert HybridSpace().code_cardinalities()[0] == max(FAMILY_DIGITS.values()) + 1
+
+
+@pytest.mark.parametrize("table", ["hybrid_mnist14.csv", "hybrid_mnist14_seed1.csv"])
+def test_trained_table_arch_ids_still_decode(table):
+    space = HybridSpace()
+    frame = pd.read_csv(TABLES / table)
+    assert len(frame) > 0
+    for arch, arch_id in zip(frame["arch"], frame["arch_id"]):
+        spec = space.from_string(arch)
+        assert space.arch_id(spec) == arch_id
+        code = space.encode(spec)
+        assert space.decode(code) == spec
+        type_digits = [code[i * hybrid_code.SLOT] for i in range(spec.depth)]
+        assert type_digits == [FAMILY_DIGITS[b.type] for b in spec.blocks]
+
+
+def test_a_type_digit_no_family_declares_is_named():
+    space = HybridSpace()
+    code = list(space.encode(HybridArch((cnn(),) * 4)))
+    code[0] = max(FAMILY_DIGITS.values()) + 1
+    with pytest.raises(InvalidArchitectureError, match=r"block 0 type: digit 4 is outside 0..3"):
+        space.decode(code)

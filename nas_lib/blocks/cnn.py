@@ -44,6 +44,7 @@ BLOCKS.add(
     "cnn",
     BlockFamily(
         name="cnn",
+        digit=1,  # the type digit in architecture codes: never change it
         fields=(
             ("planes", (16, 32, 64, 128)),
             ("stride", (1, 2)),

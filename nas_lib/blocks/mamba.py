@@ -122,6 +122,7 @@ BLOCKS.add(
     "mamba",
     BlockFamily(
         name="mamba",
+        digit=3,  # the type digit in architecture codes: never change it
         fields=(("d_state", (8, 16)), ("expand", (1, 2)), ("d_conv", (2, 4))),
         make=make_mamba,
     ),

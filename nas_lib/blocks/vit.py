@@ -77,6 +77,7 @@ BLOCKS.add(
     "vit",
     BlockFamily(
         name="vit",
+        digit=2,  # the type digit in architecture codes: never change it
         fields=(
             ("num_heads", (3, 4, 6, 8)),
             ("mlp_ratio", (4, 6, 8)),

@@ -1,8 +1,8 @@
 """Three measured pruning layers that narrow a search space before the search runs.
 
-Layers, in order (`LAYERS`): ``macro`` (block types per stage, depth, type shares and
-sequences), ``hyperparameters`` (per-type subsets of the choice lists), ``connections``
-(connection types per stage and per block-type pair). Each reads the knowledge base and the
+Layers, in the order `nas_lib.pruning.run.LAYER_REGISTRY` registers them (`LAYERS`): ``macro``
+(block types per stage, depth, type shares and sequences), ``hyperparameters`` (per-type subsets
+of the choice lists), ``connections`` (connection types per stage and per block-type pair). Each reads the knowledge base and the
 earlier layers' decisions, returns schema-validated JSON from a provider (``offline``: proxy-guided
 enrichment plus knowledge rules; ``openai``: an LLM), and is measured: exact size before and
 after, and the share of the unpruned space's top 1% / top 5% that survives. A guard relaxes any
@@ -17,19 +17,14 @@ Example:
 
 from __future__ import annotations
 
-from nas_lib.pruning.base import GroupDecision, HybridMacroDecision, LayerOutcome, MeasureConfig, Proposal, PruningLayer
-from nas_lib.pruning.connections import ConnectionsLayer
-from nas_lib.pruning.hyperparameters import HyperparametersLayer
-from nas_lib.pruning.macro import MacroLayer
+from nas_lib.pruning.base import GroupDecision, LayerOutcome, MeasureConfig, Proposal, PruningLayer
 from nas_lib.pruning.measure import Reference, draw_reference, retention, table_score_fn
 from nas_lib.pruning.offline import propose_offline
 from nas_lib.pruning.openai_provider import propose_openai
 from nas_lib.pruning.record import PRUNING_SCHEMA
 from nas_lib.pruning.run import LAYER_REGISTRY, LAYERS, PROVIDERS, run_all_layers, run_layer
+from nas_lib.space.hybrid_views import HybridMacroDecision  # the hybrid macro layer's schema, re-exported
 
-LAYER_REGISTRY.add("macro", MacroLayer)
-LAYER_REGISTRY.add("hyperparameters", HyperparametersLayer)
-LAYER_REGISTRY.add("connections", ConnectionsLayer)
 PROVIDERS.add("offline", propose_offline)
 PROVIDERS.add("openai", propose_openai)
 

@@ -1,25 +1,27 @@
 """Shared types of the pruning layers: configuration, outcome, proposal and the layer interface.
 
 A pruning layer narrows a search space in one respect (macro structure, hyperparameters,
-connections). It describes the decisions it owns as *choice groups*: a group is one named
-decision (``stage:early`` of the hybrid space, ``edge3`` of NB201) with the options the current
-space still allows. A decision keeps a subset of each group's options (a missing group keeps all
-of them); the hybrid macro layer adds a depth range, type shares and type sequences.
+connections). Each space describes the decisions a layer owns on it as *choice groups* (its
+`LayerView`, see `nas_lib.space.narrowing`): a group is one named decision (``stage:early`` of the
+hybrid space, ``edge3`` of NB201) with the options the current space still allows. A decision
+keeps a subset of each group's options (a missing group keeps all of them); the hybrid macro
+layer adds a depth range, type shares and type sequences.
 """
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from nas_lib.space.base import SearchSpace
+from nas_lib.space.narrowing import GroupDecision, Groups, LayerView, Option
 
-Option = str | int
-Groups = dict[str, tuple[Option, ...]]
+__all__ = [
+    "GroupDecision", "Groups", "LayerOutcome", "MeasureConfig", "Option", "Proposal",
+    "PruningLayer", "ScoreFn", "match_options", "option_key",
+]
+
 ScoreFn = Callable[[Hashable], float]
 
 
@@ -69,28 +71,6 @@ class LayerOutcome:
     record: dict[str, Any]
 
 
-class GroupDecision(BaseModel):
-    """The JSON a provider returns for a layer: the options to keep in each choice group."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    keep: dict[str, list[Option]] = Field(
-        default_factory=dict,
-        description="choice group -> options to keep (a subset of the current options; a group left out keeps all).",
-    )
-    rationale: str = Field(default="", max_length=4000, description="one or two sentences on why.")
-
-
-class HybridMacroDecision(GroupDecision):
-    """Macro decision on the hybrid space: stage types plus depth, type shares and sequences."""
-
-    min_depth: int | None = Field(default=None, description="smallest number of blocks (null: unchanged).")
-    max_depth: int | None = Field(default=None, description="largest number of blocks (null: unchanged).")
-    type_fractions: dict[str, tuple[float, float]] = Field(default_factory=dict, description="type -> (min, max) share of the blocks.")
-    preferred_sequences: list[list[str]] = Field(default_factory=list, description="runs of block types to favour (soft).")
-    forbidden_sequences: list[list[str]] = Field(default_factory=list, description="runs of block types that may not appear.")
-
-
 @dataclass(frozen=True)
 class Proposal:
     """A provider's answer: a decision (None when it has none) and how it was obtained."""
@@ -106,39 +86,52 @@ class Proposal:
     meta: Mapping[str, Any] = field(default_factory=dict)
 
 
-class PruningLayer(ABC):
-    """One pruning layer. Subclasses implement the group view of each space they support."""
+class PruningLayer:
+    """One pruning layer: its name, what it asks a provider to decide, and the space's view of it.
+
+    What the layer means on a given space (its choice groups, how a decision narrows the space)
+    is that space's `LayerView` for this layer's name (`SearchSpace.prune_view`), so a layer works
+    on every space that registers a view for it and this class never switches on the space.
+    """
 
     name: str = "layer"
     task: str = ""  # one paragraph the LLM reads: what this layer decides
 
+    def view(self, space: SearchSpace) -> LayerView:
+        """`space`'s view of this layer (KeyError naming the layers the space supports)."""
+        return space.prune_view(self.name)
+
     def decision_model(self, space: SearchSpace) -> type[GroupDecision]:
         """The pydantic schema of this layer's decision on `space`."""
-        return GroupDecision
+        return self.view(space).decision_model
 
-    @abstractmethod
+    def allows_empty_groups(self, space: SearchSpace) -> bool:
+        """Whether a decision may keep no option of a group on `space`."""
+        return self.view(space).allow_empty_groups
+
     def groups(self, space: SearchSpace) -> Groups:
         """The choice groups this layer decides on `space`, with their current options."""
+        return self.view(space).groups()
 
-    @abstractmethod
     def features(self, space: SearchSpace, spec: Hashable) -> dict[str, list[Option]]:
         """For each group, the options `spec` uses, once per use (for enrichment among the best samples)."""
+        return self.view(space).features(spec)
 
-    @abstractmethod
     def apply(self, space: SearchSpace, decision: GroupDecision) -> SearchSpace:
         """The space narrowed by `decision` (never wider than `space`)."""
+        return self.view(space).apply(decision)
 
     def extra_problems(self, space: SearchSpace, decision: GroupDecision) -> list[str]:
-        """Checks beyond the group subsets (depth ranges, sequences); none by default."""
-        return []
+        """Checks beyond the group subsets (depth ranges, sequences)."""
+        return self.view(space).extra_problems(decision)
 
     def widenings(self, space: SearchSpace, decision: GroupDecision) -> list[tuple[str, GroupDecision]]:
-        """Decisions one step wider than `decision` beyond restoring group options (none here)."""
-        return []
+        """Decisions one step wider than `decision` beyond restoring group options."""
+        return self.view(space).widenings(decision)
 
     def describe_extra(self, space: SearchSpace) -> dict[str, Any]:
         """Context beyond the groups that the prompt shows (e.g. the current depth range)."""
-        return {}
+        return self.view(space).describe_extra()
 
 
 def option_key(value: Option) -> str:

@@ -25,7 +25,7 @@ def decision_problems(layer: PruningLayer, space: SearchSpace, decision: GroupDe
             continue
         kept, unknown = match_options(wanted, groups[key])
         out += [f"{key}: {w!r} is not a current option (options: {list(groups[key])})" for w in unknown]
-        if not kept and not unknown and not getattr(layer, "allow_empty_groups", False):
+        if not kept and not unknown and not layer.allows_empty_groups(space):
             out.append(f"{key}: keeps no option (keep at least one of {list(groups[key])})")
     out += layer.extra_problems(space, decision)
     if out:

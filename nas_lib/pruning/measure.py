@@ -19,7 +19,6 @@ import pandas as pd
 
 from nas_lib.pruning.base import MeasureConfig
 from nas_lib.space.base import SearchSpace
-from nas_lib.space.hybrid import HybridSpace
 
 ENUMERATE_LIMIT = 50_000  # spaces up to this size are measured on every architecture
 
@@ -53,12 +52,9 @@ class Retention:
 
 
 def draw_specs(space: SearchSpace, k: int, rng: np.random.Generator) -> list[Hashable]:
-    """K uniform draws; the hybrid space is drawn depth-stratified (a uniform depth, then a uniform
-    architecture of that depth) because uniform draws are almost all of the maximal depth."""
-    if isinstance(space, HybridSpace):
-        depths = [d for d, n in space.size_by_depth().items() if n]
-        return [space.sample(rng, depth=depths[int(rng.integers(len(depths)))]) for _ in range(k)]
-    return [space.sample(rng) for _ in range(k)]
+    """K draws spread as the space spreads them (`SearchSpace.spread_sample`: uniform, except
+    the hybrid space, which is drawn depth-stratified)."""
+    return space.spread_sample(k, rng)
 
 
 def draw_reference(space: SearchSpace, measure: MeasureConfig) -> Reference:

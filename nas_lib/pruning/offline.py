@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from scipy.stats import binom
 
-from nas_lib.pruning.base import GroupDecision, HybridMacroDecision, MeasureConfig, Option, Proposal, PruningLayer, option_key
+from nas_lib.pruning.base import MeasureConfig, Option, Proposal, PruningLayer, option_key
 from nas_lib.pruning.groups import decision_problems
 from nas_lib.pruning.measure import draw_specs
 from nas_lib.pruning.rules import apply_rules
@@ -47,6 +47,9 @@ class EnrichmentConfig:
 
 
 Stat = tuple[float, int, float]  # (enrichment ratio, uses overall, one-sided binomial p of the best's uses)
+# A decision schema with these fields narrows a depth range (the hybrid macro layer's); the
+# offline provider then trims depths depleted among the best samples, as it trims options.
+DEPTH_FIELDS = frozenset({"min_depth", "max_depth"})
 
 
 def enrichment(layer: PruningLayer, space: SearchSpace, specs: Sequence[Hashable], scores: np.ndarray, top_fraction: float) -> dict[str, dict[str, Stat]]:
@@ -131,7 +134,7 @@ def propose_offline(layer: PruningLayer, space: SearchSpace, knowledge: Any, *, 
         specs = sample_for_proposal(space, score, measure, np.random.default_rng([measure.seed, len(previous)]))
         scores = np.array([float(score(s)) for s in specs])
         keep = enriched_keep(layer.groups(space), enrichment(layer, space, specs, scores, config.top_fraction), config)
-        if layer.decision_model(space) is HybridMacroDecision:
+        if DEPTH_FIELDS <= set(layer.decision_model(space).model_fields):  # the decision has a depth range
             extra["min_depth"], extra["max_depth"] = depth_range(specs, scores, config)
     decision = layer.decision_model(space)(keep=keep, rationale=f"options depleted among the best {config.top_fraction:.0%} of {measure.offline_samples} proxy-ranked samples were dropped", **extra)
     decision, notes = apply_rules(layer, space, decision, rules)

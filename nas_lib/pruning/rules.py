@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from nas_lib.pruning.base import GroupDecision, HybridMacroDecision, PruningLayer, match_options
+from nas_lib.pruning.base import GroupDecision, PruningLayer, match_options
 from nas_lib.space.base import SearchSpace
 
 
@@ -46,8 +46,8 @@ def apply_rules(layer: PruningLayer, space: SearchSpace, decision: GroupDecision
             keep[key] = rest
             notes.append(f"{key}: avoid {dropped}")
     update: dict[str, Any] = {"keep": keep}
-    if isinstance(decision, HybridMacroDecision):
-        for field in ("forbidden_sequences", "preferred_sequences"):
+    for field in ("forbidden_sequences", "preferred_sequences"):
+        if field in type(decision).model_fields:
             seqs = [list(map(str, s)) for s in found.get(field, []) if isinstance(s, list | tuple)]
             if seqs:
                 update[field] = [*getattr(decision, field), *seqs]

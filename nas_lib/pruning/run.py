@@ -2,22 +2,29 @@
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import replace
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from nas_lib.pruning.base import GroupDecision, LayerOutcome, MeasureConfig, Proposal, PruningLayer
+from nas_lib.pruning.connections import ConnectionsLayer
 from nas_lib.pruning.groups import canonical, decision_problems, no_cut
 from nas_lib.pruning.guard import GuardResult, guard
+from nas_lib.pruning.hyperparameters import HyperparametersLayer
+from nas_lib.pruning.macro import MacroLayer
 from nas_lib.pruning.measure import Reference, draw_reference, retention, share_inside
 from nas_lib.pruning.record import build_record
 from nas_lib.registry import Registry
 from nas_lib.space.base import SearchSpace
 
-LAYERS: tuple[str, ...] = ("macro", "hyperparameters", "connections")
 LAYER_REGISTRY: Registry[type[PruningLayer]] = Registry("pruning layer")
+# The layers run in registration order, each on the space the one before left; the config's
+# `pruning.layers` and the pipeline's steps follow this list. A new layer: its module, one line here.
+LAYER_REGISTRY.add("macro", MacroLayer)
+LAYER_REGISTRY.add("hyperparameters", HyperparametersLayer)
+LAYER_REGISTRY.add("connections", ConnectionsLayer)
+LAYERS: tuple[str, ...] = LAYER_REGISTRY.in_order()
 PROVIDERS: Registry[Callable[..., Proposal]] = Registry("pruning provider")
 
 MAX_REFERENCES = 8
@@ -31,9 +38,8 @@ def unpruned(space: SearchSpace) -> SearchSpace:
 
 def reference_for(root: SearchSpace, measure: MeasureConfig) -> Reference:
     """The scored reference of `root`, drawn once per (space, k, seed, score function)."""
-    state = getattr(root, "edge_ops", None) or json.dumps(root.constraints.to_dict(), sort_keys=True)
     # The function itself is part of the key (not its id, which a new function may reuse).
-    key = (root.name, str(state), measure.k, measure.seed, measure.score_fn, measure.reference_specs)
+    key = (root.name, root.state_key(), measure.k, measure.seed, measure.score_fn, measure.reference_specs)
     if key not in _REFERENCES:
         if len(_REFERENCES) >= MAX_REFERENCES:
             _REFERENCES.pop(next(iter(_REFERENCES)))

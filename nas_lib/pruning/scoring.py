@@ -12,7 +12,6 @@ from pathlib import Path
 import torch
 
 from nas_lib.space.base import SearchSpace
-from nas_lib.space.nb201 import NB201Space
 
 # Data-free proxies only need the input shape; a tiny random batch supplies it.
 DATA_FREE = frozenset({"params", "flops"})
@@ -44,20 +43,12 @@ def proxy_score_fn(space: SearchSpace, name: str, *, data: str | Path | None = N
     memo: dict[Hashable, float] = {}
 
     def score(spec: Hashable) -> float:
-        key = memo_key(space, name, spec)
+        key = space.score_key(name, spec)  # specs sharing a key share the score (NB201 params)
         if key not in memo:
             memo[key] = sign * float(proxy.score(space, spec, batch, seed).value)
         return memo[key]
 
     return score
-
-
-def memo_key(space: SearchSpace, name: str, spec: Hashable) -> Hashable:
-    """NB201 parameter counts depend only on how many 1x1 and 3x3 convolutions a cell has
-    (all edges of a cell see the same width), so cells share that key; else the spec itself."""
-    if name == "params" and isinstance(space, NB201Space):
-        return ("convs", spec.ops.count("nor_conv_1x1"), spec.ops.count("nor_conv_3x3"))
-    return spec
 
 
 class PrecomputedScore:

@@ -10,6 +10,10 @@ from nas_lib.space.constraints import HybridConstraints
 from nas_lib.space.hybrid import BlockSpec, HybridArch, HybridSpace
 from nas_lib.space.nb201 import NB201Arch, NB201Space
 
+# Each space's views for the pruning layers register on import (see `nas_lib.space.narrowing`).
+from nas_lib.space import hybrid_views as _hybrid_views  # noqa: F401,E402
+from nas_lib.space import nb201_views as _nb201_views  # noqa: F401,E402
+
 SPACES: Registry[type[SearchSpace]] = Registry("search space")
 SPACES.add("hybrid", HybridSpace)
 SPACES.add("nb201", NB201Space)

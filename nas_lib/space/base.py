@@ -1,7 +1,9 @@
 """The interface every search space implements (hybrid CNN/ViT/Mamba, NAS-Bench-201).
 
 Proxies, search strategies, pruning layers and the pipeline only talk to this interface, so each
-of them runs unchanged on every space.
+of them runs unchanged on every space. What is specific to one space (how a pruning layer reads
+it, how its reference draws are spread, which architectures share a proxy score) sits behind
+this interface too, never in an ``isinstance`` branch elsewhere.
 """
 
 from __future__ import annotations
@@ -9,12 +11,15 @@ from __future__ import annotations
 import hashlib
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from torch import nn
+
+from nas_lib.registry import Registry
+from nas_lib.space.narrowing import LayerView
 
 
 class InvalidArchitectureError(ValueError):
@@ -74,6 +79,12 @@ class SearchSpace(ABC):
     """
 
     name: str = "space"
+    # layer name -> view factory; every subclass gets its own (see `__init_subclass__`)
+    prune_views: ClassVar[Registry[Callable[[Any], LayerView]]] = Registry("pruning view")
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.prune_views = Registry(f"{cls.__name__} pruning view")
 
     # -- size and membership -------------------------------------------------------------
     @abstractmethod
@@ -150,3 +161,25 @@ class SearchSpace(ABC):
     def describe(self) -> str:
         """A human-readable summary of the choices and constraints."""
         return f"{self.name}: {self.size()} architectures (log10 {self.log10_size():.2f})"
+
+    # -- what pruning and measuring need ------------------------------------------------------
+    @abstractmethod
+    def state_key(self) -> str:
+        """Canonical text of what this space allows: equal spaces give equal keys (a cache key)."""
+
+    def prune_view(self, layer: str) -> LayerView:
+        """How pruning layer `layer` reads and narrows this space (see `nas_lib.space.narrowing`).
+
+        Raises:
+            KeyError: naming the layers this space has views for.
+        """
+        return self.prune_views.get(layer)(self)
+
+    def spread_sample(self, k: int, rng: np.random.Generator) -> list[Hashable]:
+        """K draws for measuring or ranking cuts: uniform unless the space spreads them otherwise."""
+        return [self.sample(rng) for _ in range(k)]
+
+    def score_key(self, proxy: str, spec: Any) -> Hashable:
+        """What proxy `proxy`'s score of `spec` depends on: specs sharing a key share the score,
+        so a memo keyed by it scores each once (default: the spec itself)."""
+        return spec

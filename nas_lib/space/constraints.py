@@ -19,8 +19,8 @@ MIN_DEPTH, MAX_DEPTH = 4, 20
 
 
 def block_types() -> tuple[str, ...]:
-    """The registered block families in registration order (their code digits are 1, 2, ...)."""
-    return tuple(BLOCKS._items)  # insertion order, not sorted: it fixes the encoding
+    """The registered block families ordered by the code digit each declares (cnn 1, vit 2, mamba 3)."""
+    return BLOCKS.names_by_digit()
 
 
 def full_hyperparameters() -> dict[str, dict[str, tuple[int, ...]]]:

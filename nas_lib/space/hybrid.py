@@ -13,6 +13,7 @@ Code: see `nas_lib.space.hybrid_code` (fixed length, the same meaning in every p
 from __future__ import annotations
 
 import itertools
+import json
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -306,20 +307,20 @@ class HybridSpace(SearchSpace):
         return spec
 
     def code_cardinalities(self) -> tuple[int, ...]:
-        return hybrid_code.cardinalities(self.types)
+        return hybrid_code.cardinalities()
 
     def encode(self, spec: HybridArch) -> tuple[int, ...]:
-        return hybrid_code.encode_blocks(self.types, [(b.type, b.connection, b.params) for b in spec.blocks])
+        return hybrid_code.encode_blocks([(b.type, b.connection, b.params) for b in spec.blocks])
 
     def decode(self, code: Sequence[int]) -> HybridArch:
-        spec = HybridArch(tuple(BlockSpec.make(t, conn, **params) for t, conn, params in hybrid_code.decode_blocks(self.types, code)))
+        spec = HybridArch(tuple(BlockSpec.make(t, conn, **params) for t, conn, params in hybrid_code.decode_blocks(code)))
         self.validate(spec)
         return spec
 
     def project(self, code: Sequence[int], rng: np.random.Generator) -> HybridArch:
         """Reads every non-empty slot leniently (digits modulo their range), clamps the depth,
         then moves each block to the nearest allowed choice; a fresh sample if rules still fail."""
-        wanted = [(t, params, conn) for t, conn, params in hybrid_code.lenient_blocks(self.types, code)]
+        wanted = [(t, params, conn) for t, conn, params in hybrid_code.lenient_blocks(code)]
         c = self.constraints
         filler = self.sample(rng).blocks
         while len(wanted) < c.min_depth:
@@ -345,6 +346,15 @@ class HybridSpace(SearchSpace):
 
         HybridSpace().validate(spec)  # buildable = valid in the full space
         return HybridNetwork(spec, input_shape, num_classes)
+
+    def state_key(self) -> str:
+        return json.dumps(self.constraints.to_dict(), sort_keys=True)
+
+    def spread_sample(self, k: int, rng: np.random.Generator) -> list[HybridArch]:
+        """K depth-stratified draws (a uniform depth, then a uniform architecture of that depth):
+        uniform draws are almost all of the maximal depth, which would hide the shallow nets."""
+        depths = [d for d, n in self.size_by_depth().items() if n]
+        return [self.sample(rng, depth=depths[int(rng.integers(len(depths)))]) for _ in range(k)]
 
     def describe(self) -> str:
         c = self.constraints

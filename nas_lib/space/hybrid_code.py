@@ -1,7 +1,7 @@
 """The fixed-length integer code of a hybrid architecture, independent of any pruning.
 
-`MAX_DEPTH` slots of `SLOT` digits each: the block type (0 = no block, then 1, 2, ... in family
-registration order), the connection's index in `CONNECTIONS`, then each field's index in the
+`MAX_DEPTH` slots of `SLOT` digits each: the block type (0 = no block, else the digit each family
+declares when it registers: cnn 1, vit 2, mamba 3), the connection's index in `CONNECTIONS`, then each field's index in the
 family's FULL choice list, zero-padded to `MAX_FIELDS`. Empty slots are all zeros and come last.
 Because digits index the full lists, a code means the same architecture in every pruned space.
 The functions here translate between digits and (type, connection, params) triples; the space
@@ -22,23 +22,24 @@ SLOT = 2 + MAX_FIELDS
 Block = tuple[str, str, dict[str, int]]  # (type, connection, params)
 
 
-def cardinalities(types: Sequence[str]) -> tuple[int, ...]:
-    """Number of values of each digit, for a space allowing `types` (in registration order)."""
+def cardinalities() -> tuple[int, ...]:
+    """Number of values of each digit (the type digit runs up to the largest declared one)."""
+    types = block_types()
     field_card = [max([len(BLOCKS.get(t).fields[j][1]) for t in types if j < len(BLOCKS.get(t).fields)] or [1]) for j in range(MAX_FIELDS)]
-    return tuple([len(types) + 1, len(CONNECTIONS), *field_card] * MAX_DEPTH)
+    return tuple([BLOCKS.max_digit() + 1, len(CONNECTIONS), *field_card] * MAX_DEPTH)
 
 
-def encode_blocks(types: Sequence[str], blocks: Sequence[tuple[str, str, Sequence[tuple[str, int]]]]) -> tuple[int, ...]:
+def encode_blocks(blocks: Sequence[tuple[str, str, Sequence[tuple[str, int]]]]) -> tuple[int, ...]:
     """The code of `blocks`, each given as (type, connection, ((field, value), ...))."""
     code: list[int] = []
     for t, connection, params in blocks:
         family = BLOCKS.get(t)
         digits = [family.choices(name).index(value) for name, value in params]
-        code += [types.index(t) + 1, CONNECTIONS.index(connection), *digits, *[0] * (MAX_FIELDS - len(digits))]
+        code += [family.digit, CONNECTIONS.index(connection), *digits, *[0] * (MAX_FIELDS - len(digits))]
     return tuple(code + [0] * (SLOT * MAX_DEPTH - len(code)))
 
 
-def decode_blocks(types: Sequence[str], code: Sequence[int]) -> list[Block]:
+def decode_blocks(code: Sequence[int]) -> list[Block]:
     """The blocks a code spells.
 
     Raises:
@@ -57,18 +58,20 @@ def decode_blocks(types: Sequence[str], code: Sequence[int]) -> list[Block]:
             continue
         if ended:
             raise InvalidArchitectureError(f"block {i}", "a block follows an empty slot (blocks must be contiguous)")
-        blocks.append(_decode_slot(types, i, slot))
+        blocks.append(_decode_slot(i, slot))
     return blocks
 
 
-def lenient_blocks(types: Sequence[str], code: Sequence[int]) -> list[Block]:
+def lenient_blocks(code: Sequence[int]) -> list[Block]:
     """Every non-empty slot read with each digit taken modulo its range (for projection of
-    arbitrary integer vectors, e.g. from a continuous optimiser)."""
+    arbitrary integer vectors, e.g. from a continuous optimiser); a type digit no family
+    declares reads as an empty slot."""
     out: list[Block] = []
     for slot in slots(code):
-        if slot[0] % (len(types) + 1) == 0:
+        digit = slot[0] % (BLOCKS.max_digit() + 1)
+        if digit not in BLOCKS.digits():
             continue
-        family = BLOCKS.get(types[slot[0] % (len(types) + 1) - 1])
+        family = BLOCKS.by_digit(digit)
         params = {name: choices[slot[2 + j] % len(choices)] for j, (name, choices) in enumerate(family.fields)}
         out.append((family.name, CONNECTIONS[slot[1] % len(CONNECTIONS)], params))
     return out
@@ -78,10 +81,12 @@ def slots(code: Sequence[int]) -> list[list[int]]:
     return [[int(d) for d in code[i * SLOT : (i + 1) * SLOT]] for i in range(MAX_DEPTH)]
 
 
-def _decode_slot(types: Sequence[str], i: int, slot: list[int]) -> Block:
-    if not 1 <= slot[0] <= len(types):
-        raise InvalidArchitectureError(f"block {i} type", f"digit {slot[0]} is outside 0..{len(types)}")
-    family = BLOCKS.get(types[slot[0] - 1])
+def _decode_slot(i: int, slot: list[int]) -> Block:
+    if not 1 <= slot[0] <= BLOCKS.max_digit():
+        raise InvalidArchitectureError(f"block {i} type", f"digit {slot[0]} is outside 0..{BLOCKS.max_digit()}")
+    if slot[0] not in BLOCKS.digits():
+        raise InvalidArchitectureError(f"block {i} type", f"digit {slot[0]} names no block family (in use: {', '.join(map(str, BLOCKS.digits()))})")
+    family = BLOCKS.by_digit(slot[0])
     if not 0 <= slot[1] < len(CONNECTIONS):
         raise InvalidArchitectureError(f"block {i} connection", f"digit {slot[1]} is outside 0..{len(CONNECTIONS) - 1}")
     params = {}

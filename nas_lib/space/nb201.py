@@ -13,7 +13,8 @@ pruning layers express their cuts on this space.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator, Sequence
+import json
+from collections.abc import Hashable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -166,6 +167,16 @@ class NB201Space(SearchSpace):
     def build_model(self, spec: NB201Arch, input_shape: tuple[int, int, int] = (3, 32, 32), num_classes: int = 10) -> nn.Module:
         self.validate(spec)
         return NB201Network(spec.ops, in_channels=input_shape[0], num_classes=num_classes)
+
+    def state_key(self) -> str:
+        return json.dumps(self.edge_ops)
+
+    def score_key(self, proxy: str, spec: NB201Arch) -> Hashable:
+        """Parameter counts depend only on how many 1x1 and 3x3 convolutions a cell has (all edges
+        of a cell see the same width), so cells with the same counts share the ``params`` score."""
+        if proxy == "params":
+            return ("convs", spec.ops.count("nor_conv_1x1"), spec.ops.count("nor_conv_3x3"))
+        return spec
 
     def describe(self) -> str:
         lines = [f"nb201: {self.size():,} cells (log10 {self.log10_size():.3f})"]

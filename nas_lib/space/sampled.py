@@ -11,6 +11,7 @@ base space's.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Hashable, Sequence
 from typing import Any
 
@@ -81,6 +82,10 @@ class SampledSpace(SearchSpace):
 
     def build_model(self, spec: Any, input_shape: tuple[int, int, int] = (3, 32, 32), num_classes: int = 10) -> nn.Module:
         return self.base.build_model(spec, input_shape, num_classes)
+
+    def state_key(self) -> str:
+        members = hashlib.sha256("\n".join(sorted(self.to_string(s) for s in self.specs)).encode()).hexdigest()
+        return f"{self.base.state_key()}|sample {members}"
 
     def describe(self) -> str:
         return f"{len(self.specs)} trained architectures of: {self.base.describe()}"
