@@ -113,6 +113,16 @@ class ScoringContext:
 
         return self.shared("batch", move)
 
+    def gaussian_batch(self) -> torch.Tensor:
+        """Standard normal inputs of the batch's shape, drawn under `seed`, on the scoring device
+        (for proxies whose paper scores random inputs instead of images)."""
+        def draw() -> torch.Tensor:
+            gen = torch.Generator().manual_seed(self.seed)
+            x = torch.randn(tuple(self._batch[0].shape), generator=gen).to(self.device)
+            return x.contiguous(memory_format=torch.channels_last) if self._channels_last else x
+
+        return self.shared("gaussian_batch", draw)
+
     def model(self) -> nn.Module:
         """The network initialised under `torch.manual_seed(seed)`, in train mode, on device.
 
