@@ -54,6 +54,24 @@ def resolve_proxies(text: str) -> list[str]:
     return names
 
 
+def shard(items: Sequence[Any], spec: str | None) -> list[Any]:
+    """Items ``i, i+n, i+2n, ...`` for ``spec = "i/n"`` (all of them for None), so n processes
+    can score one sample side by side.
+
+    Raises:
+        ValueError: if `spec` is not ``i/n`` with 0 <= i < n.
+    """
+    if spec is None:
+        return list(items)
+    try:
+        i, n = (int(part) for part in spec.split("/"))
+    except ValueError:
+        raise ValueError(f"a shard is 'i/n' (e.g. 0/2), not {spec!r}") from None
+    if not 0 <= i < n:
+        raise ValueError(f"shard {spec!r}: need 0 <= i < n")
+    return list(items)[i::n]
+
+
 def sample_archs(archs: Sequence[str], n: int, seed: int) -> list[str]:
     """`n` architectures drawn uniformly without replacement (all of them if n >= len)."""
     if n >= len(archs):
@@ -64,7 +82,8 @@ def sample_archs(archs: Sequence[str], n: int, seed: int) -> list[str]:
 
 def score_specs(space: SearchSpace, specs: Sequence[Any], names: Sequence[str], batch: tuple[torch.Tensor, torch.Tensor],
                 seed: int, device: str = "cpu", checkpoint: Path | None = None, every: int = 10,
-                progress: Progress | None = None, max_seconds: float | None = None) -> pd.DataFrame:
+                progress: Progress | None = None, max_seconds: float | None = None,
+                merge: Sequence[Path] = ()) -> pd.DataFrame:
     """Scores every spec with every proxy (passes shared per network), in long form.
 
     The ensemble, if asked for, is computed from its members' scores with no extra pass.
@@ -73,12 +92,19 @@ def score_specs(space: SearchSpace, specs: Sequence[Any], names: Sequence[str], 
     file but never enter the returned frame. With `max_seconds`, no new architecture is
     scored once that much time has passed: the frame then holds only the architectures scored
     (checkpointed ones included), and its distinct `arch` count is the n to report.
+    `merge` names further checkpoints (e.g. of shards scored by other processes) whose rows are
+    read, never written; the `checkpoint` file's own rows win where both have one.
     """
     derived = [n for n in names if is_derived(n)]
     direct = [n for n in names if n not in derived]
     members = sorted(set().union(*(PROXIES.get(n).requires for n in derived)))
     to_score = list(dict.fromkeys(direct + members))
-    done = _load_checkpoint(checkpoint, seed)
+    done: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for path in merge:
+        if not Path(path).exists():
+            raise FileNotFoundError(f"checkpoint to merge not found: {path}")
+        done.update(_load_checkpoint(path, seed))
+    done.update(_load_checkpoint(checkpoint, seed))
     rows: list[dict[str, Any]] = list(done.values())
     start = time.perf_counter()
     for k, spec in enumerate(specs, start=1):
