@@ -15,7 +15,7 @@ from __future__ import annotations
 import multiprocessing
 import pickle
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any
 
@@ -32,7 +32,7 @@ def _build_bytes(space: Any, spec: Any, batch: tuple[torch.Tensor, torch.Tensor]
 
 
 def prebuilt_networks(space: Any, specs: Sequence[Any], batch: tuple[torch.Tensor, torch.Tensor], seed: int,
-                      workers: int, window: int | None = None) -> Iterator[tuple[Any, nn.Module | None]]:
+                      workers: int, window: int | None = None) -> Generator[tuple[Any, nn.Module | None], None, None]:
     """Yields (spec, network or None) in the order of `specs`, built ahead by worker processes.
 
     Args:
@@ -68,6 +68,6 @@ def prebuilt_networks(space: Any, specs: Sequence[Any], batch: tuple[torch.Tenso
                 pending.append((nxt, pool.submit(_build_bytes, space, nxt, shape_only, seed)))
             try:
                 model = pickle.loads(future.result())
-            except Exception:  # a spec that cannot be built: the scorer builds it and reports why
+            except Exception:  # noqa: BLE001  a spec that cannot be built: the scorer builds it and reports why
                 model = None
             yield spec, model

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -144,7 +144,7 @@ def score_specs(space: SearchSpace, specs: Sequence[Any], names: Sequence[str], 
 
 
 def _prefetch(space: SearchSpace, specs: Sequence[Any], to_score: Sequence[str], done: dict, batch: tuple[torch.Tensor, torch.Tensor],
-              seed: int, workers: int) -> Iterator[tuple[Any, Any]] | None:
+              seed: int, workers: int) -> Generator[tuple[Any, Any], None, None] | None:
     """Networks built ahead for the specs `score_specs` will score (first occurrence of each
     architecture with a missing row), or None without workers."""
     if workers <= 0:

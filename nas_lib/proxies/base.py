@@ -184,6 +184,10 @@ class ScoringContext:
             raise value.exc
         return value
 
+    def costs(self) -> dict[str, float]:
+        """Seconds spent on each shared item so far (exclusive of the items it used)."""
+        return dict(self._cost)
+
     def value(self, proxy: Proxy) -> float:
         """The raw score of `proxy` here, computed once (an ensemble reuses its members')."""
         return self.shared(f"proxy:{proxy.name}", lambda: float(proxy.compute(self)))

@@ -23,9 +23,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nas_lib.proxies.stages import StageCapture, kaiming_fan_in_init, stage_cross_gradients
-
 from nas_lib.proxies.base import ScoringContext
+from nas_lib.proxies.stages import (
+    StageCapture,
+    kaiming_fan_in_init,
+    stage_cross_gradients,
+)
 
 # what a proxy can declare in `Proxy.needs` to get it from the shared gradient pass
 INPUT_JACOBIAN = "input_jacobian"
