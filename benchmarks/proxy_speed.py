@@ -160,6 +160,8 @@ def overlap(space: object, names: list[str], batch: tuple[torch.Tensor, torch.Te
     from nas_lib.bench import proxies as bench
     from nas_lib.bench.prefetch import prebuilt_networks
 
+    if any(bench.is_derived(nm) for nm in names):
+        raise SystemExit("--overlap scores per network: give members, not a population/ensemble proxy")
     archs = bench.sample_archs(list(bench.load_metric_table(table, "cifar10_test_acc").index), n, 0)
     specs = [space.from_string(a) for a in archs]
     bench.score_specs(space, specs[:2], names, batch, 0)  # warm-up
