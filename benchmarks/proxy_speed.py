@@ -14,7 +14,15 @@ With ``--breakdown``, prints instead where the time of one scored cell goes: net
 construction (the space's build under the seed), a plain forward, a plain forward+backward,
 AZ-NAS's one pass for all four of its proxies (the Kaiming re-initialised copy included) and
 ZiCo, each as a ratio to the plain forward+backward of the same network, and end-to-end cells
-per second of `score_proxies` (construction included) for the AZ-NAS four and for nwot.
+per second of `score_proxies` (construction included) for the AZ-NAS four and for nwot. The
+AZ-NAS line is split into the shared items of one scoring context: the re-initialised copy,
+the pass (forward with stage hooks, then one backward per stage) and the arithmetic on its
+results (eigenvalues for expressivity/progressivity, spectral norms for trainability).
+
+With ``--overlap N``, scores N cells of the seed-0 NB201 sample twice in the same run with the
+proxies of ``--proxies``: building each network in turn, then with ``--build-workers`` processes
+building the coming networks while this one scores (`nas_lib.bench.prefetch`), and prints
+cells/s of both and their ratio (the scores are checked equal).
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ import statistics
 import time
 from collections.abc import Callable
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -71,6 +80,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--cells", default=",".join(CELLS))
     parser.add_argument("--breakdown", action="store_true", help="time construction / forward / backward / AZ-NAS pass per cell")
+    parser.add_argument("--overlap", type=int, default=0, help="cells/s over this many sampled cells, built in turn vs built ahead")
+    parser.add_argument("--build-workers", type=int, default=1)
+    parser.add_argument("--table", default="../shared/data/nb201/nb201_cifar10.csv", help="NB201 table to sample --overlap cells from")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -79,6 +91,9 @@ def main() -> None:
     space = get_space("nb201")
     names = [n.strip() for n in args.proxies.split(",") if n.strip()]
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch_size}, median of {args.repeats}")
+    if args.overlap:
+        overlap(space, names, (x, y), args.overlap, args.build_workers, args.table)
+        return
     if args.breakdown:
         for cell in args.cells.split(","):
             breakdown(space, cell, x, y, args.repeats)
@@ -130,9 +145,45 @@ def breakdown(space: object, cell: str, x: torch.Tensor, y: torch.Tensor, repeat
     print(f"  {'step':<18} {'s':>7} {'/ fwd+bwd':>9}")
     for label, (_base, secs, ratio) in rows.items():
         print(f"  {label:<18} {secs:>7.3f} {ratio:>9.2f}")
+    ctx = ScoringContext(space, None, (x, y), 0, wanted=set(AZ), model=copy.deepcopy(model))
+    for n in AZ:
+        ctx.value(PROXIES.get(n)())
+    split = {k: v for k, v in ctx.costs().items() if k not in ("model", "batch")}
+    print("  AZ-NAS split (one context, s): " + ", ".join(f"{k} {v:.3f}" for k, v in split.items()))
     for names in (AZ, ("nwot",)):
         secs = statistics.median(timed(lambda: score_proxies(space, spec, list(names), (x, y), 0)) for _ in range(repeats))
         print(f"  end to end {'+'.join(n.removeprefix('az_')[:5] for n in names)}: {secs:.3f} s/cell = {1 / secs:.2f} cells/s")
+
+
+def overlap(space: object, names: list[str], batch: tuple[torch.Tensor, torch.Tensor], n: int, workers: int, table: str) -> None:
+    """Cells/s of `score_specs` on `n` sampled cells, networks built in turn vs built ahead."""
+    from nas_lib.bench import proxies as bench
+    from nas_lib.bench.prefetch import prebuilt_networks
+
+    if any(bench.is_derived(nm) for nm in names):
+        raise SystemExit("--overlap scores per network: give members, not a population/ensemble proxy")
+    archs = bench.sample_archs(list(bench.load_metric_table(table, "cifar10_test_acc").index), n, 0)
+    specs = [space.from_string(a) for a in archs]
+    bench.score_specs(space, specs[:2], names, batch, 0)  # warm-up
+    for rnd in range(2):  # two alternating rounds: load from other processes hits both arms
+        start = time.perf_counter()
+        inline = bench.score_specs(space, specs, names, batch, 0)
+        t_inline = time.perf_counter() - start
+        start = time.perf_counter()
+        ahead, first = [], 0.0
+        for k, (spec, model) in enumerate(prebuilt_networks(space, specs, batch, 0, workers)):
+            if k == 0:
+                first = time.perf_counter() - start  # worker start-up and the first build
+            res = score_proxies(space, spec, names, batch, 0, model=model)
+            ahead += [res[nm].value for nm in names]
+        t_ahead = time.perf_counter() - start
+        a = inline.set_index(["arch", "proxy"])["value"]
+        want = [a[(space.to_string(sp), nm)] for sp in specs for nm in names]
+        assert np.array_equal(np.array(want), np.array(ahead), equal_nan=True), "prefetched scores differ"
+        steady = (n - 1) / (t_ahead - first - t_inline / n)  # cells after the first, first's scoring removed
+        print(f"round {rnd}, {n} cells, {'+'.join(names)}: built in turn {n / t_inline:.3f} cells/s; "
+              f"{workers} build worker(s) {n / t_ahead:.3f} cells/s with start-up ({first:.1f} s to the first network), "
+              f"~{steady:.3f} cells/s after it; ratios {t_inline / t_ahead:.2f} / {steady * t_inline / n:.2f}", flush=True)
 
 
 def _minus_copy(row: tuple[float, float, float], copy_s: float) -> tuple[float, float, float]:

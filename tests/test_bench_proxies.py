@@ -112,6 +112,36 @@ def test_cli_nb201_with_reference_and_resume(tiny_inputs) -> None:  # noqa: ANN0
     assert again.exit_code == 0 and json.loads(out.read_text())["n"] == 3
 
 
+def test_cli_shards_score_disjoint_cells_and_merge_into_one_report(tiny_inputs) -> None:  # noqa: ANN001
+    from ehnas.cli import app
+
+    tmp, images, table, _ref = tiny_inputs
+    base = ["bench", "proxies", "--space", "nb201", "--table", str(table), "--metric", "acc", "--images", str(images),
+            "--sample", "3", "--batch-size", "4", "--proxies", "params"]
+    shards = []
+    for i in range(2):
+        ckpt, out = tmp / f"s{i}.parquet", tmp / f"s{i}.json"
+        result = CliRunner().invoke(app, base + ["--shard", f"{i}/2", "--checkpoint", str(ckpt), "--out", str(out)])
+        assert result.exit_code == 0, result.output
+        shards.append((ckpt, json.loads(out.read_text())))
+    assert [d["n"] for _c, d in shards] == [2, 1] and shards[0][1]["shard"] == "0/2"
+    out = tmp / "merged.json"
+    merged = CliRunner().invoke(app, base + ["--merge", str(shards[0][0]), "--merge", str(shards[1][0]),
+                                             "--checkpoint", str(tmp / "all.parquet"), "--max-seconds", "0", "--out", str(out)])
+    assert merged.exit_code == 0, merged.output
+    assert json.loads(out.read_text())["n"] == 3  # nothing scored again (--max-seconds 0): all from the shards
+    bad = CliRunner().invoke(app, base + ["--shard", "2/2", "--out", str(tmp / "bad.json")])
+    assert bad.exit_code == 2 and "0 <= i < n" in bad.output
+
+
+def test_shard_splits_a_sample_without_overlap() -> None:
+    items = list(range(7))
+    parts = [bench.shard(items, f"{i}/3") for i in range(3)]
+    assert sorted(sum(parts, [])) == items and bench.shard(items, None) == items
+    with pytest.raises(ValueError, match="i/n"):
+        bench.shard(items, "half")
+
+
 def test_cli_hybrid_reports_failures_and_seconds(tiny_inputs) -> None:  # noqa: ANN001
     from ehnas.cli import app
 
@@ -162,3 +192,23 @@ def test_checkpoint_rows_of_an_older_proxy_version_are_not_reported(tmp_path) ->
     again = bench.score_specs(space, specs, ["params"], batch, seed=0, checkpoint=ckpt)
     assert len(again) == len(frame) == 2
     assert sorted(again["value"]) == sorted(frame["value"])
+
+
+def test_networks_built_ahead_by_a_worker_give_the_same_scores() -> None:
+    import torch
+
+    from nas_lib.bench.prefetch import prebuilt_networks
+
+    space = get_space("nb201")
+    specs = [space.from_string(c) for c in CELLS]
+    batch = (torch.randn(4, 3, 8, 8, generator=torch.Generator().manual_seed(0)), torch.tensor([0, 1, 2, 3]))
+    names = ["nwot", "synflow", "az_expressivity"]
+    inline = bench.score_specs(space, specs, names, batch, seed=3)
+    ahead = bench.score_specs(space, specs, names, batch, seed=3, build_workers=1)
+    key = ["arch", "proxy"]
+    a, b = inline.sort_values(key).reset_index(drop=True), ahead.sort_values(key).reset_index(drop=True)
+    assert list(a["arch"]) == list(b["arch"]) and np.array_equal(a["value"].to_numpy(), b["value"].to_numpy())
+    got = list(prebuilt_networks(space, specs[:2], batch, seed=3, workers=1, window=1))
+    assert [s for s, _m in got] == specs[:2] and all(isinstance(m, torch.nn.Module) for _s, m in got)
+    with pytest.raises(ValueError, match="at least one worker"):
+        next(prebuilt_networks(space, specs, batch, seed=3, workers=0))

@@ -221,3 +221,35 @@ def test_zen_leaves_the_shared_network_as_it_found_it() -> None:
     after = model.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
     assert [m.momentum for m in model.modules() if isinstance(m, nn.BatchNorm2d)] == momenta
+
+
+def test_a_new_gradient_proxy_declares_what_it_reads_and_nothing_else_is_edited(tiny_batch, monkeypatch) -> None:  # noqa: ANN001
+    from nas_lib.proxies import Proxy
+    from nas_lib.proxies.gradients import ACTIVATION_GRADS, WEIGHT_GRADS, gradient_pass
+
+    class WeightGradSum(Proxy):  # a proxy module a user might add: only `needs`, no edit of gradients.py
+        name = "_test_weight_grad_sum"
+        version = "1"
+        higher_is_better = True
+        needs = frozenset({WEIGHT_GRADS})
+
+        def compute(self, ctx: ScoringContext) -> float:
+            return float(sum(float(g.abs().sum()) for g in gradient_pass(ctx).get(WEIGHT_GRADS) if g is not None))
+
+    class Undeclared(WeightGradSum):
+        name = "_test_undeclared"
+        needs = frozenset()
+
+        def compute(self, ctx: ScoringContext) -> float:
+            return float(len(gradient_pass(ctx).get(ACTIVATION_GRADS)[0]))
+
+    monkeypatch.setitem(PROXIES._items, WeightGradSum.name, WeightGradSum)
+    monkeypatch.setitem(PROXIES._items, Undeclared.name, Undeclared)
+    res = score_proxies(SPACE, CELL, ["jacov", WeightGradSum.name, Undeclared.name], tiny_batch, seed=0)
+    assert res["jacov"].ok and res[WeightGradSum.name].ok and res[WeightGradSum.name].value > 0
+    # jacov and the new proxy declared their items; the undeclared read fails with a clear message
+    assert res[Undeclared.name].state == "failed" and "must list it in `needs`" in res[Undeclared.name].error
+    ctx = ScoringContext(SPACE, CELL, tiny_batch, seed=0, wanted={"jacov"})
+    assert ctx.needs == {"input_jacobian"}
+    with pytest.raises(ValueError, match="weight_grads"):
+        gradient_pass(ctx).get(WEIGHT_GRADS)

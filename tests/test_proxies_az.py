@@ -87,6 +87,19 @@ def test_az_pass_uses_its_own_initialisation_and_leaves_the_shared_network_alone
     assert float(conv.weight.detach().std()) == pytest.approx(math.sqrt(2 / fan_in), rel=0.1)  # Kaiming, not PyTorch's default
 
 
+def test_az_pass_reads_gaussian_inputs_not_the_images(batch) -> None:  # noqa: ANN001
+    other = (torch.rand_like(batch[0]) * 5.0, batch[1])  # other images of the same shape
+    for name in ("az_expressivity", "az_trainability"):
+        a = get_proxy(name).score(SPACE, CELL, batch, seed=1)
+        b = get_proxy(name).score(SPACE, CELL, other, seed=1)
+        c = get_proxy(name).score(SPACE, CELL, batch, seed=2)
+        assert a.ok and a.value == b.value, name  # the images are not read
+        assert a.value != c.value, name  # the seed draws the inputs (and the weights)
+    ctx = ScoringContext(SPACE, CELL, batch, seed=1)
+    x = ctx.gaussian_batch()
+    assert x.shape == batch[0].shape and abs(float(x.mean())) < 0.1 and float(x.std()) == pytest.approx(1.0, abs=0.1)
+
+
 def test_four_az_proxies_share_one_pass_and_match_separate_scoring(batch) -> None:  # noqa: ANN001
     together = score_proxies(SPACE, CELL, AZ + ["zico"], batch, seed=2)
     for name in AZ + ["zico"]:

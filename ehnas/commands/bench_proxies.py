@@ -25,6 +25,9 @@ def proxies(
     device: str = typer.Option("cpu", "--device", help="'cpu', 'cuda', 'cuda:N' or 'auto' (CUDA when available)."),
     threads: int = typer.Option(0, "--threads", min=0, help="torch CPU threads (0 = torch's default)."),
     checkpoint: Path = typer.Option(None, "--checkpoint", dir_okay=False, help="Parquet of per-architecture scores: resumed from, rewritten as it goes."),
+    shard: str = typer.Option(None, "--shard", help="'i/n': score only cells i, i+n, ... of the sample (n processes side by side, each with its own --checkpoint)."),
+    merge: list[Path] = typer.Option([], "--merge", exists=True, dir_okay=False, help="Another checkpoint (e.g. a shard's) whose rows are reused, never rewritten; repeatable."),
+    build_workers: int = typer.Option(0, "--build-workers", min=0, help="Processes that build the coming networks while this one scores (0 = build in turn); same scores, and seconds per cell then leave out the overlapped construction."),
     max_seconds: float = typer.Option(None, "--max-seconds", min=0, help="Stop scoring new architectures after this many seconds; report on those scored (n says how many)."),
     search_budget: int = typer.Option(0, "--search-budget", min=0, help="With --table: per seed, rank this many of the scored cells by each proxy and report the true metric of its pick (0 = off)."),
     search_seeds: int = typer.Option(10, "--search-seeds", min=1, help="Seeds of the --search-budget draws."),
@@ -84,11 +87,17 @@ def proxies(
         if not pool:
             raise typer.BadParameter("nb201 needs --table (to sample from) or --reference", param_hint="--table")
         specs = [space.from_string(a) for a in bench.sample_archs(pool, sample, seed)]
+    try:
+        specs = bench.shard(specs, shard)
+    except ValueError as err:
+        raise typer.BadParameter(str(err), param_hint="--shard") from None
     typer.echo(f"scoring {len(specs)} {space_name} architectures with {', '.join(names)} (batch {batch_size}, seed {seed}, {device})")
     frame = bench.score_specs(space, specs, names, batch, seed, device, checkpoint=checkpoint, progress=typer.echo,
-                              max_seconds=max_seconds)
+                              max_seconds=max_seconds, merge=merge, build_workers=build_workers)
     result["n"] = int(frame["arch"].nunique())
     result["n_sampled"] = len(specs)
+    if shard:
+        result["shard"] = shard
     if table is not None:
         truth = truth if truth is not None else bench.load_metric_table(table, metric)
         result["proxies"] = bench.fidelity(frame, truth, names)

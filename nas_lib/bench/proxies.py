@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +54,24 @@ def resolve_proxies(text: str) -> list[str]:
     return names
 
 
+def shard(items: Sequence[Any], spec: str | None) -> list[Any]:
+    """Items ``i, i+n, i+2n, ...`` for ``spec = "i/n"`` (all of them for None), so n processes
+    can score one sample side by side.
+
+    Raises:
+        ValueError: if `spec` is not ``i/n`` with 0 <= i < n.
+    """
+    if spec is None:
+        return list(items)
+    try:
+        i, n = (int(part) for part in spec.split("/"))
+    except ValueError:
+        raise ValueError(f"a shard is 'i/n' (e.g. 0/2), not {spec!r}") from None
+    if not 0 <= i < n:
+        raise ValueError(f"shard {spec!r}: need 0 <= i < n")
+    return list(items)[i::n]
+
+
 def sample_archs(archs: Sequence[str], n: int, seed: int) -> list[str]:
     """`n` architectures drawn uniformly without replacement (all of them if n >= len)."""
     if n >= len(archs):
@@ -64,7 +82,8 @@ def sample_archs(archs: Sequence[str], n: int, seed: int) -> list[str]:
 
 def score_specs(space: SearchSpace, specs: Sequence[Any], names: Sequence[str], batch: tuple[torch.Tensor, torch.Tensor],
                 seed: int, device: str = "cpu", checkpoint: Path | None = None, every: int = 10,
-                progress: Progress | None = None, max_seconds: float | None = None) -> pd.DataFrame:
+                progress: Progress | None = None, max_seconds: float | None = None,
+                merge: Sequence[Path] = (), build_workers: int = 0) -> pd.DataFrame:
     """Scores every spec with every proxy (passes shared per network), in long form.
 
     The ensemble, if asked for, is computed from its members' scores with no extra pass.
@@ -73,13 +92,24 @@ def score_specs(space: SearchSpace, specs: Sequence[Any], names: Sequence[str], 
     file but never enter the returned frame. With `max_seconds`, no new architecture is
     scored once that much time has passed: the frame then holds only the architectures scored
     (checkpointed ones included), and its distinct `arch` count is the n to report.
+    `merge` names further checkpoints (e.g. of shards scored by other processes) whose rows are
+    read, never written; the `checkpoint` file's own rows win where both have one.
+    With `build_workers` > 0, that many processes build the coming networks while this one
+    scores (`prefetch.prebuilt_networks`); the scores are the same, and a row's `seconds` then
+    leaves out the construction that overlapped.
     """
     derived = [n for n in names if is_derived(n)]
     direct = [n for n in names if n not in derived]
     members = sorted(set().union(*(PROXIES.get(n).requires for n in derived)))
     to_score = list(dict.fromkeys(direct + members))
-    done = _load_checkpoint(checkpoint, seed)
+    done: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for path in merge:
+        if not Path(path).exists():
+            raise FileNotFoundError(f"checkpoint to merge not found: {path}")
+        done.update(_load_checkpoint(path, seed))
+    done.update(_load_checkpoint(checkpoint, seed))
     rows: list[dict[str, Any]] = list(done.values())
+    built = _prefetch(space, specs, to_score, done, batch, seed, build_workers)
     start = time.perf_counter()
     for k, spec in enumerate(specs, start=1):
         arch = space.to_string(spec)
@@ -87,7 +117,12 @@ def score_specs(space: SearchSpace, specs: Sequence[Any], names: Sequence[str], 
         if missing and max_seconds is not None and time.perf_counter() - start > max_seconds:
             continue
         if missing:
-            for name, res in score_proxies(space, spec, missing, batch, seed, device).items():
+            model = None
+            if built is not None:
+                ahead, model = next(built)
+                if ahead is not spec:
+                    raise RuntimeError("prefetched networks out of step with the specs")
+            for name, res in score_proxies(space, spec, missing, batch, seed, device, model=model).items():
                 row = _row(space, spec, arch, name, res.value, res.seconds, res.state, res.error, seed)
                 done[(arch, name, row["version"])] = row
                 rows.append(row)
@@ -95,6 +130,8 @@ def score_specs(space: SearchSpace, specs: Sequence[Any], names: Sequence[str], 
             progress(f"  scored {k}/{len(specs)} architectures ({time.perf_counter() - start:.0f} s)")
         if checkpoint is not None and (k % every == 0 or k == len(specs)):
             write_table(checkpoint, rows, SCORE_SCHEMA)
+    if built is not None:
+        built.close()  # stops the builders (some may have built ahead of a --max-seconds stop)
     frame = pd.DataFrame(rows, columns=SCORE_SCHEMA.names)
     current = frame["version"] == frame["proxy"].map(lambda n: PROXIES.get(n).version if n in PROXIES else None)
     frame = frame[current & frame["arch"].isin({space.to_string(s) for s in specs})]
@@ -104,6 +141,24 @@ def score_specs(space: SearchSpace, specs: Sequence[Any], names: Sequence[str], 
         if PROXIES.get(name).population:
             frame = add_rank_rows(frame, name, seed)
     return frame[frame["proxy"].isin(set(names))].reset_index(drop=True)
+
+
+def _prefetch(space: SearchSpace, specs: Sequence[Any], to_score: Sequence[str], done: dict, batch: tuple[torch.Tensor, torch.Tensor],
+              seed: int, workers: int) -> Generator[tuple[Any, Any], None, None] | None:
+    """Networks built ahead for the specs `score_specs` will score (first occurrence of each
+    architecture with a missing row), or None without workers."""
+    if workers <= 0:
+        return None
+    from nas_lib.bench.prefetch import prebuilt_networks
+
+    seen: set[str] = set()
+    todo = []
+    for spec in specs:
+        arch = space.to_string(spec)
+        if arch not in seen and any((arch, n, PROXIES.get(n).version) not in done for n in to_score):
+            todo.append(spec)
+        seen.add(arch)
+    return prebuilt_networks(space, todo, batch, seed, workers)
 
 
 def is_derived(name: str) -> bool:

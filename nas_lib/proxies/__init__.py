@@ -27,7 +27,7 @@ def get_proxy(name: str) -> Proxy:
 
 
 def score_proxies(space: Any, spec: Any, names: Sequence[str], batch: tuple[torch.Tensor, torch.Tensor], seed: int,
-                  device: str = "cpu") -> dict[str, ProxyResult]:
+                  device: str = "cpu", model: torch.nn.Module | None = None) -> dict[str, ProxyResult]:
     """Scores `spec` with each proxy in `names`, sharing passes over one network.
 
     The network is built once under `torch.manual_seed(seed)`; passes that several proxies
@@ -41,13 +41,16 @@ def score_proxies(space: Any, spec: Any, names: Sequence[str], batch: tuple[torc
         batch: (images float32 NCHW, labels int64).
         seed: seeds weight initialisation and random inputs.
         device: ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+        model: the network already built by `base.build_network(space, spec, batch, seed)`
+            (e.g. by a worker process ahead of time); built here when None.
 
     Returns:
         name -> ProxyResult, in the order of `names`; failures are results, never raised.
     """
     proxies = [get_proxy(n) for n in names]
     try:
-        ctx = ScoringContext(space, spec, batch, seed, device, wanted=set(names).union(*(p.requires for p in proxies)))
+        ctx = ScoringContext(space, spec, batch, seed, device, wanted=set(names).union(*(p.requires for p in proxies)),
+                            model=model)
     except Exception as exc:  # e.g. a malformed device string: every proxy fails alike
         return {p.name: ProxyResult(float("nan"), 0.0, "failed", f"{type(exc).__name__}: {exc}") for p in proxies}
     return {p.name: ctx.run(p) for p in proxies}

@@ -22,6 +22,10 @@ from nas_lib.proxies.base import ScoringContext
 ACTIVATIONS: tuple[type[nn.Module], ...] = (
     nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.ELU, nn.CELU, nn.SELU, nn.GELU, nn.SiLU, nn.Mish, nn.Hardswish,
 )
+# what a proxy can declare in `Proxy.needs` to get it from the shared activation pass
+HAMMING_CODES = "activation_codes"  # NASWOT's kernel of binary codes
+RBF_TERMS = "activation_gram"  # min-max normalised Gram terms and the head's input (RBFleX)
+ACTIVATION_NEEDS = frozenset({HAMMING_CODES, RBF_TERMS})
 NONNEGATIVE: tuple[type[nn.Module], ...] = (nn.ReLU, nn.ReLU6)
 # Distinct activation inputs remembered for de-duplication; an NB201 cell has three. An input
 # that falls out is folded again if seen later: slower, never wrong (the reference held here
@@ -112,8 +116,8 @@ def _activation_pass(ctx: ScoringContext) -> ActivationStats:
     model = ctx.model()
     x, _ = ctx.batch()
     stats = ActivationStats()
-    want_codes = "nwot" in ctx.wanted or not ctx.wanted
-    want_rbf = "rbflex" in ctx.wanted
+    needs = ctx.needs & ACTIVATION_NEEDS or frozenset({HAMMING_CODES})  # nothing declared: the codes
+    want_codes, want_rbf = HAMMING_CODES in needs, RBF_TERMS in needs
 
     def on_activation(module: nn.Module, inputs: tuple, out: torch.Tensor) -> None:
         source = inputs[0] if inputs and isinstance(inputs[0], torch.Tensor) else out

@@ -2,10 +2,11 @@
 
 Lee and Ham, "AZ-NAS: Assembling Zero-Cost Proxies for Network Architecture Search", CVPR 2024,
 arXiv 2403.19232. For each stage output (stem, then every cell or block), the positions of all
-images are samples of a C-dimensional feature; with the eigenvalues s of their covariance and
+inputs are samples of a C-dimensional feature; with the eigenvalues s of their covariance and
 p = s / sum(s), the stage's expressivity is the entropy -sum p log(p + 1e-8) (isotropic
-features score log C). The proxy is the sum over stages. Read from the shared gradient pass
-(train mode, batch statistics, Kaiming fan-in initialisation as in the paper).
+features score log C). The proxy is the sum over stages. Read from the shared AZ-NAS stage pass
+(train mode, batch statistics, Kaiming fan-in initialisation and standard normal inputs, as in
+the authors' NB201 code).
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ class Expressivity(Proxy):
     """Sum over stages of the channel-spectrum entropy (higher is better)."""
 
     name = "az_expressivity"
-    version = "2"
+    version = "3"  # 3: Gaussian inputs, as the authors' NB201 code
     higher_is_better = True
     needs = frozenset({"stage_features"})
 

@@ -20,7 +20,7 @@ class AZNAS(Proxy):
     """AZ-NAS aggregate (higher is better); a population is ranked by `rank_aggregate`."""
 
     name = "az_nas"
-    version = "1"
+    version = "2"  # 2: AZ-NAS members on Gaussian inputs
     higher_is_better = True
     requires = frozenset(MEMBERS)
     population = True

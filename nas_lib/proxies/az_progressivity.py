@@ -17,7 +17,7 @@ class Progressivity(Proxy):
     """Smallest stage-to-stage increase of expressivity (higher is better)."""
 
     name = "az_progressivity"
-    version = "2"
+    version = "3"  # 3: Gaussian inputs, as the authors' NB201 code
     higher_is_better = True
     needs = frozenset({"stage_features"})
 

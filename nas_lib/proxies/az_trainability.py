@@ -35,7 +35,7 @@ class Trainability(Proxy):
     """Mean over stages of -sigma - 1/sigma + 2 (higher is better)."""
 
     name = "az_trainability"
-    version = "2"
+    version = "3"  # 3: Gaussian inputs, as the authors' NB201 code
     higher_is_better = True
     needs = frozenset({"stage_jacobians"})
 

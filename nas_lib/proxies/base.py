@@ -63,6 +63,16 @@ def set_bn_momentum_zero(model: nn.Module) -> None:
             module.momentum = 0.0
 
 
+def build_network(space: SearchSpace, spec: Any, batch: tuple[torch.Tensor, torch.Tensor], seed: int) -> nn.Module:
+    """The network every proxy of (spec, batch, seed) scores: `spec` built under
+    `torch.manual_seed(seed)` for the batch's input shape and at least 10 classes, on CPU.
+    A process that builds it ahead (`nas_lib.bench.prefetch`) gets the same weights."""
+    num_classes = int(batch[1].max().item()) + 1 if batch[1].numel() else 10
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(seed))
+        return space.build_model(spec, input_shape=tuple(batch[0].shape[1:]), num_classes=max(num_classes, 10))
+
+
 class ScoringContext:
     """Everything proxies of one (space, spec, batch, seed, device) can share.
 
@@ -113,6 +123,16 @@ class ScoringContext:
 
         return self.shared("batch", move)
 
+    def gaussian_batch(self) -> torch.Tensor:
+        """Standard normal inputs of the batch's shape, drawn under `seed`, on the scoring device
+        (for proxies whose paper scores random inputs instead of images)."""
+        def draw() -> torch.Tensor:
+            gen = torch.Generator().manual_seed(self.seed)
+            x = torch.randn(tuple(self._batch[0].shape), generator=gen).to(self.device)
+            return x.contiguous(memory_format=torch.channels_last) if self._channels_last else x
+
+        return self.shared("gaussian_batch", draw)
+
     def model(self) -> nn.Module:
         """The network initialised under `torch.manual_seed(seed)`, in train mode, on device.
 
@@ -121,11 +141,7 @@ class ScoringContext:
         return self.shared("model", self._build)
 
     def _build(self) -> nn.Module:
-        num_classes = int(self._batch[1].max().item()) + 1 if self._batch[1].numel() else 10
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.seed)
-            model = self.space.build_model(self.spec, input_shape=self.input_shape, num_classes=max(num_classes, 10))
-        return self._prepare(model)
+        return self._prepare(build_network(self.space, self.spec, self._batch, self.seed))
 
     def reinitialised_model(self, name: str, init: Callable[[nn.Module], None]) -> nn.Module:
         """A second network, the shared one with weights drawn again by `init` under the seed
@@ -167,6 +183,10 @@ class ScoringContext:
         if isinstance(value, _Failure):
             raise value.exc
         return value
+
+    def costs(self) -> dict[str, float]:
+        """Seconds spent on each shared item so far (exclusive of the items it used)."""
+        return dict(self._cost)
 
     def value(self, proxy: Proxy) -> float:
         """The raw score of `proxy` here, computed once (an ensemble reuses its members')."""

@@ -158,7 +158,7 @@ class FreeEnsemble(Proxy):
     """Fit-free rank aggregation of `FREE_MEMBERS` (higher is better; see module docstring)."""
 
     name = "ensemble_free"
-    version = "1"
+    version = "2"  # 2: AZ-NAS members on Gaussian inputs
     higher_is_better = True
     requires = frozenset(FREE_MEMBERS)
     population = True  # `rank_aggregate` over a population is the method; `compute` approximates it

@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 
 from nas_lib.proxies.base import Proxy, ScoringContext, register_proxy
-from nas_lib.proxies.gradients import gradient_pass
+from nas_lib.proxies.gradients import ACTIVATION_GRADS, gradient_pass
 
 
 @register_proxy
@@ -25,12 +25,13 @@ class Fisher(Proxy):
     name = "fisher"
     version = "2"
     higher_is_better = True
+    needs = frozenset({ACTIVATION_GRADS})
 
     def compute(self, ctx: ScoringContext) -> float:
         g = gradient_pass(ctx)
-        assert g.activations is not None and g.activation_grads is not None
+        acts, grads = g.get(ACTIVATION_GRADS)
         total = 0.0
-        for layer, act, grad in zip(g.layers, g.activations, g.activation_grads):
+        for layer, act, grad in zip(g.layers, acts, grads):
             if act is None or grad is None:
                 continue
             prod = act * grad

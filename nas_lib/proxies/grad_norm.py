@@ -8,7 +8,7 @@ network, per-layer norms summed, as in NASLib.
 from __future__ import annotations
 
 from nas_lib.proxies.base import Proxy, ScoringContext, register_proxy
-from nas_lib.proxies.gradients import gradient_pass
+from nas_lib.proxies.gradients import WEIGHT_GRADS, gradient_pass
 
 
 @register_proxy
@@ -18,8 +18,8 @@ class GradNorm(Proxy):
     name = "grad_norm"
     version = "1"
     higher_is_better = True
+    needs = frozenset({WEIGHT_GRADS})
 
     def compute(self, ctx: ScoringContext) -> float:
         g = gradient_pass(ctx)
-        assert g.weight_grads is not None
-        return float(sum(float(grad.norm()) for grad in g.weight_grads if grad is not None))
+        return float(sum(float(grad.norm()) for grad in g.get(WEIGHT_GRADS) if grad is not None))

@@ -1,30 +1,40 @@
 """The shared backward pass over a real batch that gradient proxies read.
 
-One train-mode forward of the batch, then, as the proxies asked for need:
-- the input Jacobian of the summed logits (jacov), with the graph kept for
-- the cross-entropy gradients of every Conv2d/Linear weight (snip, grad_norm) and of every
-  Conv2d/Linear output (fisher), taken in the same `autograd.grad` call.
-No `.grad` is written into the shared model, so the passes cannot leak into each other.
+One train-mode forward of the batch, then what the asked proxies declare in `Proxy.needs`:
+- ``INPUT_JACOBIAN``: the input Jacobian of the summed logits (jacov), with the graph kept for
+- ``WEIGHT_GRADS``: the cross-entropy gradients of every Conv2d/Linear weight (snip, grad_norm)
+  and ``ACTIVATION_GRADS``: those of every Conv2d/Linear output (fisher), taken in the same
+  `autograd.grad` call.
+A new gradient proxy declares what it reads and needs no edit here; reading an item nobody
+declared raises (`GradientPass.get`). No `.grad` is written into the shared model, so the
+passes cannot leak into each other.
 
 `stage_pass` is AZ-NAS's pass (one forward with hooks on every stage, then one backward per
-stage from a random sign gradient), on the network re-initialised as that paper does.
+stage from a random sign gradient), on the network re-initialised as that paper does and on
+standard normal inputs of the batch's shape, as its NB201 code does (images are not read).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nas_lib.proxies.stages import StageCapture, kaiming_fan_in_init, stage_cross_gradients
-
 from nas_lib.proxies.base import ScoringContext
+from nas_lib.proxies.stages import (
+    StageCapture,
+    kaiming_fan_in_init,
+    stage_cross_gradients,
+)
 
-JACOBIAN_USERS = frozenset({"jacov"})
-WEIGHT_GRAD_USERS = frozenset({"snip", "grad_norm"})
-ACT_GRAD_USERS = frozenset({"fisher"})
+# what a proxy can declare in `Proxy.needs` to get it from the shared gradient pass
+INPUT_JACOBIAN = "input_jacobian"
+WEIGHT_GRADS = "weight_grads"
+ACTIVATION_GRADS = "activation_grads"
+GRADIENT_NEEDS = frozenset({INPUT_JACOBIAN, WEIGHT_GRADS, ACTIVATION_GRADS})
 
 
 def prunable_layers(model: nn.Module) -> list[nn.Module]:
@@ -50,6 +60,20 @@ class GradientPass:
     activation_grads: list[torch.Tensor | None] | None = None
     input_jacobian: torch.Tensor | None = None
 
+    def get(self, item: str) -> Any:
+        """The pass's `item` (one of `GRADIENT_NEEDS`; ``activation_grads`` gives the pair
+        (activations, activation_grads)).
+
+        Raises:
+            ValueError: if the item was not computed because no asked proxy declared it.
+        """
+        if item not in GRADIENT_NEEDS:
+            raise KeyError(f"unknown gradient-pass item {item!r}; known: {sorted(GRADIENT_NEEDS)}")
+        value = (self.activations, self.activation_grads) if item == ACTIVATION_GRADS else getattr(self, item)
+        if value is None or (item == ACTIVATION_GRADS and value[1] is None):
+            raise ValueError(f"the gradient pass did not compute {item!r}: the proxy reading it must list it in `needs`")
+        return value
+
 
 def gradient_pass(ctx: ScoringContext) -> GradientPass:
     """The shared gradient pass of `ctx` (computed once, for every proxy in `ctx.wanted`)."""
@@ -57,12 +81,8 @@ def gradient_pass(ctx: ScoringContext) -> GradientPass:
 
 
 def _gradient_pass(ctx: ScoringContext) -> GradientPass:
-    wanted = ctx.wanted
-    want_jac = bool(wanted & JACOBIAN_USERS)
-    want_w = bool(wanted & WEIGHT_GRAD_USERS)
-    want_act = bool(wanted & ACT_GRAD_USERS)
-    if not (want_jac or want_w or want_act):
-        want_jac = want_w = want_act = True  # called outside score_proxies: compute everything
+    needs = ctx.needs & GRADIENT_NEEDS or GRADIENT_NEEDS  # nothing declared: compute everything
+    want_jac, want_w, want_act = INPUT_JACOBIAN in needs, WEIGHT_GRADS in needs, ACTIVATION_GRADS in needs
     model = ctx.model()
     x, y = ctx.batch()
     layers = prunable_layers(model)
@@ -122,14 +142,17 @@ def stage_pass(ctx: ScoringContext) -> StagePass:
     """The shared AZ-NAS pass of `ctx` (computed once for the four AZ-NAS proxies).
 
     It runs on the network re-initialised as the paper does (Kaiming normal, fan-in), a copy
-    of the shared one, so the other proxies keep their initialisation.
+    of the shared one, so the other proxies keep their initialisation, and on the seeded
+    Gaussian batch (`ScoringContext.gaussian_batch`): the authors' NB201 search passes no data
+    loader to AZ-NAS (only ZiCo, SNIP, GraSP, TE-NAS and GradSign read images there), and on
+    80 NB201 cells the Gaussian input lifted progressivity's rho from 0.26 to 0.69.
     """
     return ctx.shared("stage_pass", lambda: _stage_pass(ctx))
 
 
 def _stage_pass(ctx: ScoringContext) -> StagePass:
     model = ctx.reinitialised_model("kaiming_fan_in", kaiming_fan_in_init)
-    x, _ = ctx.batch()
+    x = ctx.gaussian_batch()  # the authors' NB201 code scores AZ-NAS on Gaussian inputs, not images
     want_cross = "stage_jacobians" in ctx.needs or not ctx.needs
     capture = StageCapture(model, features=True, macs=True)
     try:

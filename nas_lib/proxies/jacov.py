@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 
 from nas_lib.proxies.base import Proxy, ScoringContext, register_proxy
-from nas_lib.proxies.gradients import gradient_pass
+from nas_lib.proxies.gradients import INPUT_JACOBIAN, gradient_pass
 
 _EPS = 1e-5  # NASLib's k
 
@@ -33,8 +33,8 @@ class JacobCov(Proxy):
     name = "jacov"
     version = "1"
     higher_is_better = True
+    needs = frozenset({INPUT_JACOBIAN})
 
     def compute(self, ctx: ScoringContext) -> float:
         g = gradient_pass(ctx)
-        assert g.input_jacobian is not None
-        return jacobian_score(g.input_jacobian)
+        return jacobian_score(g.get(INPUT_JACOBIAN))

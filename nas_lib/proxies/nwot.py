@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import torch
 
-from nas_lib.proxies.activations import activation_stats
+from nas_lib.proxies.activations import HAMMING_CODES, activation_stats
 from nas_lib.proxies.base import Proxy, ScoringContext, register_proxy
 
 
@@ -25,6 +25,7 @@ class NWOT(Proxy):
     name = "nwot"
     version = "1"
     higher_is_better = True
+    needs = frozenset({HAMMING_CODES})
 
     def compute(self, ctx: ScoringContext) -> float:
         stats = activation_stats(ctx)

@@ -23,7 +23,7 @@ import torch
 from collections.abc import Sequence
 from typing import Any
 
-from nas_lib.proxies.activations import ActivationStats, activation_stats
+from nas_lib.proxies.activations import RBF_TERMS, ActivationStats, activation_stats
 from nas_lib.proxies.base import Proxy, ScoringContext, register_proxy
 
 DETECT_IMAGES = 3  # the paper's batch for gamma detection
@@ -88,6 +88,7 @@ class RBFleX(Proxy):
     name = "rbflex"
     version = "2-fixed-gamma"
     higher_is_better = True
+    needs = frozenset({RBF_TERMS})
 
     def __init__(self, gammas: tuple[float, float] | None = None) -> None:
         self.gammas = gammas

@@ -9,7 +9,7 @@ Cross-entropy on a real batch, train-mode network, as in NASLib.
 from __future__ import annotations
 
 from nas_lib.proxies.base import Proxy, ScoringContext, register_proxy
-from nas_lib.proxies.gradients import gradient_pass
+from nas_lib.proxies.gradients import WEIGHT_GRADS, gradient_pass
 
 
 @register_proxy
@@ -19,12 +19,12 @@ class Snip(Proxy):
     name = "snip"
     version = "1"
     higher_is_better = True
+    needs = frozenset({WEIGHT_GRADS})
 
     def compute(self, ctx: ScoringContext) -> float:
         g = gradient_pass(ctx)
-        assert g.weight_grads is not None
         total = 0.0
-        for layer, grad in zip(g.layers, g.weight_grads):
+        for layer, grad in zip(g.layers, g.get(WEIGHT_GRADS)):
             if grad is not None:
                 total += float((layer.weight.detach() * grad).abs().sum())
         return total
