@@ -13,6 +13,7 @@ import sqlite3
 import urllib.error
 import urllib.request
 from collections.abc import Iterable
+from contextlib import closing
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -123,7 +124,8 @@ def _probe_sqlite(uri: str) -> str | None:
     db = Path(path.split("?", 1)[0])  # sqlite:///rel.db -> rel.db, sqlite:////abs.db -> /abs.db
     if db.exists():
         try:
-            sqlite3.connect(f"file:{db}?mode=rw", uri=True, timeout=1.0).close()
+            with closing(sqlite3.connect(f"file:{db}?mode=rw", uri=True, timeout=1.0)) as conn:
+                conn.execute("PRAGMA schema_version")  # reads the header: a foreign file fails here
         except sqlite3.Error as err:
             return f"cannot open {db} for writing ({err})"
         return None

@@ -90,7 +90,7 @@ def check_registration(run_dir: Path, enabled: bool) -> None:
         typer.echo(f"registered model: {row['model_name']} v{row['version']} @{row['alias']} at {row['tracking_uri']}")
     elif row["state"] == "skipped" and not enabled:
         typer.echo(f"registered model: none ({row['note']})")
-    elif not row.get("arch_id"):
+    elif not isinstance(row.get("arch_id"), str) or not row["arch_id"]:  # null reads back as None or NaN
         raise CliError(f"nothing to register: {row['note']}", ExitCode.RUN_FAILED)
     else:
         raise CliError(f"registration {row['state']}: {row['note']}", ExitCode.REGISTRY)
