@@ -108,7 +108,7 @@ def probe_tracking_uri(uri: str, timeout_s: float = PROBE_TIMEOUT_S) -> str | No
 
 def _probe_http(url: str, timeout_s: float) -> str | None:
     try:
-        with urllib.request.urlopen(urllib.request.Request(url, method="GET"), timeout=timeout_s):  # noqa: S310 (http/https only)
+        with urllib.request.urlopen(urllib.request.Request(url, method="GET"), timeout=timeout_s):
             return None
     except urllib.error.HTTPError:  # the server answered (404 from an old MLflow, 401 behind auth)
         return None

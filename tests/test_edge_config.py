@@ -48,7 +48,7 @@ def assert_nothing_started(cwd: Path) -> None:
 def test_missing_config_file_is_a_usage_error_in_a_real_process(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.run([sys.executable, "-m", "ehnas.cli", "run", "--config", "absent.yaml"], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=300)
+                          capture_output=True, text=True, timeout=300, check=False)
     assert proc.returncode == ExitCode.USAGE == 2
     assert "config file absent.yaml does not exist" in flat(proc.stderr + proc.stdout)
     assert "Traceback" not in proc.stderr + proc.stdout
