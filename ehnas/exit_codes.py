@@ -12,7 +12,7 @@ from enum import IntEnum
 try:  # typer >= 0.2x ships its own copy of click and catches only that copy's exceptions
     from typer._click.exceptions import ClickException
 except ImportError:  # pragma: no cover - older typer runs on the click package
-    from click import ClickException
+    from click import ClickException  # type: ignore[assignment]
 
 
 class ExitCode(IntEnum):

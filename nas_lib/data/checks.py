@@ -44,8 +44,8 @@ def check_source(kind: str, path: str | Path | None) -> None:
     where = Path(path).expanduser()
     check_readable(where)
     if kind == "image_folder":
-        _, labels, classes = list_image_folder(where)
-        check_class_counts(Counter(classes[i] for i in labels), where, classes)
+        _, folder_labels, classes = list_image_folder(where)
+        check_class_counts(Counter(classes[i] for i in folder_labels), where, classes)
     elif kind == "csv":
         _, labels, names, split = read_csv_list(where)
         used = labels if split is None else labels[split != TEST]
