@@ -29,6 +29,7 @@ from nas_lib.steps import LAYER_STEPS, Step
 from tasks import ui
 from tasks.config import PipelineConfig
 from tasks.context import apply_runtime, plan_devices
+from tasks.data_ref import DataRef
 from tasks.evaluation import evaluation_rows
 from tasks.knowledge import KNOWLEDGE_SCHEMA, knowledge_step
 from tasks.population import POPULATION_SCHEMA, population_step
@@ -173,6 +174,10 @@ def nas_pipeline(config: PipelineConfig | None = None, redo: str | None = None) 
     run = RunFolder.create(cfg)
     if run.ledger_problem():
         get_run_logger().warning("%s", run.ledger_problem())
+    data = run.save_data_record(DataRef.of(cfg).load())
+    if data["skipped_count"]:
+        get_run_logger().warning("data: %d corrupt image files skipped (listed in %s), e.g. %s", data["skipped_count"], run.data_file,
+                                 "; ".join(f"{s['file']} ({s['reason']})" for s in data["skipped"][:3]))
     if redo:
         run.forget(redo)
     ran: list[str] = []

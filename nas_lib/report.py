@@ -43,6 +43,19 @@ def _guard_note(record: dict) -> str:
     return f"proposed cut kept {_fmt(proposed)} of the top 1%; guard: {', '.join(steps)}"
 
 
+def _data_section(run_dir: Path) -> list[str]:
+    path = run_dir / "data.json"
+    if not path.exists():
+        return []
+    d = json.loads(path.read_text(encoding="utf-8"))
+    lines = [f"Data: `{d['name']}`, {d['train_size']} train / {d['val_size']} validation images, {d['num_classes']} classes, "
+             f"input {'x'.join(str(v) for v in d['input_shape'])}, fingerprint `{d['fingerprint'][:12]}`.", ""]
+    if d.get("skipped_count"):
+        shown = ", ".join(f"`{s['file']}`" for s in d["skipped"][:5])
+        lines += [f"**{d['skipped_count']} corrupt image files skipped** (all listed in `data.json`): {shown}", ""]
+    return lines
+
+
 def _space_section(run_dir: Path) -> list[str]:
     rows = []
     for layer, step in LAYER_STEPS.items():
@@ -121,7 +134,7 @@ def summary_markdown(run_dir: str | Path) -> str:
     """The run summary: space size per layer, retention, evaluation, search, finalists, winner."""
     run_dir = Path(run_dir)
     lines = [f"# EHNAS run `{run_dir.name}`", "", f"Folder: `{run_dir.resolve()}`", ""]
-    for section in (_space_section, _evaluation_section, _search_section, _training_section, _registry_section):
+    for section in (_data_section, _space_section, _evaluation_section, _search_section, _training_section, _registry_section):
         try:
             lines += section(run_dir)
         except DamagedFileError as err:  # name the file and go on with the other sections

@@ -7,17 +7,19 @@ never drift from the code. YAML is read with `yaml.safe_load` only (never execut
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import os
 import re
+import typing
 from datetime import datetime, timezone
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda|cuda:\d+)$")
 
@@ -42,6 +44,9 @@ class DataConfig(_Section):
     # The test part (a format's test files, or split=test rows) never enters training or
     # validation either way; this only decides whether the finalists are scored on it.
     test: bool = Field(False, description="Score each trained finalist on the source's test part (test_accuracy); selection stays on validation.")
+    # 1%: a scraped folder often holds a few truncated files; more than that usually means a
+    # wrong path or a broken copy, which should stop the run rather than train on the rest.
+    max_corrupt_fraction: float = Field(0.01, ge=0.0, le=1.0, description="Share of image files (image_folder, csv) that may fail to decode and be skipped; above it loading stops.")
 
 
 class SpaceConfig(_Section):
@@ -169,9 +174,14 @@ class PipelineConfig(_Section):
     @model_validator(mode="after")
     def _search_options_ok(self) -> "PipelineConfig":
         if self.search.options:
-            from nas_lib.search import check_options
+            from nas_lib.search import STRATEGIES, check_options
 
-            check_options(self.search.strategy, dict(self.search.options))
+            if self.search.strategy not in STRATEGIES:  # named by the edge check (ehnas.preflight)
+                return self
+            try:
+                check_options(self.search.strategy, dict(self.search.options))
+            except ValueError as err:
+                raise ValueError(f"search.options: {err}") from None
         return self
 
     @field_validator("device")
@@ -248,15 +258,104 @@ def deep_merge(base: Mapping[str, Any], extra: Mapping[str, Any]) -> dict[str, A
     return out
 
 
+class ConfigError(ValueError):
+    """A config file, ``--set`` override or value that cannot be used.
+
+    The message names the file and line, or the field, the value given and the values allowed;
+    the command line shows it as a usage error (exit code 2) without a traceback.
+    """
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """The mapping in a YAML config file; a `ConfigError` names the file (and line) otherwise."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} " + ("is a folder" if path.is_dir() else "does not exist"))
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark
+        where = f"{path} line {mark.line + 1}, column {mark.column + 1}" if mark else str(path)
+        raise ConfigError(f"{where}: YAML syntax error: {err.problem or err.context}") from None
+    except (yaml.YAMLError, OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{path}: cannot read the config file ({err})") from None
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"{path}: the top level of a config file must be a mapping, got {type(loaded).__name__}")
+    return loaded
+
+
 def load_config(path: str | Path | None = None, overrides: Iterable[str] = ()) -> PipelineConfig:
-    """Config from an optional YAML file plus ``key=value`` overrides (validation errors name the field)."""
-    data: dict[str, Any] = {}
-    if path is not None:
-        loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-        if not isinstance(loaded, dict):
-            raise ValueError(f"{path}: the top level of a config file must be a mapping")
-        data = loaded
-    return PipelineConfig.model_validate(deep_merge(data, parse_overrides(overrides)))
+    """Config from an optional YAML file plus ``key=value`` overrides.
+
+    Raises:
+        ConfigError: a missing or malformed file, a bad override or an invalid value; the
+            message names the field, the value and the allowed values.
+    """
+    data = read_config_file(path) if path is not None else {}
+    try:
+        extra = parse_overrides(overrides)
+    except ValueError as err:
+        raise ConfigError(f"--set: {err}") from None
+    try:
+        return PipelineConfig.model_validate(deep_merge(data, extra))
+    except ValidationError as err:
+        raise ConfigError(format_validation_error(err)) from None
+
+
+def format_validation_error(err: ValidationError) -> str:
+    """One line per problem: ``field = value: what is wrong (allowed: ...)``."""
+    return "\n".join(_problem_line(e) for e in err.errors(include_url=False))
+
+
+def _problem_line(error: Mapping[str, Any]) -> str:
+    loc = tuple(error["loc"])
+    field = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".") or "config"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        known = _field_names(loc[:-1])
+        close = difflib.get_close_matches(str(loc[-1]), known, n=1)
+        hint = f"; did you mean {_join(loc[:-1], close[0])}?" if close else ""
+        return f"{field}: unknown key{hint} (known keys here: {', '.join(known)})"
+    if error["type"] == "missing":
+        return f"{field}: required"
+    value = error.get("input")
+    shown = json.dumps(value, default=str) if not isinstance(value, Mapping) or len(str(value)) < 80 else "{...}"
+    allowed = _allowed(loc)
+    suffix = f" (allowed: {', '.join(allowed)})" if allowed and "should be" not in message else ""
+    return f"{field} = {shown}: {message}{suffix}" if loc else f"{message}"
+
+
+def _join(parent: tuple[Any, ...], name: str) -> str:
+    return ".".join([*(str(p) for p in parent), name])
+
+
+def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The config section a location points into (None for dict fields and list items)."""
+    model: type[BaseModel] = PipelineConfig
+    for part in loc:
+        info = model.model_fields.get(str(part))
+        annotation = info.annotation if info else None
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return None
+        model = annotation
+    return model
+
+
+def _field_names(loc: tuple[Any, ...]) -> list[str]:
+    model = _model_at(loc)
+    return list(model.model_fields) if model else []
+
+
+def _allowed(loc: tuple[Any, ...]) -> list[str]:
+    """The choices of a Literal field (or of a list of Literals), else []."""
+    names = [p for p in loc if not isinstance(p, int)]
+    model = _model_at(tuple(names[:-1])) if names else None
+    info = model.model_fields.get(str(names[-1])) if model else None
+    annotation = info.annotation if info else None
+    for candidate in (annotation, *typing.get_args(annotation)):
+        if typing.get_origin(candidate) is Literal:
+            return [str(a) for a in typing.get_args(candidate)]
+    return []
 
 
 def describe_fields(model: type[BaseModel] = PipelineConfig, prefix: str = "") -> list[str]:

@@ -32,12 +32,14 @@ class DataRef(BaseModel):
     val_fraction: float = 0.2
     seed: int = 0
     max_items: int | None = None
+    max_corrupt_fraction: float = 0.01
 
     @classmethod
     def of(cls, config: Any) -> DataRef:
         """The reference of a `PipelineConfig`'s data section under its seed."""
         d = config.data
-        return cls(kind=d.kind, path=d.path, image_size=d.image_size, val_fraction=d.val_fraction, seed=config.seed, max_items=d.max_items)
+        return cls(kind=d.kind, path=d.path, image_size=d.image_size, val_fraction=d.val_fraction, seed=config.seed, max_items=d.max_items,
+                   max_corrupt_fraction=d.max_corrupt_fraction)
 
     def load(self) -> Any:
         """The `ImageDataset` (loaded on the first call in this process, then reused)."""
@@ -79,7 +81,8 @@ def _load(ref: DataRef) -> Any:
     from nas_lib.data.datasets import load_dataset
 
     path = local_path(ref.path) if ref.path else None
-    return load_dataset(ref.kind, path, image_size=ref.image_size, val_fraction=ref.val_fraction, seed=ref.seed, max_items=ref.max_items)
+    return load_dataset(ref.kind, path, image_size=ref.image_size, val_fraction=ref.val_fraction, seed=ref.seed, max_items=ref.max_items,
+                        max_corrupt_fraction=ref.max_corrupt_fraction)
 
 
 def proxy_batch(data: Any, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:

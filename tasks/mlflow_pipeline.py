@@ -51,7 +51,7 @@ def register_pipeline_run(*, run_dir: Path, config: Any, winner: Mapping[str, An
     parent = start_parent_run(uri, EXPERIMENT, config.resolved_run_name(), _flatten(config.model_dump(mode="json")),
                               {CONFIG_TAG: config.fingerprint(), "dataset": config.data.kind})
     _log_search_progress(uri, parent, run_dir / "07_search.parquet")
-    log_artifacts(uri, parent, [*steps, run_dir / "config.json"], artifact_path="steps")
+    log_artifacts(uri, parent, [*steps, run_dir / "config.json", run_dir / "data.json"], artifact_path="steps")
     log_artifacts(uri, parent, [run_dir / "plots"])
     _log_finalists(uri, parent, run_dir / "08_training.parquet")
     data = _dataset(config)

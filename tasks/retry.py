@@ -3,10 +3,13 @@
 A deterministic failure (an invalid spec, out of memory on that architecture, a bug) fails the
 same way every time, so retrying it only wastes the budget; it is recorded instead. I/O hiccups,
 connection resets, timeouts, rate limits and server errors of the LLM endpoint are retried.
+A missing file, a permission refused, a path of the wrong kind and a full disk are `OSError`s
+too, but no second try mends them: they fail at once.
 """
 
 from __future__ import annotations
 
+import errno
 from typing import Any
 
 from nas_lib.evaluation import TRANSIENT_ERRORS
@@ -18,11 +21,22 @@ def _llm_transient() -> tuple[type[BaseException], ...]:
     return (openai.APIConnectionError, openai.APITimeoutError, openai.RateLimitError, openai.InternalServerError)
 
 
+# OSErrors that say something about the machine or the input, not about this moment.
+PERMANENT_OS_ERRORS: tuple[type[OSError], ...] = (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)
+PERMANENT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.ENAMETOOLONG})
+
+
+def is_permanent_os_error(err: BaseException) -> bool:
+    """True for an `OSError` a retry cannot mend: missing path, no permission, wrong kind of
+    path, full disk or quota, read-only file system."""
+    return isinstance(err, PERMANENT_OS_ERRORS) or (isinstance(err, OSError) and err.errno in PERMANENT_ERRNOS)
+
+
 def is_transient(err: BaseException | None) -> bool:
-    """True for faults that may pass on a second try (never for an OOM)."""
+    """True for faults that may pass on a second try (never for an OOM or a permanent `OSError`)."""
     if err is None:
         return False
-    if "out of memory" in str(err).lower():
+    if "out of memory" in str(err).lower() or is_permanent_os_error(err):
         return False
     return isinstance(err, TRANSIENT_ERRORS + _llm_transient())
 

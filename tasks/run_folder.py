@@ -6,6 +6,7 @@ Layout of ``<runs_root>/<run name>/``::
     steps.json                 the ledger: which steps finished, for which config
     <step>.parquet             one file per `Step` (``01_knowledge.parquet`` ... ``09_registry.parquet``)
     space.json                 the space after each pruning layer (JSON form, see `tasks.spaces`)
+    data.json                  the loaded dataset: sizes, classes, fingerprint, corrupt images skipped
     07_search_state.json       the search strategy's state between generations
     finalists/<arch_id>.json   a trained finalist's row (plus ``.pt`` weights, ``.roc.json`` curves)
     knowledge/                 papers extracted into a knowledge table (``knowledge.documents``)
@@ -80,6 +81,10 @@ class RunFolder:
     @property
     def space_file(self) -> Path:
         return self.root / "space.json"
+
+    @property
+    def data_file(self) -> Path:
+        return self.root / "data.json"
 
     @property
     def search_state_file(self) -> Path:
@@ -219,6 +224,15 @@ class RunFolder:
         spaces = self.spaces()
         last = next((n for n in reversed(names[: names.index(layer)]) if n in spaces), None)
         return spaces[last] if last else base_space_dict(self.config().space)
+
+    # -- data ----------------------------------------------------------------------------------------
+    def save_data_record(self, data: Any, shown: int = 50) -> dict[str, Any]:
+        """Records the loaded dataset (`ImageDataset.summary` plus the count and the first `shown`
+        of the image files skipped as corrupt); returns the record."""
+        skipped = list(getattr(data, "skipped", ()))
+        record = {**data.summary(), "skipped_count": len(skipped), "skipped": [{"file": f, "reason": r} for f, r in skipped[:shown]]}
+        atomic_write_json(self.data_file, record)
+        return record
 
     # -- search state and finalists ----------------------------------------------------------------
     def search_state(self) -> dict[str, Any] | None:

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from pydantic import ValidationError
 from typer.testing import CliRunner
 
 from ehnas.cli import app
-from tasks.config import PipelineConfig, describe_fields, load_config, parse_overrides
+from tasks.config import ConfigError, PipelineConfig, describe_fields, load_config, parse_overrides
 
 
 def test_overrides_nest_and_parse_yaml_scalars():
@@ -27,7 +26,7 @@ def test_yaml_then_overrides(tmp_path):
 @pytest.mark.parametrize("override, field", [("device=gpu", "device"), ("search.generation=3", "generation"),
                                              ("training.epochs=0", "epochs"), ("data.kind=mnist", "kind")])
 def test_invalid_values_name_the_field(override, field):
-    with pytest.raises(ValidationError, match=field):
+    with pytest.raises(ConfigError, match=field):
         load_config(None, [override])
 
 

@@ -221,3 +221,21 @@ def test_library_loggers_reach_prefect_from_the_command_line():
     env = {k: v for k, v in __import__("os").environ.items() if k != "PREFECT_LOGGING_EXTRA_LOGGERS"}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120, check=True).stdout
     assert "APILogHandler" in out
+
+
+def test_skipped_corrupt_images_are_recorded_and_reported(tmp_path):
+    from PIL import Image
+
+    from nas_lib.data.datasets import load_dataset
+    from nas_lib.report import summary_markdown
+
+    for label in ("a", "b"):
+        (tmp_path / "img" / label).mkdir(parents=True)
+        for i in range(60):
+            Image.new("RGB", (8, 8), (i, 4 * i % 255, 0)).save(tmp_path / "img" / label / f"{i}.png")
+    (tmp_path / "img" / "a" / "broken.png").write_bytes(b"\x89PNG not really")
+    data = load_dataset("image_folder", tmp_path / "img", image_size=8, max_corrupt_fraction=0.05)
+    run = RunFolder.create(load_config(None, [f"runs_root={tmp_path}", "run_name=r"]))
+    record = run.save_data_record(data)
+    assert record["skipped_count"] == 1 and record["skipped"][0]["file"].endswith("broken.png")
+    assert "1 corrupt image files skipped" in summary_markdown(run.root)

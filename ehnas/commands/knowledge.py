@@ -1,12 +1,18 @@
-"""`ehnas knowledge add|list|show`: build and inspect the knowledge base extracted from papers."""
+"""`ehnas knowledge add|list|show`: build and inspect the knowledge base extracted from papers.
+
+`add` exits with `ExitCode.DATA` when a path is missing or unreadable, when no PDF is found, or
+when every document failed; a bad option is a usage error (2).
+"""
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import typer
 
+from ehnas.exit_codes import CliError, ExitCode
 from nas_lib.knowledge import EXTRACTORS, ExtractionLimits, add_documents, read_rows, summarize_documents
 from nas_lib.knowledge.analysis import Analysis
 from nas_lib.knowledge.store import SYNTHESIS_ID, render_analysis
@@ -46,12 +52,12 @@ def add(
     """Analyse new papers (a file already analysed, by sha256, is skipped)."""
     if provider not in {"auto", *EXTRACTORS.names()}:
         raise typer.BadParameter(f"unknown provider {provider!r}; choose auto, {', '.join(EXTRACTORS.names())}", param_hint="--provider")
+    check_inputs(paths)
     limits = ExtractionLimits(max_pages=max_pages, max_chars=max_chars, chunk_chars=chunk_chars, max_seconds=max_seconds)
     extractor = make_extractor(provider, model, base_url, llm_timeout)
     outcomes = add_documents(paths, out, extractor, limits)
     if not outcomes:
-        typer.echo("no input files found", err=True)
-        raise typer.Exit(1)
+        raise CliError(f"no PDF files under {', '.join(map(str, paths))}", ExitCode.DATA)
     for o in outcomes:
         detail = f"{o.chunks} chunks" + (f", {o.fallbacks} offline fallbacks" if o.fallbacks else "") if o.status == "added" else (o.error or "already analysed")
         typer.echo(f"{o.status:8s} {o.path}: {detail}")
@@ -59,6 +65,17 @@ def add(
     if usage is not None:
         typer.echo(f"LLM usage: {usage.calls} calls, {usage.prompt_tokens} prompt + {usage.completion_tokens} completion tokens")
     typer.echo(f"wrote {out / 'knowledge.parquet'} and {out / 'tips.md'}")
+    if all(o.status == "failed" for o in outcomes):
+        raise CliError(f"every document failed ({len(outcomes)}); see the lines above", ExitCode.DATA)
+
+
+def check_inputs(paths: list[Path]) -> None:
+    """Every given path exists and is readable (said before any paper is analysed)."""
+    missing = [str(p) for p in paths if not p.exists()]
+    unreadable = [str(p) for p in paths if p.exists() and not os.access(p, os.R_OK)]
+    if missing or unreadable:
+        parts = ([f"not found: {', '.join(missing)}"] if missing else []) + ([f"not readable: {', '.join(unreadable)}"] if unreadable else [])
+        raise CliError("; ".join(parts), ExitCode.DATA)
 
 
 @app.command("list")

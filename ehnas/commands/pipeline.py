@@ -1,46 +1,112 @@
-"""`ehnas run`, `ehnas resume <run>`, `ehnas report <run>`: the pipeline from the command line."""
+"""`ehnas run`, `ehnas resume <run>`, `ehnas report <run>`: the pipeline from the command line.
+
+The config, the names in it, the data and the MLflow URI are checked before Prefect starts
+(`ehnas.preflight`); every expected failure exits with its `ExitCode` and one boxed message.
+"""
 
 from __future__ import annotations
 
 import os
 import time
+from enum import Enum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
-from tasks.config import describe_fields
+from ehnas.exit_codes import CliError, ExitCode
+from tasks.config import ConfigError, describe_fields
+from nas_lib.steps import Step
 
 RUN_HELP = (
     "Run the architecture search pipeline (Prefect flow; local ephemeral Prefect and MLflow when no "
     "server is configured). With no options: embedded knowledge, offline pruning, scikit-learn digits.\n\n"
     "Config fields (YAML keys / --set dotted.key=value), with defaults:\n\n"
     + "\n\n".join(describe_fields())
+    + "\n\nExit codes: " + ", ".join(f"{int(c)} {c.name.lower()}" for c in ExitCode) + " (docs/pipeline.md)."
 )
+REDO_HELP = "Rerun this step and every later one."
+# The step names as a choice: a typo is a usage error listing them (it used to be free text).
+RedoStep = Enum("RedoStep", {str(step): str(step) for step in Step}, type=str)  # type: ignore[misc]
 
 
-def _execute(config: object, redo: Optional[str]) -> None:
+def _execute(config: Any, redo: Optional[RedoStep]) -> None:
+    from ehnas.preflight import preflight
     from flows.pipeline import nas_pipeline, prefect_settings
-    from nas_lib.steps import Step
     from tasks.context import plan_devices
-    from tasks.run_folder import RunFolder
 
     try:
         plan_devices(config.device)  # said before Prefect starts (the flow checks again where it runs)
     except ValueError as err:
-        raise typer.BadParameter(str(err), param_hint="device") from None
+        raise CliError(f"device: {err}", ExitCode.USAGE) from None
+    preflight(config)
     start = time.perf_counter()
-    with prefect_settings(home=".prefect" if "PREFECT_API_URL" not in os.environ else None):
-        result = nas_pipeline(config=config, redo=redo)
+    try:
+        with prefect_settings(home=".prefect" if "PREFECT_API_URL" not in os.environ else None):
+            result = nas_pipeline(config=config, redo=redo.value if redo else None)
+    except Exception as err:  # noqa: BLE001 - every failure inside the run becomes its exit code
+        raise run_failure(config, err) from err
     run_dir = Path(result["run_dir"])
     typer.echo(f"\nrun folder: {run_dir.resolve()}  ({time.perf_counter() - start:.1f} s; steps run now: {', '.join(result['ran']) or 'none'})")
-    registry = RunFolder(run_dir).step_file(Step.REGISTRY)
-    if registry.exists():
-        from nas_lib.artifacts import read_table
+    check_registration(run_dir, config.registry.enabled)
 
-        row = read_table(registry).iloc[0].to_dict()
-        where = f"{row['model_name']} v{row['version']} @{row['alias']} at {row['tracking_uri']}" if row["state"] == "ok" else row["note"]
-        typer.echo(f"registered model: {where}")
+
+def run_failure(config: Any, err: Exception) -> CliError:
+    """The `CliError` for an exception out of the flow: data (3), registration (4) or a step (5)."""
+    from nas_lib.data.datasets import DatasetError
+
+    step = failed_step(config.run_dir())
+    text = f"{type(err).__name__}: {err}"
+    resume = f"; after fixing it, `ehnas resume {config.resolved_run_name()}` continues from there"
+    if isinstance(err, DatasetError):
+        return CliError(f"data ({config.data.kind}, {config.data.path}), in step {step}: {err}", ExitCode.DATA)
+    if step == "09_registry":
+        return CliError(f"registration failed: {text}{resume}", ExitCode.REGISTRY)
+    return CliError(f"run failed in step {step or '(before the first step)'}: {text}{resume}", ExitCode.RUN_FAILED)
+
+
+def failed_step(run_dir: Path) -> Optional[str]:
+    """The first step the run folder's ledger does not mark finished (None without a ledger)."""
+    from nas_lib.steps import Step
+    from tasks.run_folder import RunFolder
+
+    run = RunFolder(run_dir)
+    if not run.config_file.exists():
+        return None
+    try:
+        return next((str(s) for s in Step if not run.done(s)), None)
+    except (OSError, ValueError):  # a damaged config cannot name the step
+        return None
+
+
+def check_registration(run_dir: Path, enabled: bool) -> None:
+    """Prints the registered model; a registration that did not happen exits non-zero."""
+    from nas_lib.artifacts import read_table
+    from nas_lib.steps import Step
+    from tasks.run_folder import RunFolder
+
+    registry = RunFolder(run_dir).step_file(Step.REGISTRY)
+    if not registry.exists():
+        raise CliError(f"no registration record at {registry}", ExitCode.RUN_FAILED)
+    row = read_table(registry).iloc[0].to_dict()
+    if row["state"] == "ok":
+        typer.echo(f"registered model: {row['model_name']} v{row['version']} @{row['alias']} at {row['tracking_uri']}")
+    elif row["state"] == "skipped" and not enabled:
+        typer.echo(f"registered model: none ({row['note']})")
+    elif not isinstance(row.get("arch_id"), str) or not row["arch_id"]:  # null reads back as None or NaN
+        raise CliError(f"nothing to register: {row['note']}", ExitCode.RUN_FAILED)
+    else:
+        raise CliError(f"registration {row['state']}: {row['note']}", ExitCode.REGISTRY)
+
+
+def load_run_config(config: Optional[Path], overrides: list[str]) -> Any:
+    """The config of `ehnas run`; a bad file, key or value is a usage error naming the field."""
+    from tasks.config import load_config
+
+    try:
+        return load_config(config, overrides)
+    except ConfigError as err:
+        raise CliError(f"config: {err}", ExitCode.USAGE) from None
 
 
 def run_folder(run: str, runs_root: Path) -> Path:
@@ -69,19 +135,17 @@ def register(app: typer.Typer) -> None:
         config: Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML file of config fields.")] = None,
         set_: Annotated[list[str], typer.Option("--set", "-s", help="Override a field: dotted.key=value (repeatable).")] = [],  # noqa: B006
         run_name: Annotated[Optional[str], typer.Option("--run-name", help="Shortcut for --set run_name=NAME.")] = None,
-        redo: Annotated[Optional[str], typer.Option("--redo", help="Rerun this step (e.g. 06_evaluations) and every later one.")] = None,
+        redo: Annotated[Optional[RedoStep], typer.Option("--redo", help=REDO_HELP)] = None,
     ) -> None:
-        from tasks.config import load_config
-
         overrides = list(set_) + ([f"run_name={run_name}"] if run_name else [])
-        cfg = load_config(config, overrides)
+        cfg = load_run_config(config, overrides)
         _execute(cfg, redo)
 
     @app.command("resume", help="Resume a run from its folder: finished steps and stored evaluations are reused.")
     def resume(
         run: Annotated[str, typer.Argument(help="Run name (under --runs-root) or a run folder path.")],
         runs_root: Annotated[Path, typer.Option("--runs-root", help="Folder holding run folders.")] = Path("runs"),
-        redo: Annotated[Optional[str], typer.Option("--redo", help="Rerun this step (e.g. 06_evaluations) and every later one.")] = None,
+        redo: Annotated[Optional[RedoStep], typer.Option("--redo", help=REDO_HELP)] = None,
     ) -> None:
         from tasks.run_folder import RunFolder
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -56,6 +56,8 @@ class RawImages:
     y: np.ndarray
     class_names: tuple[str, ...]
     split: np.ndarray | None = None  # per row TRAIN, VAL or TEST; None = every row is TRAIN
+    skipped: tuple[tuple[str, str], ...] = ()  # (file, reason) of each image that failed to decode
+    files_total: int = 0  # files the source listed, decoded or not (0: the source reads no image files)
 
 
 TRAIN, VAL, TEST = 0, 1, 2
@@ -92,6 +94,8 @@ class ImageDataset:
         test_x, test_y: the source's test part (normalised like the rest), or None when the
             source has none. It never takes part in training or validation, nor in the
             fingerprint (so adding test files does not change a run's identity).
+        skipped: ``(path, reason)`` of every image file that failed to decode and was left
+            out (image_folder and csv sources, up to ``max_corrupt_fraction`` of the files).
     """
 
     name: str
@@ -107,6 +111,7 @@ class ImageDataset:
     std: tuple[float, ...] = ()
     test_x: Tensor | None = None
     test_y: Tensor | None = None
+    skipped: tuple[tuple[str, str], ...] = ()
 
     def normalize(self, images: Tensor) -> Tensor:
         """Prepares new images for the trained model: float N x C x H x W in [0, 1] (uint8 is
@@ -145,6 +150,7 @@ def load_dataset(
     val_fraction: float = 0.2,
     seed: int = 0,
     max_items: int | None = None,
+    max_corrupt_fraction: float = 0.01,
 ) -> ImageDataset:
     """Loads a registered dataset source and splits it into train and validation tensors.
 
@@ -158,6 +164,8 @@ def load_dataset(
         seed: seeds the subsample and the split, so the same arguments give the same split.
         max_items: keep at most this many images (a stratified seeded subsample) before
             splitting, and at most this many of the test part; None keeps all.
+        max_corrupt_fraction: share of a source's image files that may fail to decode; they
+            are left out and listed in ``ImageDataset.skipped``. Above it loading stops.
 
     Returns:
         The `ImageDataset`.
@@ -165,7 +173,8 @@ def load_dataset(
     Raises:
         KeyError: unknown ``kind`` (the message lists the known ones).
         FileNotFoundError: ``path`` (or a file it lists) does not exist.
-        DatasetError: malformed content (bad CSV columns, unreadable image, too few images).
+        DatasetError: malformed content (bad CSV columns, too many unreadable images, fewer
+            than two classes, too few images).
         ValueError: an option is out of range.
     """
     if not 0.0 < val_fraction < 1.0:
@@ -174,8 +183,11 @@ def load_dataset(
         raise ValueError(f"image_size must be positive, got {image_size}")
     if max_items is not None and max_items < 2:
         raise ValueError(f"max_items must be at least 2, got {max_items}")
+    if not 0.0 <= max_corrupt_fraction <= 1.0:
+        raise ValueError(f"max_corrupt_fraction must lie in [0, 1], got {max_corrupt_fraction}")
     loader = DATASETS.get(kind)
     raw = loader(Path(path).expanduser() if path is not None else None, image_size)
+    check_corrupt(raw, max_corrupt_fraction, kind)
     rng = np.random.default_rng(seed)
     split = raw.split if raw.split is not None else np.zeros(len(raw.y), dtype=np.int8)
     if (split == TEST).any():
@@ -194,8 +206,10 @@ def load_dataset(
             raise DatasetError(f"dataset {kind!r}: every non-test row is marked val; nothing is left to train on")
     else:
         train_idx, val_idx = stratified_split(pool.y, val_fraction, rng)
+    check_classes(pool.y[train_idx], pool.y[val_idx], pool.class_names, kind)
     options = {"kind": kind, "image_size": image_size, "val_fraction": val_fraction, "seed": seed, "max_items": max_items}
-    return _assemble(kind, pool, train_idx, val_idx, options, test if len(test.y) else None)
+    data = _assemble(kind, pool, train_idx, val_idx, options, test if len(test.y) else None)
+    return replace(data, skipped=raw.skipped) if raw.skipped else data
 
 
 def _subset(raw: RawImages, rows: np.ndarray) -> RawImages:
@@ -309,6 +323,28 @@ def check_labels(y: np.ndarray, n_images: int, source: Path) -> None:
         raise DatasetError(f"{source}: {n_images} images but {len(y)} labels")
     if len(np.unique(y)) < 2:
         raise DatasetError(f"{source}: every label is the same; a classifier needs two classes at least")
+
+
+def check_corrupt(raw: RawImages, max_fraction: float, kind: str) -> None:
+    """Stops when more than ``max_fraction`` of the source's image files failed to decode; the
+    message names the count and a few of the files."""
+    if not raw.skipped:
+        return
+    total = raw.files_total or len(raw.y) + len(raw.skipped)
+    if len(raw.skipped) > max_fraction * total:
+        shown = "; ".join(f"{p} ({why})" for p, why in raw.skipped[:3])
+        raise DatasetError(f"dataset {kind!r}: {len(raw.skipped)} of {total} image files cannot be decoded, more than "
+                           f"data.max_corrupt_fraction={max_fraction} allows; e.g. {shown}")
+
+
+def check_classes(train_y: np.ndarray, val_y: np.ndarray, class_names: Sequence[str], kind: str) -> None:
+    """A classifier needs two classes at least on both sides of the split (one class trains to
+    a perfect, meaningless validation accuracy)."""
+    for part, y in (("training", train_y), ("validation", val_y)):
+        present = sorted({class_names[i] if i < len(class_names) else str(i) for i in np.unique(y).tolist()})
+        if len(present) < 2:
+            raise DatasetError(f"dataset {kind!r}: the {part} split holds {len(present)} class(es) {present}; "
+                               "a classifier needs two classes at least, each with two images or more")
 
 
 # every source module registers itself on import

@@ -124,39 +124,71 @@ def _unpickle(file: Path) -> dict:
     return obj
 
 
-def _read_images(files: Sequence[Path], size: int) -> np.ndarray:
-    """Reads image files as RGB, resized to ``size x size``; names the file that fails."""
+def decode_images(files: Sequence[Path], size: int) -> tuple[np.ndarray, np.ndarray, tuple[tuple[str, str], ...]]:
+    """Reads image files as RGB, resized to ``size x size``, skipping those that fail to decode.
+
+    Returns:
+        The decoded images (float32 K x 3 x size x size), the indices of their files in
+        ``files``, and ``(path, reason)`` for every file that could not be decoded.
+
+    Raises:
+        FileNotFoundError: a file is missing (a wrong list, not a damaged image).
+    """
     from PIL import Image, UnidentifiedImageError
 
     out = np.empty((len(files), 3, size, size), dtype=np.float32)
+    kept: list[int] = []
+    skipped: list[tuple[str, str]] = []
     for i, file in enumerate(files):
         try:
             with Image.open(file) as img:
                 rgb = img.convert("RGB").resize((size, size), Image.Resampling.BILINEAR)
         except FileNotFoundError:
             raise
-        except (UnidentifiedImageError, OSError, ValueError) as err:
-            raise DatasetError(f"cannot read image {file}: {err}") from err
-        out[i] = np.asarray(rgb, dtype=np.float32).transpose(2, 0, 1) / 255.0
-    return out
+        except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as err:  # PIL raises SyntaxError for some broken headers
+            skipped.append((str(file), f"{type(err).__name__}: {err}"))
+            continue
+        out[len(kept)] = np.asarray(rgb, dtype=np.float32).transpose(2, 0, 1) / 255.0
+        kept.append(i)
+    return out[: len(kept)], np.asarray(kept, dtype=np.int64), tuple(skipped)
 
 
-@DATASETS.register("image_folder")
-def _load_image_folder(path: Path | None, image_size: int | None) -> RawImages:
-    """``root/<class>/<image>``; classes are the sub-folder names in sorted order."""
-    root = _require(path, "image_folder", "the image folder")
+def _read_images(files: Sequence[Path], size: int) -> np.ndarray:
+    """Like `decode_images`, but the first file that fails to decode is an error naming it."""
+    x, _, skipped = decode_images(files, size)
+    if skipped:
+        raise DatasetError(f"cannot read image {skipped[0][0]}: {skipped[0][1]}")
+    return x
+
+
+def list_image_folder(root: Path) -> tuple[list[Path], list[int], tuple[str, ...]]:
+    """The image files of ``root/<class>/<image>``, their labels and the sorted class names."""
     if not root.is_dir():
         raise DatasetError(f"{root} is not a folder")
     classes = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
-    files, labels = [], []
+    files: list[Path] = []
+    labels: list[int] = []
     for label, name in enumerate(classes):
         found = sorted(f for f in (root / name).iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
         files += found
         labels += [label] * len(found)
     if not files:
         raise DatasetError(f"{root}: no images ({'/'.join(IMAGE_SUFFIXES)}) in class sub-folders {classes or '(none)'}")
-    x = _read_images(files, image_size or DEFAULT_FOLDER_SIZE)
-    return RawImages(x, np.asarray(labels, dtype=np.int64), tuple(classes))
+    return files, labels, tuple(classes)
+
+
+def _decoded(files: list[Path], labels: np.ndarray, names: tuple[str, ...], split: np.ndarray | None, size: int) -> RawImages:
+    """The files that decode, with their labels and split; the others listed as skipped."""
+    x, kept, skipped = decode_images(files, size)
+    return RawImages(x, labels[kept], names, None if split is None else split[kept], skipped, len(files))
+
+
+@DATASETS.register("image_folder")
+def _load_image_folder(path: Path | None, image_size: int | None) -> RawImages:
+    """``root/<class>/<image>``; classes are the sub-folder names in sorted order."""
+    root = _require(path, "image_folder", "the image folder")
+    files, labels, classes = list_image_folder(root)
+    return _decoded(files, np.asarray(labels, dtype=np.int64), classes, None, image_size or DEFAULT_FOLDER_SIZE)
 
 
 @DATASETS.register("csv")
@@ -164,6 +196,13 @@ def _load_csv(path: Path | None, image_size: int | None) -> RawImages:
     """A CSV with ``path,label`` columns and an optional ``split`` column (train/val/test);
     integer labels sort numerically, others by name."""
     table = _require(path, "csv", "the CSV file")
+    files, labels, names, split = read_csv_list(table)
+    return _decoded(files, labels, names, split, image_size or DEFAULT_FOLDER_SIZE)
+
+
+def read_csv_list(table: Path) -> tuple[list[Path], np.ndarray, tuple[str, ...], np.ndarray | None]:
+    """The image files a ``path,label[,split]`` CSV lists (each checked to exist), their labels,
+    the class names and the split codes (None without a ``split`` column)."""
     with table.open(newline="", encoding="utf-8") as fh:
         reader = csv.DictReader(fh)
         columns = [c.strip() for c in reader.fieldnames or []]
@@ -184,5 +223,4 @@ def _load_csv(path: Path | None, image_size: int | None) -> RawImages:
     index = {name: i for i, name in enumerate(names)}
     labels = np.asarray([index[r["label"]] for r in rows], dtype=np.int64)
     split = parse_split([r["split"] or "train" for r in rows], table) if "split" in columns else None
-    return RawImages(_read_images(files, image_size or DEFAULT_FOLDER_SIZE), labels, tuple(names), split)
-
+    return files, labels, tuple(names), split
