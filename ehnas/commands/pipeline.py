@@ -19,7 +19,9 @@ RUN_HELP = (
 )
 
 
-def _execute(config: object, redo: Optional[str]) -> None:
+def _execute(config: object, redo: Optional[str], wait: bool = False) -> None:
+    from ehnas.prefect_server import local_prefect
+    from ehnas.runlock import cli_run_lock
     from flows.pipeline import nas_pipeline, prefect_settings
     from tasks.context import plan_devices, step_path
 
@@ -28,7 +30,8 @@ def _execute(config: object, redo: Optional[str]) -> None:
     except ValueError as err:
         raise typer.BadParameter(str(err), param_hint="device") from None
     start = time.perf_counter()
-    with prefect_settings(home=".prefect" if "PREFECT_API_URL" not in os.environ else None):
+    # one writer per run name (before Prefect starts); a Prefect server that dies with this process
+    with cli_run_lock(config.run_dir(), wait), prefect_settings(home=".prefect" if "PREFECT_API_URL" not in os.environ else None), local_prefect():
         result = nas_pipeline(config=config, redo=redo)
     run_dir = Path(result["run_dir"])
     typer.echo(f"\nrun folder: {run_dir.resolve()}  ({time.perf_counter() - start:.1f} s; steps run now: {', '.join(result['ran']) or 'none'})")
@@ -58,24 +61,26 @@ def register(app: typer.Typer) -> None:
         set_: Annotated[list[str], typer.Option("--set", "-s", help="Override a field: dotted.key=value (repeatable).")] = [],  # noqa: B006
         run_name: Annotated[Optional[str], typer.Option("--run-name", help="Shortcut for --set run_name=NAME.")] = None,
         redo: Annotated[Optional[str], typer.Option("--redo", help="Rerun this step (e.g. 06_evaluations) and every later one.")] = None,
+        wait: Annotated[bool, typer.Option("--wait", help="If this run is already running, wait for it instead of failing.")] = False,
     ) -> None:
         from tasks.config import load_config
 
         overrides = list(set_) + ([f"run_name={run_name}"] if run_name else [])
         cfg = load_config(config, overrides)
-        _execute(cfg, redo)
+        _execute(cfg, redo, wait)
 
     @app.command("resume", help="Resume a run from its folder: finished steps and stored evaluations are reused.")
     def resume(
         run: Annotated[str, typer.Argument(help="Run name (under --runs-root) or a run folder path.")],
         runs_root: Annotated[Path, typer.Option("--runs-root", help="Folder holding run folders.")] = Path("runs"),
         redo: Annotated[Optional[str], typer.Option("--redo", help="Rerun this step (e.g. 06_evaluations) and every later one.")] = None,
+        wait: Annotated[bool, typer.Option("--wait", help="If this run is already running, wait for it instead of failing.")] = False,
     ) -> None:
         from tasks.context import load_config as load_run_config
 
         folder = run_folder(run, runs_root)
         cfg = load_run_config(folder).model_copy(update={"runs_root": str(folder.parent), "run_name": folder.name})
-        _execute(cfg, redo)
+        _execute(cfg, redo, wait)
 
     @app.command("report", help="Print a run's summary from its Parquet files and write search-progress and Pareto plots.")
     def report(
