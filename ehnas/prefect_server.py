@@ -166,8 +166,16 @@ def crash_orphaned_runs() -> list[str]:
         The names of the flow runs that were set CRASHED.
     """
     from prefect import get_client
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType, FlowRunFilterTags
-    from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterState, TaskRunFilterStateType, TaskRunFilterTags
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+        FlowRunFilterTags,
+        TaskRunFilter,
+        TaskRunFilterState,
+        TaskRunFilterStateType,
+        TaskRunFilterTags,
+    )
     from prefect.client.schemas.objects import StateType
     from prefect.states import Crashed
 
@@ -209,7 +217,12 @@ def local_prefect() -> Iterator[str]:
         The API URL.
     """
     from prefect import tags
-    from prefect.settings import PREFECT_API_URL, PREFECT_HOME, get_current_settings, temporary_settings
+    from prefect.settings import (
+        PREFECT_API_URL,
+        PREFECT_HOME,
+        get_current_settings,
+        temporary_settings,
+    )
 
     with contextlib.ExitStack() as stack:
         url = get_current_settings().api.url
