@@ -91,10 +91,10 @@ def client_for(tracking_uri: str) -> MlflowClient:
             os.environ.pop(key, None)
         else:
             os.environ[key] = value
-    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
-    if tracking_uri.startswith("sqlite:///"):
-        with sqlite_schema_lock(tracking_uri):
-            client.search_experiments(max_results=1)  # opens the store: creates or migrates its tables
+    with sqlite_schema_lock(tracking_uri):  # opening a store creates or migrates its tables
+        client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+        if tracking_uri.startswith("sqlite:///"):
+            client.search_registered_models(max_results=1)  # the registry store opens lazily
     return client
 
 
