@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import json
 import os
 import signal
@@ -49,10 +50,17 @@ def _alive(pid: int, started: int) -> bool:
         return False
 
 
-def _die_with_parent() -> None:
-    """preexec hook: the kernel sends SIGKILL to this child when its parent thread ends."""
-    if sys.platform.startswith("linux"):
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+# looked up before any fork: the hook below runs in the forked child, where loading is unsafe
+_PRCTL = ctypes.CDLL(None, use_errno=True).prctl if sys.platform.startswith("linux") else None
+
+
+def _die_with_parent(parent: int) -> None:
+    """preexec hook: the kernel sends SIGKILL to this child when the thread that started it ends
+    (`temporary_server` is entered from the main thread); a parent already gone ends it now."""
+    if _PRCTL is not None:
+        _PRCTL(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent:
+            os._exit(1)
 
 
 def _records(home: Path) -> Path:
@@ -98,7 +106,7 @@ def _spawn(sock: socket.socket) -> subprocess.Popen:
     env.pop("PREFECT_API_URL", None)
     args = [sys.executable, "-m", "uvicorn", "--app-dir", str(prefect.__module_path__.parent), "--factory",
             "prefect.server.api.server:create_app", "--fd", str(sock.fileno()), "--log-level", "error", "--lifespan", "on"]
-    return subprocess.Popen(args, env=env, pass_fds=(sock.fileno(),), preexec_fn=_die_with_parent)  # noqa: PLW1509
+    return subprocess.Popen(args, env=env, pass_fds=(sock.fileno(),), preexec_fn=functools.partial(_die_with_parent, os.getpid()))  # noqa: PLW1509
 
 
 def _wait_healthy(url: str, proc: subprocess.Popen, limit_s: float) -> None:
