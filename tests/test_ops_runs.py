@@ -148,3 +148,31 @@ def test_kill_9_leaves_no_server_and_the_next_start_marks_the_run_crashed(tmp_pa
     assert states["k1"] == "CRASHED"
     assert "RUNNING" not in states.values()
     assert _server_record(home) is None  # the next start stopped its own server and removed its record
+
+
+def test_next_start_reaps_a_recorded_server_whose_parent_is_gone(tmp_path):
+    from ehnas.prefect_server import reap_orphans
+
+    records = tmp_path / "ehnas-servers"
+    records.mkdir()
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # a parent that no longer exists
+    orphan = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.readline()"], stdin=subprocess.PIPE)
+    kept = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.readline()"], stdin=subprocess.PIPE)
+    me = psutil.Process()
+
+    def record(proc: subprocess.Popen, parent: int, parent_started: int) -> None:
+        started = int(psutil.Process(proc.pid).create_time())
+        (records / f"{proc.pid}.json").write_text(json.dumps({"pid": proc.pid, "started": started, "port": 1,
+                                                              "parent_pid": parent, "parent_started": parent_started}))
+
+    record(orphan, gone.pid, 0)
+    record(kept, me.pid, int(me.create_time()))  # a live run's server stays
+    try:
+        assert reap_orphans(tmp_path) == [orphan.pid]
+        assert orphan.wait(timeout=60) == -signal.SIGKILL
+        assert kept.poll() is None and sorted(p.name for p in records.iterdir()) == [f"{kept.pid}.json"]
+    finally:
+        kept.communicate(b"\n")
+        if orphan.poll() is None:
+            orphan.kill()
