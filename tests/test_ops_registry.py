@@ -46,7 +46,7 @@ def test_two_processes_on_a_fresh_database_register_one_version(tmp_path):
     outs = [proc.communicate(timeout=600) for proc in procs]
     for proc, (out, err) in zip(procs, outs):
         assert proc.returncode == 0, err[-3000:]
-    versions = mlflow.MlflowClient(uri).search_model_versions("name = 'ehnas-race'")
+    versions = mlflow.MlflowClient(uri, registry_uri=uri).search_model_versions("name = 'ehnas-race'")
     assert len(versions) == 1
     assert [out.split("VERSION ")[1].strip() for out, _ in outs] == [str(versions[0].version)] * 2
 
