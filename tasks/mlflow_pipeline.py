@@ -71,7 +71,7 @@ def register_pipeline_run(*, run_dir: Path, config: Any, winner: Mapping[str, An
         alias=alias, tags={DATA_TAG: data_fingerprint, SCORE_TAG: repr(score)}, serving=serving_info(config, winner, space),
     )
     finish_run(uri, parent)
-    done = "reused (these weights were already registered by this config)" if out["reused"] else "registered"
+    done = "reused (these weights were already registered)" if out["reused"] else "registered"
     return {"model_uri": out["model_uri"], "version": out["version"], "alias": alias,
             "run_id": out["run_id"], "tracking_uri": uri, "run_url": _run_url(uri, parent), "state": "ok",
             "note": f"version {out['version']} {done}; {why}"}

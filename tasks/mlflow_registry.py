@@ -3,9 +3,11 @@
 Layout in MLflow: one parent run per pipeline run (found again by its run name, so a resumed
 pipeline keeps logging into the same run), one nested run per trained finalist, and one nested
 run that holds the winner's model, registered as ``<model_name>`` with alias ``champion``.
-Registration is idempotent: a version tagged with the same ``arch_id``, ``config_hash`` and
-weights digest is reused and only the alias is (re)pointed at it; retrained weights that differ
-(``ehnas resume --redo 08_training``) register a new version.
+Registration is idempotent on weights: a version tagged with the same ``arch_id`` and weights
+digest is reused, whichever run or config registered it, and only the alias is (re)pointed at
+it; retrained weights that differ (``ehnas resume --redo 08_training``) register a new version.
+Two processes that register the same weights at once both end on the older version (the newer
+duplicate is deleted). A champion run left RUNNING by a killed registration is marked KILLED.
 
 Every function takes the tracking URI explicitly; the registry URI is the same. Params and
 tags pass through `safe_params`, which drops anything that looks like a credential.
@@ -34,6 +36,12 @@ from mlflow.exceptions import MlflowException
 from torch import nn
 
 from tasks.config import default_tracking_uri  # noqa: F401 - re-exported for callers
+from tasks.mlflow_guard import (
+    end_stale_runs,
+    keep_oldest,
+    sqlite_schema_lock,
+    versions_of,
+)
 
 log = logging.getLogger(__name__)
 
@@ -73,8 +81,6 @@ def safe_params(params: Mapping[str, Any]) -> dict[str, str]:
 
 def client_for(tracking_uri: str) -> MlflowClient:
     """A client for ``tracking_uri`` (also made the fluent default, which ``log_model`` uses)."""
-    if tracking_uri.startswith("sqlite:///"):
-        Path(tracking_uri[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
     user_env = {key: os.environ.get(key) for key in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_registry_uri(tracking_uri)
@@ -85,7 +91,11 @@ def client_for(tracking_uri: str) -> MlflowClient:
             os.environ.pop(key, None)
         else:
             os.environ[key] = value
-    return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    with sqlite_schema_lock(tracking_uri):  # opening a store creates or migrates its tables
+        client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+        if tracking_uri.startswith("sqlite:///"):
+            client.search_registered_models(max_results=1)  # the registry store opens lazily
+    return client
 
 
 def _experiment_id(client: MlflowClient, tracking_uri: str, name: str) -> str:
@@ -224,12 +234,6 @@ def weights_digest(model: nn.Module) -> str:
     return digest.hexdigest()[:16]
 
 
-def _existing_version(client: MlflowClient, model_name: str, tags: Mapping[str, str]) -> Any | None:
-    query = " and ".join([f"name = '{_quote(model_name)}'", *(f"tags.{k} = '{_quote(v)}'" for k, v in tags.items())])
-    versions = client.search_model_versions(query)
-    return max(versions, key=lambda v: int(v.version)) if versions else None
-
-
 def _pip_requirements() -> list[str]:
     """Pinned runtime requirements, listed so MLflow skips its slow requirement inference.
     A model that fell back to pickling also needs the ``ehnas`` package (`nas_lib` classes)."""
@@ -268,9 +272,10 @@ def register_champion(*, tracking_uri: str, experiment: str, parent_run_id: str 
     pyfunc model of `tasks.mlflow_model.log_serving_model` (raw uint8 images in, class names
     out; exported files beside it when asked); without it, ``mlflow.pytorch.log_model``.
 
-    Idempotent: when a version of ``model_name`` tagged with this ``arch_id``, ``config_hash``
-    and weights digest (`weights_digest`) exists, nothing is logged again; the alias is
-    (re)set to that version.
+    Idempotent on weights: when a version of ``model_name`` tagged with this ``arch_id`` and
+    weights digest (`weights_digest`) exists, from whichever run or config, nothing is logged
+    again; the alias is (re)set to that version. A champion run of the same parent run left
+    RUNNING by a killed registration is marked KILLED before a new one starts.
 
     Args:
         tracking_uri: MLflow tracking (and registry) URI.
@@ -280,7 +285,8 @@ def register_champion(*, tracking_uri: str, experiment: str, parent_run_id: str 
         model: the trained network; a CPU copy in eval mode is logged.
         input_example: a float32 batch shaped like the training inputs (N x C x H x W); it
             fixes the model signature.
-        arch_id, config_hash: identify the version (model version tags).
+        arch_id: with the weights digest, identifies the version (model version tags).
+        config_hash: the config that produced it (a model version tag, not part of the identity).
         metrics: scalar metrics of the winner (non-finite ones skipped).
         params: params of the model run (secrets dropped).
         artifacts: files or folders to attach to the model run.
@@ -293,11 +299,11 @@ def register_champion(*, tracking_uri: str, experiment: str, parent_run_id: str 
         ``{"model_uri": "models:/<name>@<alias>", "version": "<n>", "run_id": ..., "reused": bool}``.
     """
     client = client_for(tracking_uri)
-    identity = {ARCH_TAG: arch_id, CONFIG_TAG: config_hash, WEIGHTS_TAG: weights_digest(model)}
-    found = _existing_version(client, model_name, identity)
-    if found is not None:
-        client.set_registered_model_alias(model_name, alias, str(found.version))
-        return {"model_uri": f"models:/{model_name}@{alias}", "version": str(found.version), "run_id": found.run_id, "reused": True}
+    identity = {ARCH_TAG: arch_id, WEIGHTS_TAG: weights_digest(model)}
+    found = versions_of(client, model_name, identity)
+    if found:
+        client.set_registered_model_alias(model_name, alias, str(found[0].version))
+        return {"model_uri": f"models:/{model_name}@{alias}", "version": str(found[0].version), "run_id": found[0].run_id, "reused": True}
     run_id = _model_run(client, tracking_uri, experiment, parent_run_id, arch_id, config_hash)
     try:
         _log_new_params(client, run_id, params)
@@ -309,13 +315,16 @@ def register_champion(*, tracking_uri: str, experiment: str, parent_run_id: str 
             model_uri = log_serving_model(run_id, model, serving, _pip_requirements())
         else:
             model_uri = _log_pytorch_model(run_id, model, input_example)
-        version = mlflow.register_model(model_uri, model_name, tags={**(tags or {}), **identity})
-        client.set_registered_model_alias(model_name, alias, str(version.version))
+        registered = mlflow.register_model(model_uri, model_name, tags={**(tags or {}), CONFIG_TAG: config_hash, **identity})
+        version = keep_oldest(client, model_name, identity, str(registered.version))
+        client.set_registered_model_alias(model_name, alias, version)
     except BaseException:
         client.set_terminated(run_id, status="FAILED")  # a retry starts a fresh run; this one says why it stopped
         raise
     client.set_terminated(run_id)
-    return {"model_uri": f"models:/{model_name}@{alias}", "version": str(version.version), "run_id": run_id, "reused": False}
+    if version != str(registered.version):  # another process registered these weights first
+        run_id = client.get_model_version(model_name, version).run_id
+    return {"model_uri": f"models:/{model_name}@{alias}", "version": version, "run_id": run_id, "reused": version != str(registered.version)}
 
 
 def _model_run(client: MlflowClient, tracking_uri: str, experiment: str, parent_run_id: str | None, arch_id: str, config_hash: str) -> str:
@@ -327,6 +336,7 @@ def _model_run(client: MlflowClient, tracking_uri: str, experiment: str, parent_
     tags = {ARCH_TAG: arch_id, CONFIG_TAG: config_hash, "ehnas.kind": "champion"}
     if parent_run_id:
         tags[PARENT_TAG] = parent_run_id
+        end_stale_runs(client, experiment_id, {PARENT_TAG: parent_run_id, "ehnas.kind": "champion"})
     return client.create_run(experiment_id, run_name=f"champion-{arch_id}", tags=tags).info.run_id
 
 

@@ -30,8 +30,10 @@ REDO_HELP = "Rerun this step and every later one."
 RedoStep = Enum("RedoStep", {str(step): str(step) for step in Step}, type=str)  # type: ignore[misc]
 
 
-def _execute(config: Any, redo: Optional[RedoStep]) -> None:
+def _execute(config: Any, redo: Optional[RedoStep], wait: bool = False) -> None:
+    from ehnas.prefect_server import local_prefect
     from ehnas.preflight import preflight
+    from ehnas.runlock import cli_run_lock
     from flows.pipeline import nas_pipeline, prefect_settings
     from tasks.context import plan_devices
 
@@ -41,11 +43,13 @@ def _execute(config: Any, redo: Optional[RedoStep]) -> None:
         raise CliError(f"device: {err}", ExitCode.USAGE) from None
     preflight(config)
     start = time.perf_counter()
-    try:
-        with prefect_settings(home=".prefect" if "PREFECT_API_URL" not in os.environ else None):
-            result = nas_pipeline(config=config, redo=redo.value if redo else None)
-    except Exception as err:  # noqa: BLE001 - every failure inside the run becomes its exit code
-        raise run_failure(config, err) from err
+    # one writer per run name (before Prefect starts); a Prefect server that dies with this process
+    with cli_run_lock(config.run_dir(), wait):
+        try:
+            with prefect_settings(home=".prefect" if "PREFECT_API_URL" not in os.environ else None), local_prefect():
+                result = nas_pipeline(config=config, redo=redo.value if redo else None)
+        except Exception as err:  # noqa: BLE001 - every failure inside the run becomes its exit code
+            raise run_failure(config, err) from err
     run_dir = Path(result["run_dir"])
     typer.echo(f"\nrun folder: {run_dir.resolve()}  ({time.perf_counter() - start:.1f} s; steps run now: {', '.join(result['ran']) or 'none'})")
     check_registration(run_dir, config.registry.enabled)
@@ -136,22 +140,24 @@ def register(app: typer.Typer) -> None:
         set_: Annotated[list[str], typer.Option("--set", "-s", help="Override a field: dotted.key=value (repeatable).")] = [],  # noqa: B006
         run_name: Annotated[Optional[str], typer.Option("--run-name", help="Shortcut for --set run_name=NAME.")] = None,
         redo: Annotated[Optional[RedoStep], typer.Option("--redo", help=REDO_HELP)] = None,
+        wait: Annotated[bool, typer.Option("--wait", help="If this run is already running, wait for it instead of failing.")] = False,
     ) -> None:
         overrides = list(set_) + ([f"run_name={run_name}"] if run_name else [])
         cfg = load_run_config(config, overrides)
-        _execute(cfg, redo)
+        _execute(cfg, redo, wait)
 
     @app.command("resume", help="Resume a run from its folder: finished steps and stored evaluations are reused.")
     def resume(
         run: Annotated[str, typer.Argument(help="Run name (under --runs-root) or a run folder path.")],
         runs_root: Annotated[Path, typer.Option("--runs-root", help="Folder holding run folders.")] = Path("runs"),
         redo: Annotated[Optional[RedoStep], typer.Option("--redo", help=REDO_HELP)] = None,
+        wait: Annotated[bool, typer.Option("--wait", help="If this run is already running, wait for it instead of failing.")] = False,
     ) -> None:
         from tasks.run_folder import RunFolder
 
         folder = run_folder(run, runs_root)
         cfg = RunFolder(folder).config().model_copy(update={"runs_root": str(folder.parent), "run_name": folder.name})
-        _execute(cfg, redo)
+        _execute(cfg, redo, wait)
 
     @app.command("report", help="Print a run's summary from its Parquet files and write search-progress and Pareto plots.")
     def report(
