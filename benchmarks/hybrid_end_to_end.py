@@ -28,8 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from flows.pipeline import nas_pipeline, prefect_settings  # noqa: E402
 from nas_lib.bench.train import build_space, load_protocol_data, load_table, read_protocol, train_architecture  # noqa: E402
-from tasks.config import load_config  # noqa: E402
 from nas_lib.steps import Step  # noqa: E402
+from tasks.config import load_config  # noqa: E402
 from tasks.run_folder import RunFolder  # noqa: E402
 from tasks.training import winner  # noqa: E402
 

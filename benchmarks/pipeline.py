@@ -167,8 +167,8 @@ def main() -> None:
 
     from prefect import flow
 
-    from tasks.config import load_config
     from flows.pipeline import nas_pipeline
+    from tasks.config import load_config
 
     @flow(name="ehnas-bench-warmup")
     def warmup() -> int:

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import functools
 import statistics
 import time
 from collections.abc import Callable
@@ -108,12 +109,12 @@ def main() -> None:
             forward_only = name in FORWARD_ONLY
             target = 1.2 if name == "nwot" else 1.5
             if forward_only:
-                base_fn = lambda: _forward(model, x)  # noqa: E731
+                base_fn = functools.partial(_forward, model, x)
             else:
-                base_fn = lambda: _forward_backward(model, x, y)  # noqa: E731
+                base_fn = functools.partial(_forward_backward, model, x, y)
             # the proxy gets the same built network (channels-last conversion included in its time)
-            run = lambda: ScoringContext(space, None, (x, y), 0, wanted={name}, model=copy.deepcopy(model)).value(proxy)  # noqa: E731
-            copy_s = statistics.median(timed(lambda: copy.deepcopy(model)) for _ in range(3))
+            run = functools.partial(_score_copy, space, (x, y), name, proxy, model)
+            copy_s = statistics.median(timed(functools.partial(copy.deepcopy, model)) for _ in range(3))
             base, prox, ratio = paired(base_fn, run, args.repeats)
             label = "forward" if forward_only else "forward+backward"
             print(f"  {name:<10} {prox - copy_s:>8.3f} {base:>7.3f} {ratio - copy_s / base:>6.2f}  {label} (<= {target})")
@@ -151,7 +152,7 @@ def breakdown(space: object, cell: str, x: torch.Tensor, y: torch.Tensor, repeat
     split = {k: v for k, v in ctx.costs().items() if k not in ("model", "batch")}
     print("  AZ-NAS split (one context, s): " + ", ".join(f"{k} {v:.3f}" for k, v in split.items()))
     for names in (AZ, ("nwot",)):
-        secs = statistics.median(timed(lambda: score_proxies(space, spec, list(names), (x, y), 0)) for _ in range(repeats))
+        secs = statistics.median(timed(functools.partial(score_proxies, space, spec, list(names), (x, y), 0)) for _ in range(repeats))
         print(f"  end to end {'+'.join(n.removeprefix('az_')[:5] for n in names)}: {secs:.3f} s/cell = {1 / secs:.2f} cells/s")
 
 
@@ -189,6 +190,11 @@ def overlap(space: object, names: list[str], batch: tuple[torch.Tensor, torch.Te
 def _minus_copy(row: tuple[float, float, float], copy_s: float) -> tuple[float, float, float]:
     base, secs, ratio = row
     return base, secs - copy_s, ratio - copy_s / base
+
+
+def _score_copy(space: object, batch: tuple[torch.Tensor, torch.Tensor], name: str, proxy: object, model: torch.nn.Module) -> object:
+    """One proxy's score on a fresh copy of ``model`` in its own context."""
+    return ScoringContext(space, None, batch, 0, wanted={name}, model=copy.deepcopy(model)).value(proxy)
 
 
 def _forward(model: torch.nn.Module, x: torch.Tensor) -> None:

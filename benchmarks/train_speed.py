@@ -140,8 +140,9 @@ def loop_overhead(archs: list[str], space: object, data: ImageDataset, args: arg
     for arch in archs:
         torch.manual_seed(0)
         initial = space.build_model(space.from_string(arch), tuple(data.input_shape), data.num_classes)
-        ours = lambda: train_and_evaluate(copy.deepcopy(initial), data, cfg, device)  # noqa: E731
-        plain = lambda: plain_loop(copy.deepcopy(initial), data, args.epochs, args.batch_size, device)  # noqa: E731
+        # default arguments bind this iteration's network (ruff B023)
+        ours = lambda net=initial: train_and_evaluate(copy.deepcopy(net), data, cfg, device)  # noqa: E731
+        plain = lambda net=initial: plain_loop(copy.deepcopy(net), data, args.epochs, args.batch_size, device)  # noqa: E731
         ours(), plain()  # warm-up: every batch shape's kernels and the allocator, for both sides
         t_ours, t_plain, ratio = paired(ours, plain, args.repeats, device)
         images = args.epochs * len(data.train_y)

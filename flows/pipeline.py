@@ -70,8 +70,12 @@ def prefect_settings(home: str | Path | None = None) -> Iterator[None]:
     sleeps in 1 s steps (an empty sub-flow: 1.16 s with heartbeats, 0.20 s without).
     """
     from prefect.settings import (
-        PREFECT_FLOWS_HEARTBEAT_FREQUENCY, PREFECT_HOME, PREFECT_SERVER_ANALYTICS_ENABLED, PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS,
-        get_current_settings, temporary_settings,
+        PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
+        PREFECT_HOME,
+        PREFECT_SERVER_ANALYTICS_ENABLED,
+        PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS,
+        get_current_settings,
+        temporary_settings,
     )
 
     updates: dict[Any, Any] = {}

@@ -14,8 +14,18 @@ from torch import nn
 
 from tasks.mlflow_model import serving_info
 from tasks.mlflow_registry import (
-    CONFIG_TAG, DATA_TAG, EXPERIMENT, SCORE_TAG, client_for, finish_run, log_artifacts, log_finalist_run, log_metrics, promotion,
-    register_champion, start_parent_run,
+    CONFIG_TAG,
+    DATA_TAG,
+    EXPERIMENT,
+    SCORE_TAG,
+    client_for,
+    finish_run,
+    log_artifacts,
+    log_finalist_run,
+    log_metrics,
+    promotion,
+    register_champion,
+    start_parent_run,
 )
 
 

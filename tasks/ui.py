@@ -57,7 +57,8 @@ def _terminal_bar(description: str) -> Any:
     """A rich progress task when stderr is a terminal (never in CI logs or under a worker)."""
     if not sys.stderr.isatty():
         return None
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress as RichProgress, TextColumn, TimeElapsedColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+    from rich.progress import Progress as RichProgress
 
     with _TERMINAL_LOCK:
         if "progress" not in _TERMINAL:

@@ -40,7 +40,7 @@ def test_space_covers_exactly_the_table(tiny) -> None:  # noqa: ANN001
 def test_benchmark_reports_true_metric_of_the_answer(tiny) -> None:  # noqa: ANN001
     result = benchmark(tiny, ["random", "rea"], budget=30, seeds=3)
     assert result["optimum"] == max(tiny.values())
-    for name, s in result["strategies"].items():
+    for s in result["strategies"].values():
         assert len(s["curve"]) == 30 and len(s["answers"]) == 3
         assert all(a2 >= a1 for a1, a2 in zip(s["curve"], s["curve"][1:]))  # answer = best so far
         assert s["curve"][-1] == pytest.approx(s["mean"])

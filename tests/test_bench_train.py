@@ -15,7 +15,15 @@ from typer.testing import CliRunner
 
 from ehnas.cli import app
 from nas_lib.bench.train import (
-    COLUMNS, TrainProtocol, build_space, load_table, protocol_path, read_protocol, read_rows, stratified_sample, train_table,
+    COLUMNS,
+    TrainProtocol,
+    build_space,
+    load_table,
+    protocol_path,
+    read_protocol,
+    read_rows,
+    stratified_sample,
+    train_table,
 )
 from nas_lib.space.sampled import SampledSpace
 

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
+from nas_lib.data.datasets import DATASETS, DatasetError, ImageDataset, load_dataset, stratified_split
 from tests.test_datasets_native import write_cifar100, write_dtd, write_gtsrb, write_stl10, write_svhn
 from tests.test_idx import write_idx_pair
-from nas_lib.data.datasets import DATASETS, DatasetError, ImageDataset, load_dataset, stratified_split
 
 
 def _check_split(data: ImageDataset) -> None:

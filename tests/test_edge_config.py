@@ -18,8 +18,8 @@ from typer.testing import CliRunner
 from ehnas.cli import app
 from ehnas.exit_codes import CliError, ExitCode
 from ehnas.preflight import check_names, check_space
-from tasks.config import ConfigError, PipelineConfig, load_config
 from nas_lib.steps import Step
+from tasks.config import ConfigError, PipelineConfig, load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 

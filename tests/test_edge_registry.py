@@ -21,8 +21,8 @@ from ehnas.exit_codes import CliError, ExitCode
 from ehnas.preflight import check_tracking, probe_tracking_uri, redact
 from nas_lib.artifacts import write_table
 from nas_lib.data.datasets import DatasetError
-from tasks.config import load_config
 from nas_lib.steps import Step
+from tasks.config import load_config
 from tasks.run_folder import RunFolder
 from tests.test_edge_config import ROOT, flat
 

@@ -4,8 +4,8 @@ files that match PyTorch at batch 1 and 16; the example scripts classify an imag
 from __future__ import annotations
 
 import json
-import re
 import os
+import re
 import subprocess
 import sys
 import textwrap

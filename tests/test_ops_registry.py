@@ -12,8 +12,8 @@ import pytest
 
 mlflow = pytest.importorskip("mlflow")
 
-from tasks import mlflow_registry as reg
-from tasks.mlflow_guard import keep_oldest
+from tasks import mlflow_registry as reg  # noqa: E402  # after importorskip, on purpose
+from tasks.mlflow_guard import keep_oldest  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 # one registration of the same tiny weights (seeded), under a config hash given on the command line
@@ -44,7 +44,7 @@ def test_two_processes_on_a_fresh_database_register_one_version(tmp_path):
         proc.stdin.write("go\n")
         proc.stdin.flush()
     outs = [proc.communicate(timeout=600) for proc in procs]
-    for proc, (out, err) in zip(procs, outs):
+    for proc, (_out, err) in zip(procs, outs):
         assert proc.returncode == 0, err[-3000:]
     versions = mlflow.MlflowClient(uri, registry_uri=uri).search_model_versions("name = 'ehnas-race'")
     assert len(versions) == 1

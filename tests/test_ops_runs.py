@@ -17,8 +17,8 @@ import psutil
 import pytest
 
 from ehnas.exit_codes import ExitCode
-from tests.test_edge_config import flat
 from ehnas.runlock import LOCK_NAME, RunLocked, run_lock
+from tests.test_edge_config import flat
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["space.min_depth=4", "space.max_depth=4", "population.size=3", "pruning.layers=[]", "search.generations=0",

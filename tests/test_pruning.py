@@ -9,7 +9,17 @@ import numpy as np
 import pytest
 
 from nas_lib.artifacts import read_table, write_table
-from nas_lib.pruning import LAYER_REGISTRY, LAYERS, PRUNING_SCHEMA, MeasureConfig, draw_reference, retention, run_all_layers, run_layer, table_score_fn
+from nas_lib.pruning import (
+    LAYER_REGISTRY,
+    LAYERS,
+    PRUNING_SCHEMA,
+    MeasureConfig,
+    draw_reference,
+    retention,
+    run_all_layers,
+    run_layer,
+    table_score_fn,
+)
 from nas_lib.pruning.groups import decision_problems, no_cut, widenings
 from nas_lib.pruning.guard import guard
 from nas_lib.pruning.offline import EnrichmentConfig, depth_range, propose_offline, sample_for_proposal

@@ -112,7 +112,7 @@ def test_resume_from_state_dict_matches_uninterrupted_run(name: str) -> None:
     assert space.to_string(resumed.best()[0]) == space.to_string(whole.best()[0])
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def mean_best(name: str, seeds: int = 6, budget: int = 100) -> float:
     """Mean over seeds of the best fitness found on the easy synthetic problem."""
     bests = []

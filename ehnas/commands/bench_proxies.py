@@ -41,10 +41,9 @@ def proxies(
 
     from nas_lib.artifacts import atomic_write_json
     from nas_lib.bench import proxies as bench
-    from nas_lib.proxies import PROXIES
     from nas_lib.data.arrays import fixed_batch, load_npz_images
+    from nas_lib.proxies import PROXIES
     from nas_lib.space import get_space
-
     from nas_lib.train.device import resolve_device
 
     if threads:

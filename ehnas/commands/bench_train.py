@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -29,14 +28,14 @@ def table_protocol(table: Path):  # noqa: ANN201 - lazy import of the type
     return protocol
 
 
-def protocol_from_config(config: Optional[Path], overrides: list[str]):  # noqa: ANN201 - lazy import of the type
+def protocol_from_config(config: Path | None, overrides: list[str]):  # noqa: ANN201 - lazy import of the type
     """The pipeline config's space, data, training budget and seed as a `TrainProtocol`: the
     table then means what the pipeline's finalist training means."""
+    import yaml
+
     from nas_lib.bench.train import TrainProtocol
     from nas_lib.space import HybridConstraints
     from tasks.config import load_config
-
-    import yaml
 
     try:
         cfg = load_config(config, overrides)
@@ -56,11 +55,11 @@ def protocol_from_config(config: Optional[Path], overrides: list[str]):  # noqa:
 
 def train(
     out: Path = typer.Option(..., "--out", dir_okay=False, help="The table (CSV): created with <out>.protocol.json, or resumed."),
-    config: Optional[Path] = typer.Option(None, "--config", "-c", exists=True, dir_okay=False, help="Pipeline YAML: its space, data, training and seed are the protocol."),
+    config: Path | None = typer.Option(None, "--config", "-c", exists=True, dir_okay=False, help="Pipeline YAML: its space, data, training and seed are the protocol."),
     set_: list[str] = typer.Option([], "--set", "-s", help="Pipeline config override dotted.key=value (repeatable), e.g. data.kind=idx."),  # noqa: B006
     n: int = typer.Option(300, "--n", min=1, help="Architectures in the seeded, depth-stratified sample."),
     sample_seed: int = typer.Option(0, "--sample-seed", help="Seed of the sample (the first k of a sample are the same for any n >= k)."),
-    train_seed: Optional[int] = typer.Option(None, "--train-seed", help="Training seed (default: the config's seed). The same sample under another seed, in another --out, gives the table's noise floor."),
+    train_seed: int | None = typer.Option(None, "--train-seed", help="Training seed (default: the config's seed). The same sample under another seed, in another --out, gives the table's noise floor."),
     workers: int = typer.Option(1, "--workers", min=1, help="Worker processes (on CUDA they share the GPU: several architectures per device)."),
     threads: int = typer.Option(1, "--threads", min=1, help="torch CPU threads per worker."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N (refused when the machine lacks it)."),

@@ -10,13 +10,13 @@ import os
 import time
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
 from ehnas.exit_codes import CliError, ExitCode
-from tasks.config import ConfigError, describe_fields
 from nas_lib.steps import Step
+from tasks.config import ConfigError, describe_fields
 
 RUN_HELP = (
     "Run the architecture search pipeline (Prefect flow; local ephemeral Prefect and MLflow when no "
@@ -30,7 +30,7 @@ REDO_HELP = "Rerun this step and every later one."
 RedoStep = Enum("RedoStep", {str(step): str(step) for step in Step}, type=str)  # type: ignore[misc]
 
 
-def _execute(config: Any, redo: Optional[RedoStep], wait: bool = False) -> None:
+def _execute(config: Any, redo: RedoStep | None, wait: bool = False) -> None:
     from ehnas.prefect_server import local_prefect
     from ehnas.preflight import preflight
     from ehnas.runlock import cli_run_lock
@@ -69,7 +69,7 @@ def run_failure(config: Any, err: Exception) -> CliError:
     return CliError(f"run failed in step {step or '(before the first step)'}: {text}{resume}", ExitCode.RUN_FAILED)
 
 
-def failed_step(run_dir: Path) -> Optional[str]:
+def failed_step(run_dir: Path) -> str | None:
     """The first step the run folder's ledger does not mark finished (None without a ledger)."""
     from nas_lib.steps import Step
     from tasks.run_folder import RunFolder
@@ -103,7 +103,7 @@ def check_registration(run_dir: Path, enabled: bool) -> None:
         raise CliError(f"registration {row['state']}: {row['note']}", ExitCode.REGISTRY)
 
 
-def load_run_config(config: Optional[Path], overrides: list[str]) -> Any:
+def load_run_config(config: Path | None, overrides: list[str]) -> Any:
     """The config of `ehnas run`; a bad file, key or value is a usage error naming the field."""
     from tasks.config import load_config
 
@@ -136,10 +136,10 @@ def register(app: typer.Typer) -> None:
 
     @app.command("run", help=RUN_HELP)
     def run(
-        config: Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML file of config fields.")] = None,
+        config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML file of config fields.")] = None,
         set_: Annotated[list[str], typer.Option("--set", "-s", help="Override a field: dotted.key=value (repeatable).")] = [],  # noqa: B006
-        run_name: Annotated[Optional[str], typer.Option("--run-name", help="Shortcut for --set run_name=NAME.")] = None,
-        redo: Annotated[Optional[RedoStep], typer.Option("--redo", help=REDO_HELP)] = None,
+        run_name: Annotated[str | None, typer.Option("--run-name", help="Shortcut for --set run_name=NAME.")] = None,
+        redo: Annotated[RedoStep | None, typer.Option("--redo", help=REDO_HELP)] = None,
         wait: Annotated[bool, typer.Option("--wait", help="If this run is already running, wait for it instead of failing.")] = False,
     ) -> None:
         overrides = list(set_) + ([f"run_name={run_name}"] if run_name else [])
@@ -150,7 +150,7 @@ def register(app: typer.Typer) -> None:
     def resume(
         run: Annotated[str, typer.Argument(help="Run name (under --runs-root) or a run folder path.")],
         runs_root: Annotated[Path, typer.Option("--runs-root", help="Folder holding run folders.")] = Path("runs"),
-        redo: Annotated[Optional[RedoStep], typer.Option("--redo", help=REDO_HELP)] = None,
+        redo: Annotated[RedoStep | None, typer.Option("--redo", help=REDO_HELP)] = None,
         wait: Annotated[bool, typer.Option("--wait", help="If this run is already running, wait for it instead of failing.")] = False,
     ) -> None:
         from tasks.run_folder import RunFolder
@@ -163,7 +163,7 @@ def register(app: typer.Typer) -> None:
     def report(
         run: Annotated[str, typer.Argument(help="Run name (under --runs-root) or a run folder path.")],
         runs_root: Annotated[Path, typer.Option("--runs-root", help="Folder holding run folders.")] = Path("runs"),
-        out: Annotated[Optional[Path], typer.Option("--out", help="Folder for the PNG plots (default <run>/plots).")] = None,
+        out: Annotated[Path | None, typer.Option("--out", help="Folder for the PNG plots (default <run>/plots).")] = None,
     ) -> None:
         from nas_lib.artifacts import DamagedFileError
         from nas_lib.report import summary_markdown, write_plots

@@ -23,7 +23,7 @@ import pandas as pd
 from nas_lib.artifacts import atomic_write_json
 from nas_lib.search import STRATEGIES, make_strategy
 from nas_lib.space.base import SearchSpace
-from nas_lib.space.nb201 import NB201Space, NUM_EDGES, OPS, parse_nb201
+from nas_lib.space.nb201 import NUM_EDGES, OPS, NB201Space, parse_nb201
 
 Fitness = Callable[[Any], float]
 

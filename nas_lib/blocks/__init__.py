@@ -7,10 +7,9 @@ in ``BLOCKS.add(name, BlockFamily(name=..., digit=<next free digit>, ...))``) pl
 below. The import order does not matter: the digits are declared, and a taken digit is refused.
 """
 
+from nas_lib.blocks import cnn as _cnn  # noqa: F401
+from nas_lib.blocks import mamba as _mamba  # noqa: F401
+from nas_lib.blocks import vit as _vit  # noqa: F401
 from nas_lib.blocks.base import BLOCKS, BlockFamily, TokenBlock
-
-from nas_lib.blocks import cnn as _cnn  # noqa: F401,E402
-from nas_lib.blocks import vit as _vit  # noqa: F401,E402
-from nas_lib.blocks import mamba as _mamba  # noqa: F401,E402
 
 __all__ = ["BLOCKS", "BlockFamily", "TokenBlock"]

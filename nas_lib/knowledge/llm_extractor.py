@@ -24,7 +24,6 @@ from nas_lib.knowledge.extractors import EXTRACTORS, ChunkOutcome, Extractor
 from nas_lib.knowledge.offline import OfflineExtractor
 from nas_lib.llm import LLMClient, LLMResult, LLMSettings, LLMUsage, trace_json
 
-
 # Characters of chunk analyses per synthesis prompt (about 6000 tokens).
 SYNTHESIS_INPUT_CHARS = 24000
 

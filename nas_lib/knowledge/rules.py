@@ -28,7 +28,7 @@ from typing import Any
 def rules_problems(rules: dict[str, Any]) -> list[str]:
     """Every way ``rules`` disagrees with the layout above or with the hybrid space."""
     # Imported here: the space pulls in torch, which loading knowledge does not need.
-    from nas_lib.space.constraints import CONNECTIONS, MAX_DEPTH, MIN_DEPTH, STAGES, block_types
+    from nas_lib.space.constraints import CONNECTIONS, MAX_DEPTH, MIN_DEPTH, block_types
 
     types, out = set(block_types()), []
     if not isinstance(rules.get("version"), int):

@@ -29,10 +29,8 @@ sample) should use.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 from scipy import stats

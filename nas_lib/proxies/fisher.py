@@ -12,8 +12,6 @@ channel value over the channel's weights before summing: a 3x3 conv's channels w
 
 from __future__ import annotations
 
-import torch
-
 from nas_lib.proxies.base import Proxy, ScoringContext, register_proxy
 from nas_lib.proxies.gradients import ACTIVATION_GRADS, gradient_pass
 

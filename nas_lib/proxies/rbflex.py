@@ -18,10 +18,10 @@ scored network itself (measured on 40 NB201 cells: Spearman 0.46 per-network vs 
 
 from __future__ import annotations
 
-import torch
-
 from collections.abc import Sequence
 from typing import Any
+
+import torch
 
 from nas_lib.proxies.activations import RBF_TERMS, ActivationStats, activation_stats
 from nas_lib.proxies.base import Proxy, ScoringContext, register_proxy

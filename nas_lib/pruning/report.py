@@ -8,7 +8,7 @@ from typing import Any
 
 from nas_lib.pruning.base import LayerOutcome
 from nas_lib.pruning.measure import Reference, retention
-from nas_lib.space.nb201 import NB201Space, OPS
+from nas_lib.space.nb201 import OPS, NB201Space
 
 BENCH_FIELDS = (
     "log10_size_before", "log10_size_after", "reduction_pct", "total_reduction_pct", "kept_fraction",

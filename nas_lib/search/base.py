@@ -123,13 +123,13 @@ class Strategy(ABC):
     def _propose(self, n: int) -> list[Spec]:
         """Returns `n` new candidates (use `fresh` to avoid repeats)."""
 
-    def _observe(self, specs: list[Spec], fitnesses: list[float], extra: list[Any] | None) -> None:
+    def _observe(self, specs: list[Spec], fitnesses: list[float], extra: list[Any] | None) -> None:  # noqa: B027  # optional hook
         """Updates internal state after `tell` (history is already recorded)."""
 
     def _extra_state(self) -> dict[str, Any]:
         return {}
 
-    def _load_extra_state(self, state: dict[str, Any]) -> None:
+    def _load_extra_state(self, state: dict[str, Any]) -> None:  # noqa: B027  # optional hook
         pass
 
     # -- helpers ----------------------------------------------------------------------------------

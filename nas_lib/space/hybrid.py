@@ -17,7 +17,7 @@ import json
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 from torch import nn
@@ -128,7 +128,7 @@ class HybridSpace(SearchSpace):
     def _completions(self, depth: int) -> Callable[[int, tuple[str, ...], tuple[int, ...]], int]:
         if depth not in self._ways:
 
-            @lru_cache(maxsize=None)
+            @cache
             def ways(i: int, hist: tuple[str, ...], counts: tuple[int, ...]) -> int:
                 if counts and not self._count_ok(counts, depth, final=i == depth):
                     return 0

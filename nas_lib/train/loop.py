@@ -18,8 +18,8 @@ from torch import Tensor, nn
 from nas_lib.data.datasets import ImageDataset
 from nas_lib.train.config import TrainConfig, TrainResult
 from nas_lib.train.device import resolve_device
-from nas_lib.train.runtime import Execution, resolve_execution
 from nas_lib.train.metrics import classification_report
+from nas_lib.train.runtime import Execution, resolve_execution
 
 Progress = Callable[[dict[str, Any]], None]
 
