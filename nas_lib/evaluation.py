@@ -71,6 +71,11 @@ class EvalRecord:
 _COLUMNS = ("arch_id", "arch", "proxy", "proxy_version", "data_fingerprint", "seed", "value", "state", "error", "seconds", "device")
 
 
+def _cached_record(row: Sequence[Any]) -> EvalRecord:
+    """The record of one ``SELECT`` row of `_COLUMNS`, marked as read from the store."""
+    return EvalRecord(**dict(zip(_COLUMNS, row)), cached=True)
+
+
 Key = tuple[str, str, str, str, int]  # arch_id, data fingerprint, proxy, proxy version, seed
 
 
@@ -111,14 +116,14 @@ class EvaluationStore:
             for key in dict.fromkeys(keys):
                 row = con.execute(query, key).fetchone()
                 if row is not None:
-                    out[key] = EvalRecord(*row, cached=True)
+                    out[key] = _cached_record(row)
         return out
 
     def select(self, data_fingerprint: str, seed: int, proxies: Iterable[tuple[str, str]]) -> list[EvalRecord]:
         """Every stored record of these (proxy name, version) pairs on this data and seed, ``cached=True``."""
         query = f"SELECT {', '.join(_COLUMNS)} FROM evals WHERE data_fingerprint=? AND seed=? AND proxy=? AND proxy_version=?"
         with self._session() as con:
-            return [EvalRecord(*row, cached=True) for name, version in proxies
+            return [_cached_record(row) for name, version in proxies
                     for row in con.execute(query, (data_fingerprint, int(seed), name, str(version)))]
 
     def put(self, record: EvalRecord) -> None:

@@ -8,7 +8,8 @@ after the layers are numbered on from there.
 
 from __future__ import annotations
 
-from enum import StrEnum
+from enum import StrEnum, auto
+from typing import TYPE_CHECKING
 
 import nas_lib.pruning  # noqa: F401 - registers the layers before LAYERS is read
 from nas_lib.pruning.run import LAYERS
@@ -22,8 +23,21 @@ def _members(layers: tuple[str, ...]) -> dict[str, str]:
     return {name.upper(): f"{i:02d}_{name}" for i, name in enumerate(names, 1)}
 
 
-Step = StrEnum("Step", _members(tuple(LAYERS)))  # type: ignore[misc]  # members: KNOWLEDGE, MACRO, ..., REGISTRY
-Step.__doc__ = "A pipeline step; its value is the stem of its Parquet file (``Step.SEARCH == '07_search'``)."
+if TYPE_CHECKING:
+    # What a type checker sees: the fixed steps of `_BEFORE` and `_AFTER` (tests/test_steps_typing.py
+    # keeps the two lists equal); the layers' steps exist only at run time (`LAYER_STEPS`, `Step[name]`).
+    class Step(StrEnum):
+        """A pipeline step."""
+
+        KNOWLEDGE = auto()
+        POPULATION = auto()
+        EVALUATIONS = auto()
+        SEARCH = auto()
+        TRAINING = auto()
+        REGISTRY = auto()
+else:
+    Step = StrEnum("Step", _members(tuple(LAYERS)))  # members: KNOWLEDGE, MACRO, ..., REGISTRY
+    Step.__doc__ = "A pipeline step; its value is the stem of its Parquet file (``Step.SEARCH == '07_search'``)."
 
 LAYER_STEPS: dict[str, Step] = {layer: Step[layer.upper()] for layer in LAYERS}
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -268,7 +268,7 @@ def _resize(x: np.ndarray, size: int) -> np.ndarray:
     return np.concatenate(chunks) if chunks else x
 
 
-def _assemble(kind: str, raw: RawImages, train_idx: np.ndarray, val_idx: np.ndarray, options: dict[str, object],
+def _assemble(kind: str, raw: RawImages, train_idx: np.ndarray, val_idx: np.ndarray, options: Mapping[str, object],
               test: RawImages | None = None) -> ImageDataset:
     """Normalises with the training statistics and fingerprints the result (test part excluded)."""
     x = torch.from_numpy(np.ascontiguousarray(raw.x, dtype=np.float32))

@@ -91,7 +91,7 @@ def _load_cifar_batches(path: Path | None, image_size: int | None) -> RawImages:
     parts = [read_pickled_batch(file, b"labels") for file in files + ([test] if test.is_file() else [])]
     xs, ys = [p[0] for p in parts], [p[1] for p in parts]
     split = np.concatenate([np.full(len(p[1]), 2 if f == test else 0, dtype=np.int8) for f, p in zip(files + [test], parts)])
-    names = CIFAR10_CLASSES
+    names: tuple[str, ...] = CIFAR10_CLASSES
     meta = folder / "batches.meta"
     if meta.exists():
         names = tuple(n.decode() if isinstance(n, bytes) else str(n) for n in _unpickle(meta).get(b"label_names", names))

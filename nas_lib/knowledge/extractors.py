@@ -9,9 +9,13 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from nas_lib.knowledge.analysis import Analysis
 from nas_lib.registry import Registry
+
+if TYPE_CHECKING:
+    from nas_lib.llm import LLMSettings
 
 
 @dataclass(frozen=True)
@@ -28,6 +32,11 @@ class ChunkOutcome:
 
 class Extractor(ABC):
     """Analyses chunks of one paper, then merges them into the paper's synthesis."""
+
+    @classmethod
+    def from_settings(cls, settings: LLMSettings | None) -> Extractor:
+        """The extractor for these LLM settings (one that asks no LLM ignores them)."""
+        return cls()
 
     @abstractmethod
     def analyze_chunk(self, title: str, chunk_id: int, n_chunks: int, text: str) -> ChunkOutcome:

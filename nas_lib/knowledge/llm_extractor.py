@@ -62,6 +62,10 @@ class LLMExtractor(Extractor):
         self.offline = OfflineExtractor()
         self.usage = LLMUsage()
 
+    @classmethod
+    def from_settings(cls, settings: LLMSettings | None) -> LLMExtractor:
+        return cls(settings=settings)
+
     def analyze_chunk(self, title: str, chunk_id: int, n_chunks: int, text: str) -> ChunkOutcome:
         result = self._ask(CHUNK_SYSTEM, chunk_prompt(title, chunk_id, n_chunks, text), f"chunk_{chunk_id}")
         if result.ok:

@@ -14,7 +14,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar, cast
 
 import torch
 from torch import nn
@@ -70,7 +70,8 @@ def build_network(space: SearchSpace, spec: Any, batch: tuple[torch.Tensor, torc
     num_classes = int(batch[1].max().item()) + 1 if batch[1].numel() else 10
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(seed))
-        return space.build_model(spec, input_shape=tuple(batch[0].shape[1:]), num_classes=max(num_classes, 10))
+        input_shape = cast("tuple[int, int, int]", tuple(batch[0].shape[1:]))  # an image batch: (N, C, H, W)
+        return space.build_model(spec, input_shape=input_shape, num_classes=max(num_classes, 10))
 
 
 class ScoringContext:
@@ -160,7 +161,7 @@ class ScoringContext:
         model = model.to(self.device).train()
         if self._channels_last:
             # NHWC convolutions and pools are 1.5-2.5x faster on CPU here, same maths
-            model = model.to(memory_format=torch.channels_last)
+            model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch's stub lacks memory_format
         return model
 
     def shared(self, key: str, compute: Callable[[], V]) -> V:

@@ -36,8 +36,10 @@ WEIGHT_GRADS = "weight_grads"
 ACTIVATION_GRADS = "activation_grads"
 GRADIENT_NEEDS = frozenset({INPUT_JACOBIAN, WEIGHT_GRADS, ACTIVATION_GRADS})
 
+PrunableLayer = nn.Conv2d | nn.Linear  # the layers zero-cost measures are taken at
 
-def prunable_layers(model: nn.Module) -> list[nn.Module]:
+
+def prunable_layers(model: nn.Module) -> list[PrunableLayer]:
     """The Conv2d and Linear layers: where NASLib's zero-cost measures are taken."""
     return [m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
 
@@ -54,7 +56,7 @@ class GradientPass:
         input_jacobian: d(sum of logits)/d(input), (N, C, H, W), or None if unasked.
     """
 
-    layers: list[nn.Module]
+    layers: list[PrunableLayer]
     weight_grads: list[torch.Tensor | None] | None = None
     activations: list[torch.Tensor | None] | None = None
     activation_grads: list[torch.Tensor | None] | None = None

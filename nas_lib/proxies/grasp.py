@@ -10,6 +10,8 @@ forwards give the same graph, so one forward with a double-backward serves both 
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
@@ -36,7 +38,7 @@ class Grasp(Proxy):
             loss = F.cross_entropy(model(x), y)
         grads = torch.autograd.grad(loss, weights, create_graph=True, allow_unused=True)
         used = [(w, g) for w, g in zip(weights, grads) if g is not None]
-        z = sum((g.detach() * g).sum() for _, g in used)
+        z = cast(torch.Tensor, sum((g.detach() * g).sum() for _, g in used))  # a tensor: sum's start 0 plus tensors
         hg = torch.autograd.grad(z, [w for w, _ in used], allow_unused=True)
         total = 0.0
         for (w, _), h in zip(used, hg):

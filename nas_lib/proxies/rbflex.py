@@ -56,9 +56,11 @@ def _normalised(q: torch.Tensor) -> torch.Tensor:
 
 def network_gammas(stats: ActivationStats, images: int = DETECT_IMAGES) -> tuple[float, float]:
     """(gamma_k, gamma_q) detected on the first `images` images of one network's pass."""
-    mean = stats.raw_sum / stats.raw_count
-    var = stats.raw_sumsq / stats.raw_count - mean**2
-    q = stats.last_input
+    raw_sum, raw_sumsq, q = stats.raw_sum, stats.raw_sumsq, stats.last_input
+    if raw_sum is None or raw_sumsq is None or q is None:
+        raise ValueError("rbflex needs activation modules and a final linear layer")
+    mean = raw_sum / stats.raw_count
+    var = raw_sumsq / stats.raw_count - mean**2
     return (detect_gamma(mean[:images], var[:images]),
             detect_gamma(q.mean(1)[:images], q.var(1, unbiased=False)[:images]))
 
@@ -95,7 +97,7 @@ class RBFleX(Proxy):
 
     def compute(self, ctx: ScoringContext) -> float:
         stats = activation_stats(ctx)
-        if stats.gram is None or stats.last_input is None:
+        if stats.gram is None or stats.sq_norms is None or stats.last_input is None:
             raise ValueError("rbflex needs activation modules and a final linear layer")
         gamma_k, gamma_q = self.gammas or CALIBRATED_GAMMAS.get(getattr(ctx.space, "name", ""), None) or network_gammas(stats)
         n = stats.gram.shape[0]

@@ -27,10 +27,11 @@ def feature_stages(model: nn.Module) -> list[nn.Module]:
     """
     body = next((getattr(model, n) for n in _BODY_NAMES if isinstance(getattr(model, n, None), (nn.Sequential, nn.ModuleList))), None)
     if body is None:
-        seqs = [m for m in model.children() if isinstance(m, nn.Sequential)]
+        seqs: list[nn.Sequential] = [m for m in model.children() if isinstance(m, nn.Sequential)]
         if not seqs:
             raise ValueError(f"{type(model).__name__} has no cell/block sequence to read stage features from")
-        return list(max(seqs, key=len))
+        longest: nn.Sequential = max(seqs, key=len)
+        return list(longest)
     stem = getattr(model, "stem", None)
     return ([stem] if isinstance(stem, nn.Module) else []) + list(body)
 
@@ -64,7 +65,7 @@ class StageCapture:
         if isinstance(module, nn.Conv2d):
             k = module.kernel_size[0] * module.kernel_size[1]
             self.macs += per_image * module.in_channels // module.groups * k
-        else:
+        elif isinstance(module, nn.Linear):  # the only other layer type hooked (see __init__)
             self.macs += per_image * module.in_features
 
     def remove(self) -> None:

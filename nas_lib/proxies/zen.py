@@ -21,10 +21,12 @@ saves deep-copying it (~0.04 s, 7% of a forward, on the all-3x3 NB201 cell).
 from __future__ import annotations
 
 import math
+from typing import TypeGuard
 
 import torch
 from torch import nn
 from torch.func import functional_call
+from torch.nn.modules.batchnorm import _BatchNorm
 
 from nas_lib.proxies.base import Proxy, ScoringContext, register_proxy
 
@@ -56,17 +58,17 @@ def _half_log(variance: float) -> float:
     return 0.5 * math.log(variance) if variance > 0 else 0.0
 
 
-def _is_bn(module: nn.Module) -> bool:
-    return isinstance(module, nn.modules.batchnorm._BatchNorm)
+def _is_bn(module: nn.Module) -> TypeGuard[_BatchNorm]:
+    return isinstance(module, _BatchNorm)
 
 
-def _gaussian_weights(net: nn.Module, gen: torch.Generator) -> tuple[dict[str, torch.Tensor], list[nn.Module]]:
+def _gaussian_weights(net: nn.Module, gen: torch.Generator) -> tuple[dict[str, torch.Tensor], list[_BatchNorm]]:
     """Zen's re-initialisation as new tensors for `functional_call` (the shared network keeps
     its own): N(0, 1) Conv2d/Linear weights drawn in module order, BN weight 1 and bias 0,
     fresh running statistics. Each new tensor keeps its original's device and memory layout.
     Also returns the BN layers."""
     weights: dict[str, torch.Tensor] = {}
-    bns = []
+    bns: list[_BatchNorm] = []
     for name, m in net.named_modules():
         prefix = f"{name}." if name else ""
         if isinstance(m, (nn.Conv2d, nn.Linear)):
@@ -76,7 +78,8 @@ def _gaussian_weights(net: nn.Module, gen: torch.Generator) -> tuple[dict[str, t
             if m.affine:
                 weights[prefix + "weight"] = torch.ones_like(m.weight, requires_grad=False)
                 weights[prefix + "bias"] = torch.zeros_like(m.bias, requires_grad=False)
-            if m.running_var is not None:
+            # track_running_stats sets all three buffers, or none of them
+            if m.running_mean is not None and m.running_var is not None and m.num_batches_tracked is not None:
                 weights[prefix + "running_mean"] = torch.zeros_like(m.running_mean)
                 weights[prefix + "running_var"] = torch.ones_like(m.running_var)
                 weights[prefix + "num_batches_tracked"] = torch.zeros_like(m.num_batches_tracked)

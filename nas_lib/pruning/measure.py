@@ -54,7 +54,7 @@ class Retention:
 def draw_specs(space: SearchSpace, k: int, rng: np.random.Generator) -> list[Hashable]:
     """K draws spread as the space spreads them (`SearchSpace.spread_sample`: uniform, except
     the hybrid space, which is drawn depth-stratified)."""
-    return space.spread_sample(k, rng)
+    return list(space.spread_sample(k, rng))
 
 
 def draw_reference(space: SearchSpace, measure: MeasureConfig) -> Reference:
@@ -63,11 +63,12 @@ def draw_reference(space: SearchSpace, measure: MeasureConfig) -> Reference:
     draws (duplicates removed)."""
     if measure.score_fn is None:
         raise ValueError("MeasureConfig.score_fn is needed to measure retention")
-    exhaustive = measure.reference_specs is None and hasattr(space, "enumerate") and space.size() <= ENUMERATE_LIMIT
+    enumerate_all = getattr(space, "enumerate", None)  # only finite spaces have one
+    exhaustive = measure.reference_specs is None and enumerate_all is not None and space.size() <= ENUMERATE_LIMIT
     if measure.reference_specs is not None:
         specs = list(dict.fromkeys(measure.reference_specs))
-    elif exhaustive:
-        specs = list(space.enumerate())
+    elif exhaustive and enumerate_all is not None:
+        specs = list(enumerate_all())
     else:
         specs = list(dict.fromkeys(draw_specs(space, measure.k, np.random.default_rng(measure.seed))))
     scores = np.array([float(measure.score_fn(s)) for s in specs])

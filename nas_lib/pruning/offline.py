@@ -100,9 +100,9 @@ def _keeps(stat: Stat, cfg: EnrichmentConfig) -> bool:
     return count < cfg.min_support or not ratio < cfg.min_enrichment or p > cfg.max_p
 
 
-def depth_range(specs: Sequence[Hashable], scores: np.ndarray, cfg: EnrichmentConfig) -> tuple[int, int]:
+def depth_range(specs: Sequence[Any], scores: np.ndarray, cfg: EnrichmentConfig) -> tuple[int, int]:
     """The sampled depth range less the end depths depleted among the best samples (hybrid
-    macro layer; same test as any option, so a thin sample cuts nothing)."""
+    macro layer; same test as any option, so a thin sample cuts nothing). `specs` have a ``depth``."""
     top = _best(specs, scores, cfg.top_fraction)
     every = Counter(s.depth for s in specs)
     best = Counter(s.depth for i, s in enumerate(specs) if i in top)

@@ -10,7 +10,9 @@ validation errors, raw answer, tokens, seconds) travels in ``meta["trace"]`` to 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
+
+from pydantic import BaseModel
 
 from nas_lib.llm import LLMClient, LLMSettings, trace_json
 from nas_lib.pruning.answer import LayerAnswer, answer_model, to_decision
@@ -28,15 +30,15 @@ def propose_openai(layer: PruningLayer, space: SearchSpace, knowledge: Any, *, p
     text, summaries = condense_knowledge(client, layer, knowledge_text(knowledge))
     decision_model = layer.decision_model(space)
 
-    def problems(answer: LayerAnswer) -> list[str]:
-        decision, errors = to_decision(answer, decision_model)
+    def problems(answer: BaseModel) -> list[str]:  # an instance of the schema below, a LayerAnswer
+        decision, errors = to_decision(cast(LayerAnswer, answer), decision_model)
         return errors if decision is None else decision_problems(layer, space, decision)
 
     result = client.complete_json(
         system=system_prompt(layer), user=user_prompt(layer, space, previous, text), schema=answer_model(decision_model), validate=problems, name=f"prune_{layer.name}",
     )
     calls = [*summaries, result]
-    decision = to_decision(result.value, decision_model)[0] if result.ok else None
+    decision = to_decision(cast(LayerAnswer, result.value), decision_model)[0] if result.ok else None
     return Proposal(
         decision,
         "openai",

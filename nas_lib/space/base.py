@@ -175,7 +175,7 @@ class SearchSpace(ABC):
         """
         return self.prune_views.get(layer)(self)
 
-    def spread_sample(self, k: int, rng: np.random.Generator) -> list[Hashable]:
+    def spread_sample(self, k: int, rng: np.random.Generator) -> Sequence[Hashable]:
         """K draws for measuring or ranking cuts: uniform unless the space spreads them otherwise."""
         return [self.sample(rng) for _ in range(k)]
 

@@ -18,6 +18,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cache
+from typing import TypeVar
 
 import numpy as np
 from torch import nn
@@ -26,6 +27,8 @@ from nas_lib.blocks import BLOCKS
 from nas_lib.space import hybrid_code
 from nas_lib.space.base import InvalidArchitectureError, SearchSpace, randbelow
 from nas_lib.space.constraints import CONNECTIONS, HybridConstraints, block_types, stage_of
+
+T = TypeVar("T")
 
 _TOKEN = re.compile(r"^(\w+):(\w+)\((.*)\)$")
 
@@ -375,7 +378,7 @@ class HybridSpace(SearchSpace):
         return "\n".join(lines)
 
 
-def _pick(weighted: Sequence[tuple[object, int]], r: int) -> object:
+def _pick(weighted: Sequence[tuple[T, int]], r: int) -> T:
     """The item whose cumulative weight interval contains r."""
     for item, w in weighted:
         if r < w:
