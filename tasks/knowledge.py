@@ -41,7 +41,7 @@ def extract_documents(documents: Sequence[str], extraction_dir: str | Path) -> N
     from nas_lib.llm import LLMSettings
 
     settings = LLMSettings.from_env()
-    extractor = EXTRACTORS.get("openai")(settings=settings) if settings.configured else EXTRACTORS.get("offline")()
+    extractor = EXTRACTORS.get("openai" if settings.configured else "offline").from_settings(settings)
     add_documents(expand_inputs([Path(p) for p in documents]), Path(extraction_dir), extractor)
 
 
@@ -73,7 +73,7 @@ def knowledge_from_rows(rows: Sequence[dict[str, Any]]) -> Any:
     from nas_lib.llm import LLMClient
 
     sections = [Section(r["title"], r["text"]) for r in rows if r["kind"] == "section"]
-    rules = next((json.loads(r["text"]) for r in rows if r["kind"] == "rules"), {})
+    rules: dict[str, Any] = next((json.loads(r["text"]) for r in rows if r["kind"] == "rules"), {})
     settings = _llm()
     origin = str(rows[0]["origin"]) if rows else "none"
     return KnowledgeBase(sections, rules, origin, LLMClient(settings) if settings is not None else None)

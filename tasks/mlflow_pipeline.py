@@ -169,13 +169,14 @@ def _dataset(config: Any) -> Any:
 def _log_dataset(uri: str, run_id: str, config: Any, data: Any) -> None:
     """The training split as the run's dataset input (``mlflow.data``): name, source, the data
     fingerprint as digest, shapes; no image is copied."""
-    import mlflow.data
+    from mlflow.data.numpy_dataset import from_numpy
     from mlflow.entities import DatasetInput, InputTag
 
     client = client_for(uri)
-    if any(d.dataset.digest == data.fingerprint[:36] for d in client.get_run(run_id).inputs.dataset_inputs):
+    inputs = client.get_run(run_id).inputs
+    if inputs is not None and any(d.dataset.digest == data.fingerprint[:36] for d in inputs.dataset_inputs):
         return  # logged by an earlier attempt of this run
-    dataset = mlflow.data.from_numpy(data.train_x.numpy(), targets=data.train_y.numpy(), source=str(config.data.path or config.data.kind),
+    dataset = from_numpy(data.train_x.numpy(), targets=data.train_y.numpy(), source=str(config.data.path or config.data.kind),
                                      name=config.data.kind, digest=data.fingerprint[:36])
     client.log_inputs(run_id, [DatasetInput(dataset._to_mlflow_entity(), tags=[InputTag("mlflow.data.context", "training")])])
 

@@ -323,7 +323,7 @@ def register_champion(*, tracking_uri: str, experiment: str, parent_run_id: str 
         raise
     client.set_terminated(run_id)
     if version != str(registered.version):  # another process registered these weights first
-        run_id = client.get_model_version(model_name, version).run_id
+        run_id = client.get_model_version(model_name, version).run_id or run_id
     return {"model_uri": f"models:/{model_name}@{alias}", "version": version, "run_id": run_id, "reused": version != str(registered.version)}
 
 

@@ -40,7 +40,7 @@ def registry_row(config: PipelineConfig, best: dict[str, Any] | None, *, run_dir
         space: the searched space as a dict (to rebuild the winner).
         skip: only build the row (``registry.enabled`` is false).
     """
-    base = {"model_name": config.model_name(), "alias": "champion", "tracking_uri": config.tracking_uri()}
+    base: dict[str, Any] = {"model_name": config.model_name(), "alias": "champion", "tracking_uri": config.tracking_uri()}
     if best is None:
         return {**base, "state": "failed", "note": "no finalist trained successfully"}
     base.update(arch_id=best["arch_id"], arch=best["arch"], val_accuracy=float(best["val_accuracy"]), params=int(best["params"]))

@@ -151,7 +151,9 @@ class RunFolder:
         """True when `step` finished under the folder's current config and its file is the one
         the ledger recorded (same size and SHA-256)."""
         entry = self.ledger().get(str(step))
-        return bool(entry) and entry.get("config") == self.config().fingerprint() and self.damage(step) is None
+        if not entry:
+            return False
+        return entry.get("config") == self.config().fingerprint() and self.damage(step) is None
 
     def damage(self, step: Step) -> str | None:
         """Why the step's file no longer matches the ledger (missing, other size, other content),

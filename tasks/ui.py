@@ -16,7 +16,7 @@ import sys
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
 
@@ -73,7 +73,8 @@ def progress_start(key: str, description: str) -> Progress:
     if _in_run():
         from prefect.artifacts import create_progress_artifact
 
-        artifact = create_progress_artifact(0.0, key=artifact_key(key), description=description)
+        # sync_compatible: called outside an event loop it returns the UUID, not a coroutine
+        artifact = cast("UUID", create_progress_artifact(0.0, key=artifact_key(key), description=description))
     return Progress(description, artifact, _terminal_bar(description))
 
 
