@@ -13,6 +13,7 @@ values and return rows, so they can run wherever the task runner puts them.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -192,7 +193,7 @@ def nas_pipeline(config: PipelineConfig | None = None, redo: str | None = None) 
 
     step(Step.KNOWLEDGE, lambda: run.write_step(Step.KNOWLEDGE, knowledge_step(cfg.knowledge, str(run.knowledge_dir)), KNOWLEDGE_SCHEMA))
     for layer, name in LAYER_STEPS.items():
-        step(name, lambda layer=layer: prune(run, cfg, layer))
+        step(name, functools.partial(prune, run, cfg, layer))
     step(Step.POPULATION, lambda: run.write_step(Step.POPULATION, population_step(run.space_dict(), cfg.population, cfg.seed), POPULATION_SCHEMA))
     step(Step.EVALUATIONS, lambda: run.write_step(
         Step.EVALUATIONS, evaluation_rows(evaluate(run, run.read_step(Step.POPULATION)["arch"].tolist(), "population")), EVALUATION_SCHEMA))

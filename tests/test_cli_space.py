@@ -44,3 +44,9 @@ def test_space_sample_json():
     assert all(len(r["arch_id"]) == 12 and r["params"] > 0 and r["flops"] > 0 and len(r["code"]) == 120 for r in rows)
     again = runner.invoke(app, ["space", "sample", "-n", "2", "--seed", "3", "--depth", "4", "--json", "--image-size", "16"])
     assert again.output == result.output
+
+
+def test_depth_on_a_space_without_depths_is_a_clear_error():
+    result = runner.invoke(app, ["space", "sample", "--space", "nb201", "--depth", "4"])
+    assert result.exit_code == 2
+    assert "--depth applies to the hybrid space only" in result.output

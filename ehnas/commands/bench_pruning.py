@@ -37,7 +37,7 @@ def pruning(
     from nas_lib.pruning.report import bench_summary, format_table, nb201_reference_cuts
     from nas_lib.pruning.run import reference_for
     from nas_lib.pruning.scoring import PrecomputedScore, proxy_score_fn
-    from nas_lib.space import get_space
+    from nas_lib.space import NB201Space, get_space
 
     batch, reference = None, None
     if space_name == "hybrid" and table is not None:
@@ -71,7 +71,7 @@ def pruning(
         "table": str(table) if table else None, "metric": metric if truth is not None else None, "k": k, "seed": seed, "floor": floor,
         "layers": bench_summary(outcomes),
     }
-    if space_name == "nb201" and truth is not None:
+    if isinstance(space, NB201Space) and truth is not None:
         result["reference_cuts"] = nb201_reference_cuts(reference_for(space, measure), space)
     atomic_write_json(out, result)
     typer.echo(f"{space_name}, provider={provider}, proxy={proxy}, measured by {result['measured_by']}")

@@ -13,7 +13,7 @@ from pathlib import Path
 import typer
 
 from ehnas.exit_codes import CliError, ExitCode
-from nas_lib.knowledge import EXTRACTORS, ExtractionLimits, add_documents, read_rows, summarize_documents
+from nas_lib.knowledge import EXTRACTORS, ExtractionLimits, Extractor, add_documents, read_rows, summarize_documents
 from nas_lib.knowledge.analysis import Analysis
 from nas_lib.knowledge.store import SYNTHESIS_ID, render_analysis
 from nas_lib.llm import LLMSettings
@@ -24,7 +24,7 @@ DEFAULT_OUT = Path("runs/knowledge")
 OUT_OPTION = typer.Option(DEFAULT_OUT, "--out", help="Folder holding knowledge.parquet and tips.md.")
 
 
-def make_extractor(provider: str, model: str | None, base_url: str | None, timeout_s: float | None = None):  # noqa: ANN201 (Extractor)
+def make_extractor(provider: str, model: str | None, base_url: str | None, timeout_s: float | None = None) -> Extractor:
     """The chosen extractor; ``auto`` means openai when an LLM is configured, else offline."""
     try:
         settings = LLMSettings.from_env(model=model, base_url=base_url, timeout_s=timeout_s)
@@ -32,8 +32,7 @@ def make_extractor(provider: str, model: str | None, base_url: str | None, timeo
         raise typer.BadParameter(str(err), param_hint="EHNAS_LLM_*") from None
     if provider == "auto":
         provider = "openai" if settings.configured else "offline"
-    factory = EXTRACTORS.get(provider)
-    return factory(settings=settings) if provider == "openai" else factory()
+    return EXTRACTORS.get(provider).from_settings(settings)
 
 
 @app.command()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 import typer
 
@@ -40,7 +41,8 @@ def prune(
         raise typer.BadParameter(str(err).strip("'\""), param_hint="--proxy") from None
     outcomes = run_all_layers(space, load_knowledge_base(knowledge), provider=provider, settings=llm_settings(provider, llm_timeout), measure=MeasureConfig(k=k, seed=seed, retention_floor=floor, score_fn=score, offline_samples=offline_samples))
     write_table(out / "pruning.parquet", [o.record for o in outcomes], PRUNING_SCHEMA)
-    atomic_write_json(out / "constraints.json", outcomes[-1].space.constraints.to_dict())
+    narrowed = cast(HybridSpace, outcomes[-1].space)  # the layers narrow the hybrid space into a hybrid space
+    atomic_write_json(out / "constraints.json", narrowed.constraints.to_dict())
     typer.echo(f"hybrid space, provider={provider}, proxy={proxy}, k={k}, floor={floor}")
     typer.echo(format_table(outcomes))
     typer.echo(f"wrote {out / 'pruning.parquet'} and {out / 'constraints.json'}")

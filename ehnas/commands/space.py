@@ -58,8 +58,11 @@ def sample(
     s = load_space(space, constraints)
     rng = np.random.default_rng(seed)
     shape = (channels, image_size, image_size)
+    hybrid = s if isinstance(s, HybridSpace) else None
+    if depth is not None and hybrid is None:
+        raise typer.BadParameter("--depth applies to the hybrid space only", param_hint="--depth")
     for _ in range(n):
-        spec = s.sample(rng, depth=depth) if depth is not None else s.sample(rng)
+        spec = hybrid.sample(rng, depth=depth) if depth is not None and hybrid is not None else s.sample(rng)
         model = s.build_model(spec, shape, num_classes)
         row: dict[str, Any] = {
             "arch_id": s.arch_id(spec),
