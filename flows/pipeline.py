@@ -19,6 +19,7 @@ from typing import Any
 from prefect import flow, get_run_logger
 
 from tasks.config import PipelineConfig
+from flows.runners import check_runner
 from flows.stages import evaluate, search_generations, train
 from nas_lib.report import summary_markdown
 from tasks import ui
@@ -115,6 +116,7 @@ def nas_pipeline(config: PipelineConfig | None = None, redo: str | None = None) 
     cfg = config or PipelineConfig()
     apply_runtime(cfg)
     plan_devices(cfg.device)  # a device this machine lacks stops the run here, before any step
+    check_runner(cfg.execution)  # so does a runner whose extra is not installed
     run_dir = str(write_config(cfg))
     if redo:
         forget_from(run_dir, redo)

@@ -8,8 +8,9 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.futures import as_completed
-from prefect.task_runners import ThreadPoolTaskRunner
+from prefect.task_runners import TaskRunner
 
+from flows.runners import task_runner
 from nas_lib.evaluation import split_batches
 from tasks import ui
 from tasks.context import load_config, plan_devices
@@ -30,8 +31,10 @@ def ensure_gpu_limits(devices: list[str]) -> None:
                 client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=gpu_limit_name(device), limit=1))
 
 
-def _runner(run_dir: str) -> ThreadPoolTaskRunner:
-    return ThreadPoolTaskRunner(max_workers=len(plan_devices(load_config(run_dir).device)))
+def _runner(run_dir: str) -> TaskRunner:
+    """The configured task runner (flows/runners.py): one worker per device unless set."""
+    cfg = load_config(run_dir)
+    return task_runner(cfg.execution, plan_devices(cfg.device))
 
 
 def _child_name(prefix: str) -> str:
