@@ -80,13 +80,17 @@ def task_runner(execution: ExecutionConfig, devices: list[str]) -> TaskRunner:
 
 
 @contextlib.contextmanager
-def worker_api() -> Iterator[str | None]:
+def worker_api() -> Iterator[str]:
     """Within the block, the settings name the Prefect API this process talks to.
 
     Yields:
-        The API URL the submitted settings carry, or None when it could not be known.
+        The API URL the submitted settings carry.
     """
-    from prefect.settings import PREFECT_API_URL, get_current_settings, temporary_settings
+    from prefect.settings import (
+        PREFECT_API_URL,
+        get_current_settings,
+        temporary_settings,
+    )
 
     url = get_current_settings().api.url
     if url:

@@ -24,12 +24,12 @@ class EhnasDaskTaskRunner(DaskTaskRunner):
         self.gpus_per_task = gpus_per_task
 
     @classmethod
-    def for_config(cls, execution: ExecutionConfig, workers: int) -> "EhnasDaskTaskRunner":
+    def for_config(cls, execution: ExecutionConfig, workers: int) -> EhnasDaskTaskRunner:
         """The runner for the config's ``execution`` section (`workers` sizes a local cluster)."""
         address = execution.address or local_cluster(workers)
         return cls(address=address, gpus_per_task=execution.gpus_per_task)
 
-    def duplicate(self) -> "EhnasDaskTaskRunner":
+    def duplicate(self) -> EhnasDaskTaskRunner:
         """A fresh, unstarted runner with the same settings (Prefect starts duplicates)."""
         return type(self)(
             address=self.address, cluster_class=self.cluster_class, cluster_kwargs=self.cluster_kwargs,

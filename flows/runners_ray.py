@@ -24,14 +24,14 @@ class EhnasRayTaskRunner(RayTaskRunner):
         self.gpus_per_task = gpus_per_task
 
     @classmethod
-    def for_config(cls, execution: ExecutionConfig, workers: int) -> "EhnasRayTaskRunner":
+    def for_config(cls, execution: ExecutionConfig, workers: int) -> EhnasRayTaskRunner:
         """The runner for the config's ``execution`` section (`workers` CPUs for a local Ray)."""
         if execution.address:
             return cls(address=execution.address, gpus_per_task=execution.gpus_per_task)
         local_ray(workers)
         return cls(gpus_per_task=execution.gpus_per_task)
 
-    def duplicate(self) -> "EhnasRayTaskRunner":
+    def duplicate(self) -> EhnasRayTaskRunner:
         """A fresh, unstarted runner with the same settings (Prefect starts duplicates)."""
         return type(self)(address=self.address, init_kwargs=self.init_kwargs, gpus_per_task=self.gpus_per_task)
 
