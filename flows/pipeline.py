@@ -22,6 +22,7 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 
+from flows.runners import check_runner
 from flows.stages import Evaluation, evaluate, search_generations, train
 from nas_lib.evaluation import EVALUATION_SCHEMA, EvalRecord
 from nas_lib.pruning import PRUNING_SCHEMA
@@ -176,6 +177,7 @@ def nas_pipeline(config: PipelineConfig | None = None, redo: str | None = None) 
     cfg = config or PipelineConfig()
     apply_runtime(cfg)
     plan_devices(cfg.device)  # a device this machine lacks stops the run here, before any step
+    check_runner(cfg.execution)  # so does a runner whose extra is not installed
     run = RunFolder.create(cfg)
     if run.ledger_problem():
         get_run_logger().warning("%s", run.ledger_problem())

@@ -16,8 +16,9 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.futures import as_completed
-from prefect.task_runners import ThreadPoolTaskRunner
+from prefect.task_runners import TaskRunner
 
+from flows.runners import task_runner
 from nas_lib.evaluation import EvalRecord, EvaluationStore, assemble, split_batches, split_cached
 from nas_lib.steps import Step
 from tasks import ui
@@ -43,8 +44,9 @@ def ensure_gpu_limits(devices: list[str]) -> None:
                 client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=gpu_limit_name(device), limit=1))
 
 
-def _runner(config: PipelineConfig) -> ThreadPoolTaskRunner:
-    return ThreadPoolTaskRunner(max_workers=len(plan_devices(config.device)))
+def _runner(config: PipelineConfig) -> TaskRunner[Any]:
+    """The configured task runner (flows/runners.py): one worker per device unless set."""
+    return task_runner(config.execution, plan_devices(config.device))
 
 
 def _child_name(prefix: str) -> str:
@@ -110,7 +112,7 @@ def score_in_batches(ev: Evaluation, archs: Sequence[str], label: str) -> list[d
 @flow(name="evaluate", flow_run_name="evaluate-{label}")
 def evaluate_architectures(run_dir: str, archs: list[str], label: str) -> list[dict[str, Any]]:
     """Scores architectures in batches spread over the devices; rows in input order."""
-    return score_in_batches(Evaluation.of(RunFolder(run_dir)), archs, label)
+    return score_in_batches(Evaluation.of(RunFolder(Path(run_dir))), archs, label)
 
 
 def evaluate(run: RunFolder, archs: list[str], label: str) -> list[dict[str, Any]]:
@@ -132,7 +134,7 @@ def search_flow(run_dir: str) -> str:
     ends by joining Prefect's heartbeat thread, which sleeps in 1 s steps, so a sub-flow per
     generation cost ~1.2 s of wall time each (measured with an empty sub-flow).
     """
-    run, log = RunFolder(run_dir), get_run_logger()
+    run, log = RunFolder(Path(run_dir)), get_run_logger()
     cfg, ev = run.config(), Evaluation.of(run)
     setup = SearchSetup.of(cfg, ev.space)
     state = run.search_state() or _saved(run, initial_state(setup, run.read_step(Step.EVALUATIONS).to_dict("records")))
@@ -173,7 +175,7 @@ def save_finalist(run: RunFolder, result: dict[str, Any]) -> dict[str, Any]:
 def train_finalists(run_dir: str) -> str:
     """Trains the top-k finalists (one worker per device) and writes ``08_training.parquet``;
     finalists trained before a crash are reused from their saved rows."""
-    run = RunFolder(run_dir)
+    run = RunFolder(Path(run_dir))
     cfg = run.config()
     devices, space, data = plan_devices(cfg.device), run.space_dict(), DataRef.of(cfg)
     finalists = select_finalists(run.read_step(Step.SEARCH), cfg.training.top_k)
@@ -183,7 +185,7 @@ def train_finalists(run_dir: str) -> str:
     for future in as_completed(futures):
         row = save_finalist(run, future.result())
         rows[row["arch_id"]] = row
-    return str(run.write_step(Step.TRAINING, training_frame(list(rows.values())), TRAINING_SCHEMA))
+    return str(run.write_step(Step.TRAINING, training_frame([r for r in rows.values() if r is not None]), TRAINING_SCHEMA))
 
 
 def search_generations(run: RunFolder) -> str:

@@ -13,8 +13,8 @@ import json
 import os
 import re
 import typing
-from datetime import datetime, timezone
 from collections.abc import Iterable, Mapping
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
@@ -150,6 +150,19 @@ class ExportConfig(_Section):
         "torchscript", description="ONNX exporter: torchscript (legacy, seconds), dynamo (torch.export based, ~10x slower here) or auto.")
 
 
+class ExecutionConfig(_Section):
+    """Where tasks run; results are the same on every runner, so this is not part of the fingerprint."""
+
+    runner: Literal["thread", "dask", "ray"] = Field(
+        "thread", description="Task runner: thread (Prefect's thread pool, one worker per device), dask (prefect-dask, extra [dask]) "
+        "or ray (prefect-ray, extra [ray]).")
+    address: str = Field("", description="Cluster to join: a Dask scheduler (tcp://HOST:PORT) or a Ray head (HOST:PORT, ray://HOST:10001); "
+                         "'' = a local cluster started for each sub-flow.")
+    workers: int | None = Field(None, ge=1, description="Workers of a local cluster (empty address); None = one per device.")
+    # 1.0: one batch per GPU at a time, as the thread runner's per-GPU concurrency limit does.
+    gpus_per_task: float = Field(1.0, ge=0.0, description="GPUs a task on a cuda device asks for (Dask worker resource GPU, Ray num_gpus).")
+
+
 class PipelineConfig(_Section):
     """Flow parameters of `nas_pipeline`. Every field has a description (used for --help)."""
 
@@ -170,9 +183,10 @@ class PipelineConfig(_Section):
     training: TrainingConfig = Field(default_factory=TrainingConfig, description="Finalist training.")
     registry: RegistryConfig = Field(default_factory=RegistryConfig, description="MLflow registration.")
     export: ExportConfig = Field(default_factory=ExportConfig, description="Export of the registered winner.")
+    execution: ExecutionConfig = Field(default_factory=ExecutionConfig, description="Task runner (thread, Dask or Ray).")
 
     @model_validator(mode="after")
-    def _search_options_ok(self) -> "PipelineConfig":
+    def _search_options_ok(self) -> PipelineConfig:
         if self.search.options:
             from nas_lib.search import STRATEGIES, check_options
 
@@ -199,8 +213,8 @@ class PipelineConfig(_Section):
         return value
 
     def fingerprint(self) -> str:
-        """Hash of every field that changes results (run_name and runs_root excluded)."""
-        data = self.model_dump(mode="json", exclude={"run_name", "runs_root"})
+        """Hash of every field that changes results (run_name, runs_root and execution excluded)."""
+        data = self.model_dump(mode="json", exclude={"run_name", "runs_root", "execution"})
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:10]
 
     def resolved_run_name(self) -> str:
