@@ -143,6 +143,8 @@ def prune(run: RunFolder, cfg: PipelineConfig, layer: str, prune_task: Callable[
         proxies = [(p.name, str(p.version)) for p in ev.scoring.proxy_objects()]
         known = [r.to_row() for r in ev.store.select(ev.scoring.data_fingerprint(), ev.scoring.seed, proxies)]
         knowledge = run.read_step(Step.KNOWLEDGE).to_dict("records")
+        if hasattr(prune_task, "with_options"):  # the Prefect task (tests may pass its plain function)
+            prune_task = prune_task.with_options(timeout_seconds=cfg.execution.batch_timeout_s)
         out = prune_task(layer, space, base_space_dict(cfg.space), _previous_layers(run, layer), knowledge, cfg.pruning, ev.scoring, known)
         ev.store.put_many(EvalRecord(**r) for r in out["records"])
         row, space = out["row"], out["space"]

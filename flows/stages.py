@@ -67,12 +67,13 @@ class Evaluation:
     batch_size: int
     devices: list[str]
     name: str
+    timeout_s: float | None = None  # per score-batch task (execution.batch_timeout_s)
 
     @classmethod
     def of(cls, run: RunFolder) -> Evaluation:
         cfg = run.config()
         return cls(EvaluationStore(cfg.store_path()), Scoring.of(cfg), run.space_dict(), cfg.evaluation.batch_size,
-                   plan_devices(cfg.device), cfg.resolved_run_name())
+                   plan_devices(cfg.device), cfg.resolved_run_name(), cfg.execution.batch_timeout_s)
 
 
 def score_in_batches(ev: Evaluation, archs: Sequence[str], label: str) -> list[dict[str, Any]]:
@@ -91,7 +92,8 @@ def score_in_batches(ev: Evaluation, archs: Sequence[str], label: str) -> list[d
         ensure_gpu_limits(ev.devices)
     batches = split_batches(work, ev.batch_size)
     progress = ui.progress_start(f"{ev.name}-{label}-progress", f"{label}: batches of {ev.batch_size} scored")
-    futures = [score_batch.submit(ev.scoring, ev.space, b, ev.devices[i % len(ev.devices)], label=f"{label}-{i}", gated=gated)
+    scorer = score_batch.with_options(timeout_seconds=ev.timeout_s)
+    futures = [scorer.submit(ev.scoring, ev.space, b, ev.devices[i % len(ev.devices)], label=f"{label}-{i}", gated=gated)
                for i, b in enumerate(batches)]
     fresh: list[EvalRecord] = []
     errors: list[BaseException] = []
@@ -180,7 +182,8 @@ def train_finalists(run_dir: str) -> str:
     devices, space, data = plan_devices(cfg.device), run.space_dict(), DataRef.of(cfg)
     finalists = select_finalists(run.read_step(Step.SEARCH), cfg.training.top_k)
     rows = {f["arch_id"]: run.finalist_row(f["arch_id"]) for f in finalists}
-    futures = [train_finalist.submit(f, space, data, cfg.training, cfg.seed, cfg.data.test, devices[i % len(devices)])
+    trainer = train_finalist.with_options(timeout_seconds=cfg.execution.training_timeout_s)
+    futures = [trainer.submit(f, space, data, cfg.training, cfg.seed, cfg.data.test, devices[i % len(devices)])
                for i, f in enumerate(finalists) if rows[f["arch_id"]] is None]
     for future in as_completed(futures):
         row = save_finalist(run, future.result())

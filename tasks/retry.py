@@ -33,8 +33,9 @@ def is_permanent_os_error(err: BaseException) -> bool:
 
 
 def is_transient(err: BaseException | None) -> bool:
-    """True for faults that may pass on a second try (never for an OOM or a permanent `OSError`)."""
-    if err is None:
+    """True for faults that may pass on a second try (never for an OOM, a permanent `OSError` or a
+    task that ran past its ``timeout_seconds``: it would again)."""
+    if err is None or type(err).__name__ == "TaskRunTimeoutError":
         return False
     if "out of memory" in str(err).lower() or is_permanent_os_error(err):
         return False

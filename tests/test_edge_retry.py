@@ -38,7 +38,10 @@ def test_transient_faults_are_retried(err: BaseException) -> None:
 
 @pytest.mark.slow
 def test_a_prefect_task_retries_a_reset_but_not_a_missing_file(tmp_path) -> None:
-    """The retry policy as Prefect applies it: 3 attempts for a reset, 1 for a missing file."""
+    """The retry policy as Prefect applies it: 3 attempts for a reset, 1 for a missing file and
+    1 for a task that ran past its ``timeout_seconds`` (it would again)."""
+    import time
+
     from prefect import flow, task
     from prefect.testing.utilities import prefect_test_harness
 
@@ -49,13 +52,16 @@ def test_a_prefect_task_retries_a_reset_but_not_a_missing_file(tmp_path) -> None
         attempts[kind] = attempts.get(kind, 0) + 1
         if kind == "missing":
             open(tmp_path / "absent.png", "rb")  # noqa: SIM115 - raises FileNotFoundError
+        if kind == "slow":
+            time.sleep(5)
         raise ConnectionResetError(errno.ECONNRESET, "Connection reset by peer")
 
     @flow
     def both() -> None:
         for kind in ("missing", "reset"):
             fail_with(kind, return_state=True)
+        fail_with.with_options(timeout_seconds=0.5)("slow", return_state=True)
 
     with prefect_test_harness(server_startup_timeout=120):
         both()
-    assert attempts == {"missing": 1, "reset": 3}
+    assert attempts == {"missing": 1, "reset": 3, "slow": 1}
