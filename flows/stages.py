@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from prefect import flow, get_run_logger
+from prefect import flow
 from prefect.futures import as_completed
 from prefect.task_runners import TaskRunner
 
@@ -136,10 +136,11 @@ def search_flow(run_dir: str) -> str:
     ends by joining Prefect's heartbeat thread, which sleeps in 1 s steps, so a sub-flow per
     generation cost ~1.2 s of wall time each (measured with an empty sub-flow).
     """
-    run, log = RunFolder(Path(run_dir)), get_run_logger()
+    run = RunFolder(Path(run_dir))
     cfg, ev = run.config(), Evaluation.of(run)
     setup = SearchSetup.of(cfg, ev.space)
     state = run.search_state() or _saved(run, initial_state(setup, run.read_step(Step.EVALUATIONS).to_dict("records")))
+    progress = ui.progress_start(f"{cfg.resolved_run_name()}-search-progress", "search: generations")
     for generation in range(state["generation"], cfg.search.generations + 1):
         state = _saved(run, propose_generation(state, generation, setup))
         rows = score_in_batches(ev, state["pending"], f"generation-{generation}")
@@ -147,7 +148,8 @@ def search_flow(run_dir: str) -> str:
         run.write_step(Step.SEARCH, state["rows"], SEARCH_SCHEMA)
         top = top_k(state["rows"], cfg.search.top_k_table)
         ui.table(f"{cfg.resolved_run_name()}-top-k", top, f"top {len(top)} after generation {generation}")
-        log.info("generation %d: best fitness %.4f (%s)", generation, top[0]["fitness"] if top else float("nan"), top[0]["arch_id"] if top else "-")
+        best = f"best fitness {top[0]['fitness']:.4f} ({top[0]['arch_id']})" if top else "no architecture scored"
+        ui.progress_update(progress, generation, cfg.search.generations, best)
     return str(run.write_step(Step.SEARCH, state["rows"], SEARCH_SCHEMA))
 
 

@@ -152,7 +152,8 @@ def test_one_registered_version_after_all_reruns(scenario):
 
 def test_ui_artifacts(scenario):
     keys = scenario["artifacts"]
-    assert {"t1-summary", "t1-top-k", "t1-population-progress"} <= keys
+    assert {"t1-summary", "t1-top-k", "t1-population-progress", "t1-search-progress"} <= keys
+    assert any(k.startswith("train-") for k in keys)  # each finalist's per-epoch progress
 
 
 def test_mlflow_gets_history_per_class_scores_confusion_matrix_and_dataset(scenario):
