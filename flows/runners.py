@@ -137,3 +137,15 @@ def submission(runner: str, parameters: dict[str, Any], gpus: float) -> Iterator
     """What every task submitted to a cluster runs under: the API URL and its GPU resources."""
     with worker_api(), gpu_resources(runner, parameters.get("device"), gpus):
         yield
+
+
+def release(future: Any) -> None:
+    """Tells a cluster the flow is done with a future's result (its rows are stored).
+
+    Dask keeps every key a client still references and recomputes it when the worker holding it
+    dies, so a batch already stored would be scored again after a worker loss; releasing the
+    key once its rows are stored prevents that. Thread and Ray futures need nothing.
+    """
+    wrapped = getattr(future, "_wrapped_future", None)
+    if wrapped is not None and hasattr(wrapped, "release"):
+        wrapped.release()

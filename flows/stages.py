@@ -18,7 +18,7 @@ from prefect import flow
 from prefect.futures import as_completed
 from prefect.task_runners import TaskRunner
 
-from flows.runners import task_runner
+from flows.runners import release, task_runner
 from nas_lib.evaluation import EvalRecord, EvaluationStore, assemble, split_batches, split_cached
 from nas_lib.steps import Step
 from tasks import ui
@@ -104,6 +104,7 @@ def score_in_batches(ev: Evaluation, archs: Sequence[str], label: str) -> list[d
             errors.append(err)
             continue
         ev.store.put_many(records)
+        release(future)  # stored: a cluster must not recompute it if its worker dies later
         fresh += records
         ui.progress_update(progress, done, len(futures))
     if errors:
@@ -189,6 +190,7 @@ def train_finalists(run_dir: str) -> str:
                for i, f in enumerate(finalists) if rows[f["arch_id"]] is None]
     for future in as_completed(futures):
         row = save_finalist(run, future.result())
+        release(future)
         rows[row["arch_id"]] = row
     return str(run.write_step(Step.TRAINING, training_frame([r for r in rows.values() if r is not None]), TRAINING_SCHEMA))
 
