@@ -66,6 +66,28 @@ def test_proxy_fitness_caches_per_cell_and_on_disk(tmp_path, tiny) -> None:  # n
     assert result["strategies"]["random"]["answers"][0] in tiny.values()
 
 
+def test_proxy_fitness_reloads_failed_cells_as_nan(tmp_path, tiny) -> None:
+    """A failure is stored as JSON null; reloaded, it must reach the strategy as NaN, not None."""
+    from nas_lib.search import make_strategy
+
+    space = nb201_space_for(list(tiny))
+    cache = tmp_path / "scores.json"
+    failed, fine = list(tiny)[:2]
+    fitness = ProxyFitness(space, "params", cache_path=cache)
+    fitness(space.from_string(fine))
+    fitness.scores[failed] = math.nan  # what __call__ stores for a cell whose proxy failed
+    fitness._dirty += 1
+    fitness.flush()
+    assert json.loads(cache.read_text())["nb201/params/seed0"][failed] is None
+    again = ProxyFitness(space, "params", cache_path=cache)
+    specs = [space.from_string(failed), space.from_string(fine)]
+    values = [again(s) for s in specs]
+    assert math.isnan(values[0]) and values[1] == fitness.scores[fine]
+    strategy = make_strategy("rea", space, seed=0)
+    strategy.tell(specs, values)  # raised TypeError on None before
+    assert space.to_string(strategy.best()[0]) == fine
+
+
 def test_table_fitness_is_nan_outside_the_table(tiny) -> None:  # noqa: ANN001
     space = nb201_space_for(list(tiny))
     fit = TableFitness(space, {})

@@ -86,7 +86,9 @@ class ProxyFitness:
         if self.batch is None:
             self.batch = random_batch(self.seed)
         if self.cache_path is not None and Path(self.cache_path).exists():
-            self.scores.update(json.loads(Path(self.cache_path).read_text()).get(self._cache_key(), {}))
+            stored = json.loads(Path(self.cache_path).read_text()).get(self._cache_key(), {})
+            # failures are stored as JSON null; the strategies must see them as NaN again
+            self.scores.update({k: math.nan if v is None else float(v) for k, v in stored.items()})
 
     def _cache_key(self) -> str:
         return f"{self.space.name}/{self.proxy}/seed{self.seed}"
