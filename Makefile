@@ -10,7 +10,7 @@ export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 90
 export DO_NOT_TRACK ?= 1
 export MLFLOW_DISABLE_TELEMETRY ?= true
 
-.PHONY: setup run test bench clean
+.PHONY: setup run test lint bench clean
 
 setup: $(VENV)/.installed
 
@@ -26,6 +26,12 @@ run: setup
 
 test: setup
 	$(PY) -m pytest -q
+
+# ruff (lint and format) and mypy, configured in pyproject.toml; .ci/run runs this before the tests.
+lint: setup
+	$(VENV)/bin/ruff check nas_lib tasks flows ehnas benchmarks tests
+	$(VENV)/bin/ruff format --check nas_lib tasks flows ehnas benchmarks tests
+	$(PY) -m mypy
 
 bench: setup
 	$(PY) benchmarks/build_forward.py

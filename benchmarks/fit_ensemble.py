@@ -56,14 +56,18 @@ def main() -> None:
     summary = {k: v for k, v in fit.items() if k != "quantiles"}
     print(json.dumps(summary, indent=2))
     if args.write:
-        note = (f"fitted on {fit['n_fit']} NB201 CIFAR-10 cells ({args.scores.name}, seed {args.seed}) by "
-                f"benchmarks/fit_ensemble.py: Spearman {fit['fit_spearman']} on them, {fit['holdout_spearman']} "
-                f"on the {fit['n_holdout']} held-out cells")
-        body = (f"FIT_NOTE = {note!r}\n"
-                f"WEIGHTS: dict[str, float] = {fit['weights']!r}\n"
-                "QUANTILES: dict[str, list[float]] = {\n"
-                + "".join(f"    {m!r}: {[float(f'{v:.6g}') for v in q]},\n" for m, q in fit["quantiles"].items())
-                + "}\n")
+        note = (
+            f"fitted on {fit['n_fit']} NB201 CIFAR-10 cells ({args.scores.name}, seed {args.seed}) by "
+            f"benchmarks/fit_ensemble.py: Spearman {fit['fit_spearman']} on them, {fit['holdout_spearman']} "
+            f"on the {fit['n_holdout']} held-out cells"
+        )
+        body = (
+            f"FIT_NOTE = {note!r}\n"
+            f"WEIGHTS: dict[str, float] = {fit['weights']!r}\n"
+            "QUANTILES: dict[str, list[float]] = {\n"
+            + "".join(f"    {m!r}: {[float(f'{v:.6g}') for v in q]},\n" for m, q in fit["quantiles"].items())
+            + "}\n"
+        )
         text = MODULE.read_text()
         MODULE.write_text(BLOCK.sub(lambda m: m.group(1) + body + m.group(3), text, count=1))
         print(f"wrote constants into {MODULE}")

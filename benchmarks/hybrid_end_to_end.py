@@ -37,10 +37,17 @@ from tasks.training import winner  # noqa: E402
 def protocol_overrides(protocol) -> list[str]:  # noqa: ANN001
     """The pipeline settings that make its finalist training the table's protocol."""
     d = protocol.data
-    pairs = {"data.kind": d["kind"], "data.path": d.get("path"), "data.image_size": d.get("image_size"),
-             "data.max_items": d.get("max_items"), "data.val_fraction": d.get("val_fraction"),
-             "training.epochs": protocol.epochs, "training.batch_size": protocol.batch_size, "training.lr": protocol.lr,
-             "training.max_batches_per_epoch": protocol.max_batches_per_epoch}
+    pairs = {
+        "data.kind": d["kind"],
+        "data.path": d.get("path"),
+        "data.image_size": d.get("image_size"),
+        "data.max_items": d.get("max_items"),
+        "data.val_fraction": d.get("val_fraction"),
+        "training.epochs": protocol.epochs,
+        "training.batch_size": protocol.batch_size,
+        "training.lr": protocol.lr,
+        "training.max_batches_per_epoch": protocol.max_batches_per_epoch,
+    }
     return [f"{k}={'null' if v is None else v}" for k, v in pairs.items()]
 
 
@@ -87,8 +94,14 @@ def main() -> None:
                     data = data if data is not None else load_protocol_data(protocol)
                     accuracy, source = train_architecture(space, arch, data, protocol)[0]["val_accuracy"], "trained"
                 evaluated = len(run.read_step(Step.EVALUATIONS)) + len(run.read_step(Step.SEARCH))
-                row = {"seed": seed, "arch": arch, "accuracy": accuracy, "source": source,
-                       "evaluation_rows": evaluated, "pipeline_seconds": round(seconds, 1)}
+                row = {
+                    "seed": seed,
+                    "arch": arch,
+                    "accuracy": accuracy,
+                    "source": source,
+                    "evaluation_rows": evaluated,
+                    "pipeline_seconds": round(seconds, 1),
+                }
                 results.setdefault(strategy, []).append(row)
                 print(f"{strategy} seed {seed}: {accuracy:.4f} ({source}) {seconds:.0f} s", flush=True)
     values = np.array(list(load_table(args.table).values()))  # the table may have grown meanwhile
@@ -98,17 +111,25 @@ def main() -> None:
             row["top10pct"] = row["percentile"] >= 0.9
     top_k = load_config(None, base).training.top_k
     summary = {
-        "table": str(args.table), "n_table": len(values), "table_median": float(np.median(values)),
-        "table_top10pct_threshold": float(np.quantile(values, 0.9)), "table_max": float(values.max()),
-        f"expected_best_of_{top_k}_random": expected_best_of(values, top_k), "overrides": base[len(protocol_overrides(protocol)):],
-        "strategies": {s: {"mean_accuracy": float(np.mean([r["accuracy"] for r in rows])),
-                           "top10pct_seeds": int(sum(r["top10pct"] for r in rows)), "runs": rows} for s, rows in results.items()},
+        "table": str(args.table),
+        "n_table": len(values),
+        "table_median": float(np.median(values)),
+        "table_top10pct_threshold": float(np.quantile(values, 0.9)),
+        "table_max": float(values.max()),
+        f"expected_best_of_{top_k}_random": expected_best_of(values, top_k),
+        "overrides": base[len(protocol_overrides(protocol)) :],
+        "strategies": {
+            s: {"mean_accuracy": float(np.mean([r["accuracy"] for r in rows])), "top10pct_seeds": int(sum(r["top10pct"] for r in rows)), "runs": rows}
+            for s, rows in results.items()
+        },
     }
     args.out.write_text(json.dumps(summary, indent=2))
     for s, r in summary["strategies"].items():
         print(f"{s:<8} mean {r['mean_accuracy']:.4f}  top-10% in {r['top10pct_seeds']}/{args.seeds} seeds")
-    print(f"table median {summary['table_median']:.4f}, top-10% threshold {summary['table_top10pct_threshold']:.4f}, "
-          f"expected best of {top_k} random {summary[f'expected_best_of_{top_k}_random']:.4f}; wrote {args.out}")
+    print(
+        f"table median {summary['table_median']:.4f}, top-10% threshold {summary['table_top10pct_threshold']:.4f}, "
+        f"expected best of {top_k} random {summary[f'expected_best_of_{top_k}_random']:.4f}; wrote {args.out}"
+    )
 
 
 if __name__ == "__main__":

@@ -60,14 +60,19 @@ def main() -> None:
         model = space.build_model(spec, input_shape=tuple(data.input_shape), num_classes=data.num_classes)
         result = train_and_evaluate(model, data, TrainConfig(epochs=t.epochs, batch_size=t.batch_size, lr=t.lr, seed=cfg.seed))
         accuracy = result.metrics.get("val_accuracy", math.nan) if result.state == "ok" else math.nan
-        rows.append({"arch": space.to_string(spec), "depth": spec.depth, "val_accuracy": accuracy,
-                     **{n: (r.value if r.ok else math.nan) for n, r in scores.items()}})
+        rows.append(
+            {
+                "arch": space.to_string(spec),
+                "depth": spec.depth,
+                "val_accuracy": accuracy,
+                **{n: (r.value if r.ok else math.nan) for n, r in scores.items()},
+            }
+        )
         print(f"[{i + 1}/{len(specs)}] depth {spec.depth} val_accuracy {accuracy:.4f} ({time.perf_counter() - start:.1f} s)", flush=True)
 
     acc = np.array([r["val_accuracy"] for r in rows])
     band = 1.96 / math.sqrt(max(len(rows) - 1, 1))
-    print(f"\n{len(rows)} architectures, val accuracy {np.nanmin(acc):.3f}..{np.nanmax(acc):.3f}; "
-          f"random score: rho 0 +- {band:.2f} (95%)")
+    print(f"\n{len(rows)} architectures, val accuracy {np.nanmin(acc):.3f}..{np.nanmax(acc):.3f}; random score: rho 0 +- {band:.2f} (95%)")
     report = {}
     for name in names:
         values = np.array([r[name] for r in rows])

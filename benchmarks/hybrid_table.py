@@ -44,10 +44,16 @@ def rho(a: pd.Series, b: pd.Series) -> float:
 def describe(rows: pd.DataFrame, failed: int) -> dict:
     acc = rows["val_accuracy"]
     return {
-        "n_ok": len(rows), "n_failed": failed, "min": round(acc.min(), 4), "median": round(acc.median(), 4),
-        "max": round(acc.max(), 4), "std": round(acc.std(), 4), "top10pct_threshold": round(acc.quantile(0.9), 4),
+        "n_ok": len(rows),
+        "n_failed": failed,
+        "min": round(acc.min(), 4),
+        "median": round(acc.median(), 4),
+        "max": round(acc.max(), 4),
+        "std": round(acc.std(), 4),
+        "top10pct_threshold": round(acc.quantile(0.9), 4),
         "iqr": [round(acc.quantile(0.25), 4), round(acc.quantile(0.75), 4)],
-        "seconds_median": round(rows["seconds"].median(), 1), "seconds_total": round(rows["seconds"].sum()),
+        "seconds_median": round(rows["seconds"].median(), 1),
+        "seconds_total": round(rows["seconds"].sum()),
         "spearman_with_accuracy": {f: rho(rows[f], acc) for f in FEATURES},
         "median_accuracy_by_depth": {int(d): round(v, 4) for d, v in acc.groupby(rows["depth"]).median().items()},
     }
@@ -59,12 +65,15 @@ def compare(base: pd.DataFrame, other: pd.DataFrame) -> dict:
     a, b = base.loc[common, "val_accuracy"], other.loc[common, "val_accuracy"]
     k = max(1, len(common) // 10)
     return {
-        "n": len(common), "spearman": rho(a, b), "kendall": round(float(stats.kendalltau(a, b).statistic), 3),
+        "n": len(common),
+        "spearman": rho(a, b),
+        "kendall": round(float(stats.kendalltau(a, b).statistic), 3),
         "mean_abs_difference": round(float((a - b).abs().mean()), 4),
         "top10pct_overlap": len(set(a.nlargest(k).index) & set(b.nlargest(k).index)) / k,
         "other_spearman_with": {f: rho(other.loc[common, f], b) for f in FEATURES},
         "base_spearman_with_on_common": {f: rho(base.loc[common, f], a) for f in FEATURES},
-        "other_median": round(float(b.median()), 4), "base_median_on_common": round(float(a.median()), 4),
+        "other_median": round(float(b.median()), 4),
+        "base_median_on_common": round(float(a.median()), 4),
     }
 
 
@@ -77,8 +86,11 @@ def main() -> None:
     args = parser.parse_args()
     rows = frame(args.table)
     failed = sum(r["state"] == "failed" for r in read_rows(args.table))
-    result = {"table": str(args.table), "protocol": read_protocol(args.table).to_dict() | {"space": "(see protocol file)"},
-              "table_stats": describe(rows, failed)}
+    result = {
+        "table": str(args.table),
+        "protocol": read_protocol(args.table).to_dict() | {"space": "(see protocol file)"},
+        "table_stats": describe(rows, failed),
+    }
     if args.reseed:
         result["noise_floor"] = compare(rows, frame(args.reseed))
     if args.budget:

@@ -106,8 +106,15 @@ def cpu_seconds() -> float:
 
 
 CPU: dict[str, float] = {}
-TINY = ["run_name=warmup", "population.size=2", "pruning.layers=[]", "search.generations=0", "training.top_k=1",
-        "training.epochs=1", "training.max_batches_per_epoch=1"]
+TINY = [
+    "run_name=warmup",
+    "population.size=2",
+    "pruning.layers=[]",
+    "search.generations=0",
+    "training.top_k=1",
+    "training.epochs=1",
+    "training.max_batches_per_epoch=1",
+]
 
 
 def timed(label: str, fn, *args, **kwargs) -> tuple[float, object]:  # noqa: ANN001

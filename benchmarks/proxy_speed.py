@@ -135,6 +135,7 @@ def breakdown(space: object, cell: str, x: torch.Tensor, y: torch.Tensor, repeat
         def run() -> object:
             ctx = ScoringContext(space, None, (x, y), 0, wanted=set(names), model=copy.deepcopy(model))
             return [ctx.value(PROXIES.get(n)()) for n in names]
+
         return run
 
     fb = lambda: _forward_backward(model, x, y)  # noqa: E731
@@ -182,9 +183,12 @@ def overlap(space: object, names: list[str], batch: tuple[torch.Tensor, torch.Te
         want = [a[(space.to_string(sp), nm)] for sp in specs for nm in names]
         assert np.array_equal(np.array(want), np.array(ahead), equal_nan=True), "prefetched scores differ"
         steady = (n - 1) / (t_ahead - first - t_inline / n)  # cells after the first, first's scoring removed
-        print(f"round {rnd}, {n} cells, {'+'.join(names)}: built in turn {n / t_inline:.3f} cells/s; "
-              f"{workers} build worker(s) {n / t_ahead:.3f} cells/s with start-up ({first:.1f} s to the first network), "
-              f"~{steady:.3f} cells/s after it; ratios {t_inline / t_ahead:.2f} / {steady * t_inline / n:.2f}", flush=True)
+        print(
+            f"round {rnd}, {n} cells, {'+'.join(names)}: built in turn {n / t_inline:.3f} cells/s; "
+            f"{workers} build worker(s) {n / t_ahead:.3f} cells/s with start-up ({first:.1f} s to the first network), "
+            f"~{steady:.3f} cells/s after it; ratios {t_inline / t_ahead:.2f} / {steady * t_inline / n:.2f}",
+            flush=True,
+        )
 
 
 def _minus_copy(row: tuple[float, float, float], copy_s: float) -> tuple[float, float, float]:

@@ -55,8 +55,7 @@ def evaluations_per_second(address: str, archs: list[str], proxy: str, root: Pat
     from tasks.config import load_config
     from tasks.run_folder import RunFolder
 
-    cfg = load_config(None, [*BASE, f"runs_root={root}", f"evaluation.proxies=[{proxy}]", "execution.runner=dask",
-                             f"execution.address={address}"])
+    cfg = load_config(None, [*BASE, f"runs_root={root}", f"evaluation.proxies=[{proxy}]", "execution.runner=dask", f"execution.address={address}"])
     run = RunFolder.create(cfg)
     start = time.perf_counter()
     rows = evaluate(run, archs, "bench")

@@ -135,8 +135,9 @@ def parse_options(pairs: list[str]) -> dict[str, object]:
 def loop_overhead(archs: list[str], space: object, data: ImageDataset, args: argparse.Namespace, device: str) -> list[dict]:
     """Part 1 for one image size."""
     rows = []
-    cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=LR, weight_decay=WEIGHT_DECAY, patience=args.epochs, seed=0,
-                      **parse_options(args.option))
+    cfg = TrainConfig(
+        epochs=args.epochs, batch_size=args.batch_size, lr=LR, weight_decay=WEIGHT_DECAY, patience=args.epochs, seed=0, **parse_options(args.option)
+    )
     for arch in archs:
         torch.manual_seed(0)
         initial = space.build_model(space.from_string(arch), tuple(data.input_shape), data.num_classes)
@@ -146,10 +147,20 @@ def loop_overhead(archs: list[str], space: object, data: ImageDataset, args: arg
         ours(), plain()  # warm-up: every batch shape's kernels and the allocator, for both sides
         t_ours, t_plain, ratio = paired(ours, plain, args.repeats, device)
         images = args.epochs * len(data.train_y)
-        rows.append({"arch": arch, "params": count_parameters(initial), "ours_images_per_s": images / t_ours,
-                     "plain_images_per_s": images / t_plain, "time_ratio_ours_over_plain": ratio})
-        print(f"  {rows[-1]['params']:>8,} params  ours {images / t_ours:7.1f} img/s  plain {images / t_plain:7.1f} img/s"
-              f"  time ours/plain {ratio:.3f}   {arch}", flush=True)
+        rows.append(
+            {
+                "arch": arch,
+                "params": count_parameters(initial),
+                "ours_images_per_s": images / t_ours,
+                "plain_images_per_s": images / t_plain,
+                "time_ratio_ours_over_plain": ratio,
+            }
+        )
+        print(
+            f"  {rows[-1]['params']:>8,} params  ours {images / t_ours:7.1f} img/s  plain {images / t_plain:7.1f} img/s"
+            f"  time ours/plain {ratio:.3f}   {arch}",
+            flush=True,
+        )
     return rows
 
 
@@ -159,9 +170,16 @@ class PlainResNet(nn.Module):
     def __init__(self, width: int, blocks: int = 4, in_channels: int = 3, num_classes: int = 10) -> None:
         super().__init__()
         self.stem = nn.Sequential(nn.Conv2d(in_channels, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU())
-        self.blocks = nn.ModuleList(nn.Sequential(
-            nn.Conv2d(width, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU(),
-            nn.Conv2d(width, width, 3, padding=1, bias=False), nn.BatchNorm2d(width)) for _ in range(blocks))
+        self.blocks = nn.ModuleList(
+            nn.Sequential(
+                nn.Conv2d(width, width, 3, padding=1, bias=False),
+                nn.BatchNorm2d(width),
+                nn.ReLU(),
+                nn.Conv2d(width, width, 3, padding=1, bias=False),
+                nn.BatchNorm2d(width),
+            )
+            for _ in range(blocks)
+        )
         self.head = nn.Linear(width, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -218,12 +236,25 @@ def block_costs(space: object, data: ImageDataset, args: argparse.Namespace, dev
         flops = forward_flops(net, shape)
         base = matching_resnet(flops, shape)
         t_net, t_base, ratio = paired(step_seconds(net, x, y, device), step_seconds(base, x, y, device), args.repeats, device)
-        rows.append({"family": family, "params": count_parameters(net), "mflops": flops / 1e6, "count_flops_mflops": count_flops(net, shape) / 1e6,
-                     "baseline_width": base.head.in_features, "baseline_mflops": forward_flops(base, shape) / 1e6, "ms_per_image": 1e3 * t_net / len(y),
-                     "baseline_ms_per_image": 1e3 * t_base / len(y), "time_ratio": ratio})
+        rows.append(
+            {
+                "family": family,
+                "params": count_parameters(net),
+                "mflops": flops / 1e6,
+                "count_flops_mflops": count_flops(net, shape) / 1e6,
+                "baseline_width": base.head.in_features,
+                "baseline_mflops": forward_flops(base, shape) / 1e6,
+                "ms_per_image": 1e3 * t_net / len(y),
+                "baseline_ms_per_image": 1e3 * t_base / len(y),
+                "time_ratio": ratio,
+            }
+        )
         r = rows[-1]
-        print(f"  {family:<6} {r['mflops']:7.1f} MFLOPs ({r['count_flops_mflops']:.1f} by count_flops) {r['ms_per_image']:7.2f} ms/img | plain CNN w={r['baseline_width']:<3} "
-              f"{r['baseline_mflops']:7.1f} MFLOPs {r['baseline_ms_per_image']:7.2f} ms/img | ratio {ratio:.2f}", flush=True)
+        print(
+            f"  {family:<6} {r['mflops']:7.1f} MFLOPs ({r['count_flops_mflops']:.1f} by count_flops) {r['ms_per_image']:7.2f} ms/img | plain CNN w={r['baseline_width']:<3} "
+            f"{r['baseline_mflops']:7.1f} MFLOPs {r['baseline_ms_per_image']:7.2f} ms/img | ratio {ratio:.2f}",
+            flush=True,
+        )
     return rows
 
 

@@ -101,11 +101,29 @@ def _spawn(sock: socket.socket) -> subprocess.Popen:
     import prefect
     from prefect.settings import get_current_settings
 
-    env = {**os.environ, "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1",
-           **get_current_settings().to_environment_variables(exclude_unset=True)}
+    env = {
+        **os.environ,
+        "PREFECT_UI_ENABLED": "0",
+        "PREFECT__SERVER_EPHEMERAL": "1",
+        "PREFECT__SERVER_FINAL": "1",
+        **get_current_settings().to_environment_variables(exclude_unset=True),
+    }
     env.pop("PREFECT_API_URL", None)
-    args = [sys.executable, "-m", "uvicorn", "--app-dir", str(prefect.__module_path__.parent), "--factory",
-            "prefect.server.api.server:create_app", "--fd", str(sock.fileno()), "--log-level", "error", "--lifespan", "on"]
+    args = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--app-dir",
+        str(prefect.__module_path__.parent),
+        "--factory",
+        "prefect.server.api.server:create_app",
+        "--fd",
+        str(sock.fileno()),
+        "--log-level",
+        "error",
+        "--lifespan",
+        "on",
+    ]
     return subprocess.Popen(args, env=env, pass_fds=(sock.fileno(),), preexec_fn=functools.partial(_die_with_parent, os.getpid()))  # noqa: PLW1509
 
 
@@ -120,8 +138,10 @@ def _wait_healthy(url: str, proc: subprocess.Popen, limit_s: float) -> None:
             if httpx.get(f"{url}/health", timeout=5).status_code == 200:
                 return
         time.sleep(0.2)  # polling a starting server
-    raise RuntimeError(f"the temporary Prefect server did not answer at {url} within {limit_s:.0f} s "
-                       "(raise PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS on a busy machine)")
+    raise RuntimeError(
+        f"the temporary Prefect server did not answer at {url} within {limit_s:.0f} s "
+        "(raise PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS on a busy machine)"
+    )
 
 
 def _drain_clients() -> None:
@@ -155,8 +175,17 @@ def temporary_server(home: Path) -> Iterator[str]:
     sock.close()  # the child holds its own copy of the socket
     me = psutil.Process()
     record = _records(home) / f"{proc.pid}.json"
-    record.write_text(json.dumps({"pid": proc.pid, "started": int(psutil.Process(proc.pid).create_time()), "port": port,
-                                  "parent_pid": me.pid, "parent_started": int(me.create_time())}))
+    record.write_text(
+        json.dumps(
+            {
+                "pid": proc.pid,
+                "started": int(psutil.Process(proc.pid).create_time()),
+                "port": port,
+                "parent_pid": me.pid,
+                "parent_started": int(me.create_time()),
+            }
+        )
+    )
     url = f"http://127.0.0.1:{port}/api"
     try:
         _wait_healthy(url, proc, float(PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS.value()))
@@ -190,10 +219,12 @@ def crash_orphaned_runs() -> list[str]:
     live = [StateType.RUNNING, StateType.PENDING]
     crashed = []
     with get_client(sync_client=True) as client:
-        runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(
-            state=FlowRunFilterState(type=FlowRunFilterStateType(any_=live)), tags=FlowRunFilterTags(all_=[LOCAL_TAG])))
-        tasks = client.read_task_runs(task_run_filter=TaskRunFilter(
-            state=TaskRunFilterState(type=TaskRunFilterStateType(any_=live)), tags=TaskRunFilterTags(all_=[LOCAL_TAG])))
+        runs = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=live)), tags=FlowRunFilterTags(all_=[LOCAL_TAG]))
+        )
+        tasks = client.read_task_runs(
+            task_run_filter=TaskRunFilter(state=TaskRunFilterState(type=TaskRunFilterStateType(any_=live)), tags=TaskRunFilterTags(all_=[LOCAL_TAG]))
+        )
         for run in runs:
             if _orphaned(run.tags):
                 client.set_flow_run_state(run.id, Crashed(message="its ehnas process ended without finishing it"), force=True)
@@ -208,7 +239,7 @@ def _orphaned(tags: list[str]) -> bool:
     """Whether the tags name a process of this host that no longer runs."""
     for tag in tags:
         if tag.startswith(PROC_TAG):
-            host, pid, started = tag[len(PROC_TAG):].rsplit(":", 2)
+            host, pid, started = tag[len(PROC_TAG) :].rsplit(":", 2)
             return host == socket.gethostname() and not _alive(int(pid), int(started))
     return False
 

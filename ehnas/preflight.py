@@ -48,8 +48,10 @@ def check_names(config: PipelineConfig) -> None:
     _unknown("search.strategy", [config.search.strategy], STRATEGIES.names())
     _unknown("evaluation.proxies", config.evaluation.proxies, PROXIES.names())
     if not config.evaluation.proxies:
-        raise CliError("evaluation.proxies: empty; name one proxy at least (the first is the search fitness); "
-                       f"allowed: {', '.join(PROXIES.names())}", ExitCode.USAGE)
+        raise CliError(
+            f"evaluation.proxies: empty; name one proxy at least (the first is the search fitness); allowed: {', '.join(PROXIES.names())}",
+            ExitCode.USAGE,
+        )
     _unknown("pruning.layers", [str(layer) for layer in config.pruning.layers], LAYER_REGISTRY.names())
 
 
@@ -88,8 +90,11 @@ def check_tracking(config: PipelineConfig, timeout_s: float = PROBE_TIMEOUT_S) -
     uri = config.tracking_uri()
     problem = probe_tracking_uri(uri, timeout_s)
     if problem:
-        raise CliError(f"MLflow tracking URI {redact(uri)} is unreachable: {problem}. Start the server, set "
-                       "registry.tracking_uri, or run without registration: --set registry.enabled=false", ExitCode.REGISTRY)
+        raise CliError(
+            f"MLflow tracking URI {redact(uri)} is unreachable: {problem}. Start the server, set "
+            "registry.tracking_uri, or run without registration: --set registry.enabled=false",
+            ExitCode.REGISTRY,
+        )
 
 
 def probe_tracking_uri(uri: str, timeout_s: float = PROBE_TIMEOUT_S) -> str | None:

@@ -20,7 +20,6 @@ from pathlib import Path
 LOCK_NAME = ".ehnas.lock"
 
 
-
 class RunLocked(RuntimeError):
     """The run folder is locked by another live process."""
 

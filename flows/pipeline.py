@@ -185,8 +185,12 @@ def nas_pipeline(config: PipelineConfig | None = None, redo: str | None = None) 
         get_run_logger().warning("%s", run.ledger_problem())
     data = run.save_data_record(DataRef.of(cfg).load())
     if data["skipped_count"]:
-        get_run_logger().warning("data: %d corrupt image files skipped (listed in %s), e.g. %s", data["skipped_count"], run.data_file,
-                                 "; ".join(f"{s['file']} ({s['reason']})" for s in data["skipped"][:3]))
+        get_run_logger().warning(
+            "data: %d corrupt image files skipped (listed in %s), e.g. %s",
+            data["skipped_count"],
+            run.data_file,
+            "; ".join(f"{s['file']} ({s['reason']})" for s in data["skipped"][:3]),
+        )
     if redo:
         run.forget(redo)
     ran: list[str] = []
@@ -199,8 +203,12 @@ def nas_pipeline(config: PipelineConfig | None = None, redo: str | None = None) 
     for layer, name in LAYER_STEPS.items():
         step(name, functools.partial(prune, run, cfg, layer))
     step(Step.POPULATION, lambda: run.write_step(Step.POPULATION, population_step(run.space_dict(), cfg.population, cfg.seed), POPULATION_SCHEMA))
-    step(Step.EVALUATIONS, lambda: run.write_step(
-        Step.EVALUATIONS, evaluation_rows(evaluate(run, run.read_step(Step.POPULATION)["arch"].tolist(), "population")), EVALUATION_SCHEMA))
+    step(
+        Step.EVALUATIONS,
+        lambda: run.write_step(
+            Step.EVALUATIONS, evaluation_rows(evaluate(run, run.read_step(Step.POPULATION)["arch"].tolist(), "population")), EVALUATION_SCHEMA
+        ),
+    )
     step(Step.SEARCH, lambda: search_generations(run))
     step(Step.TRAINING, lambda: train(run))
     step(Step.REGISTRY, lambda: register(run, cfg))

@@ -32,9 +32,13 @@ class EhnasDaskTaskRunner(DaskTaskRunner):
     def duplicate(self) -> EhnasDaskTaskRunner:
         """A fresh, unstarted runner with the same settings (Prefect starts duplicates)."""
         return type(self)(
-            address=self.address, cluster_class=self.cluster_class, cluster_kwargs=self.cluster_kwargs,
-            adapt_kwargs=self.adapt_kwargs, client_kwargs=self.client_kwargs,
-            performance_report_path=self.performance_report_path, gpus_per_task=self.gpus_per_task,
+            address=self.address,
+            cluster_class=self.cluster_class,
+            cluster_kwargs=self.cluster_kwargs,
+            adapt_kwargs=self.adapt_kwargs,
+            client_kwargs=self.client_kwargs,
+            performance_report_path=self.performance_report_path,
+            gpus_per_task=self.gpus_per_task,
         )
 
     def __eq__(self, other: object) -> bool:

@@ -72,8 +72,15 @@ class Evaluation:
     @classmethod
     def of(cls, run: RunFolder) -> Evaluation:
         cfg = run.config()
-        return cls(EvaluationStore(cfg.store_path()), Scoring.of(cfg), run.space_dict(), cfg.evaluation.batch_size,
-                   plan_devices(cfg.device), cfg.resolved_run_name(), cfg.execution.batch_timeout_s)
+        return cls(
+            EvaluationStore(cfg.store_path()),
+            Scoring.of(cfg),
+            run.space_dict(),
+            cfg.evaluation.batch_size,
+            plan_devices(cfg.device),
+            cfg.resolved_run_name(),
+            cfg.execution.batch_timeout_s,
+        )
 
 
 def score_in_batches(ev: Evaluation, archs: Sequence[str], label: str) -> list[dict[str, Any]]:
@@ -93,8 +100,9 @@ def score_in_batches(ev: Evaluation, archs: Sequence[str], label: str) -> list[d
     batches = split_batches(work, ev.batch_size)
     progress = ui.progress_start(f"{ev.name}-{label}-progress", f"{label}: batches of {ev.batch_size} scored")
     scorer = score_batch.with_options(timeout_seconds=ev.timeout_s)
-    futures = [scorer.submit(ev.scoring, ev.space, b, ev.devices[i % len(ev.devices)], label=f"{label}-{i}", gated=gated)
-               for i, b in enumerate(batches)]
+    futures = [
+        scorer.submit(ev.scoring, ev.space, b, ev.devices[i % len(ev.devices)], label=f"{label}-{i}", gated=gated) for i, b in enumerate(batches)
+    ]
     fresh: list[EvalRecord] = []
     errors: list[BaseException] = []
     for done, future in enumerate(as_completed(futures), 1):
@@ -186,8 +194,11 @@ def train_finalists(run_dir: str) -> str:
     finalists = select_finalists(run.read_step(Step.SEARCH), cfg.training.top_k)
     rows = {f["arch_id"]: run.finalist_row(f["arch_id"]) for f in finalists}
     trainer = train_finalist.with_options(timeout_seconds=cfg.execution.training_timeout_s)
-    futures = [trainer.submit(f, space, data, cfg.training, cfg.seed, cfg.data.test, devices[i % len(devices)])
-               for i, f in enumerate(finalists) if rows[f["arch_id"]] is None]
+    futures = [
+        trainer.submit(f, space, data, cfg.training, cfg.seed, cfg.data.test, devices[i % len(devices)])
+        for i, f in enumerate(finalists)
+        if rows[f["arch_id"]] is None
+    ]
     for future in as_completed(futures):
         row = save_finalist(run, future.result())
         release(future)

@@ -28,11 +28,22 @@ import pyarrow as pa
 
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (OSError, ConnectionError, TimeoutError)
 
-EVALUATION_SCHEMA = pa.schema([
-    ("arch_id", pa.string()), ("arch", pa.string()), ("proxy", pa.string()), ("proxy_version", pa.string()),
-    ("data_fingerprint", pa.string()), ("seed", pa.int64()), ("value", pa.float64()), ("state", pa.string()),
-    ("error", pa.string()), ("seconds", pa.float64()), ("device", pa.string()), ("cached", pa.bool_()),
-])
+EVALUATION_SCHEMA = pa.schema(
+    [
+        ("arch_id", pa.string()),
+        ("arch", pa.string()),
+        ("proxy", pa.string()),
+        ("proxy_version", pa.string()),
+        ("data_fingerprint", pa.string()),
+        ("seed", pa.int64()),
+        ("value", pa.float64()),
+        ("state", pa.string()),
+        ("error", pa.string()),
+        ("seconds", pa.float64()),
+        ("device", pa.string()),
+        ("cached", pa.bool_()),
+    ]
+)
 
 
 class Proxy(Protocol):
@@ -109,8 +120,7 @@ class EvaluationStore:
 
     def get_many(self, keys: Iterable[Key]) -> dict[Key, EvalRecord]:
         """The stored records of those `keys` that have one, marked ``cached=True``."""
-        query = (f"SELECT {', '.join(_COLUMNS)} FROM evals WHERE arch_id=? AND data_fingerprint=? AND proxy=?"
-                 " AND proxy_version=? AND seed=?")
+        query = f"SELECT {', '.join(_COLUMNS)} FROM evals WHERE arch_id=? AND data_fingerprint=? AND proxy=? AND proxy_version=? AND seed=?"
         out: dict[Key, EvalRecord] = {}
         with self._session() as con:
             for key in dict.fromkeys(keys):
@@ -123,8 +133,7 @@ class EvaluationStore:
         """Every stored record of these (proxy name, version) pairs on this data and seed, ``cached=True``."""
         query = f"SELECT {', '.join(_COLUMNS)} FROM evals WHERE data_fingerprint=? AND seed=? AND proxy=? AND proxy_version=?"
         with self._session() as con:
-            return [_cached_record(row) for name, version in proxies
-                    for row in con.execute(query, (data_fingerprint, int(seed), name, str(version)))]
+            return [_cached_record(row) for name, version in proxies for row in con.execute(query, (data_fingerprint, int(seed), name, str(version)))]
 
     def put(self, record: EvalRecord) -> None:
         """Stores `record`; the first score of a key wins (a race between writers is harmless)."""
@@ -188,8 +197,9 @@ def _score_each(space: Any, spec: Any, proxies: Sequence[Proxy], batch: Any, see
     return out
 
 
-def score_one(space: Any, spec: Any, proxies: Sequence[Proxy], batch: Any, *, data_fingerprint: str, seed: int,
-              device: str, scorer: MultiScorer | None = None) -> list[EvalRecord]:
+def score_one(
+    space: Any, spec: Any, proxies: Sequence[Proxy], batch: Any, *, data_fingerprint: str, seed: int, device: str, scorer: MultiScorer | None = None
+) -> list[EvalRecord]:
     """Scores `spec` with `proxies`; a deterministic failure becomes ``failed`` records, not an error."""
     arch_id, arch = space.arch_id(spec), space.to_string(spec)
     start = time.perf_counter()
@@ -261,8 +271,9 @@ def score_key(arch_id: str, proxy: Proxy, data_fingerprint: str, seed: int) -> K
     return (arch_id, data_fingerprint, proxy.name, str(proxy.version), int(seed))
 
 
-def split_cached(store: EvaluationStore | None, space: Any, archs: Sequence[str], proxies: Sequence[Proxy], *,
-                 data_fingerprint: str, seed: int) -> tuple[dict[Key, EvalRecord], list[tuple[str, list[str]]]]:
+def split_cached(
+    store: EvaluationStore | None, space: Any, archs: Sequence[str], proxies: Sequence[Proxy], *, data_fingerprint: str, seed: int
+) -> tuple[dict[Key, EvalRecord], list[tuple[str, list[str]]]]:
     """What `store` already knows about `archs`, and the work left.
 
     Returns:
@@ -276,8 +287,17 @@ def split_cached(store: EvaluationStore | None, space: Any, archs: Sequence[str]
     return known, [(arch, names) for arch, names in work if names]
 
 
-def score_work(space: Any, work: Sequence[tuple[str, Sequence[str]]], proxies: Sequence[Proxy], batch: Any, *,
-               data_fingerprint: str, seed: int, device: str = "cpu", scorer: MultiScorer | None = None) -> list[EvalRecord]:
+def score_work(
+    space: Any,
+    work: Sequence[tuple[str, Sequence[str]]],
+    proxies: Sequence[Proxy],
+    batch: Any,
+    *,
+    data_fingerprint: str,
+    seed: int,
+    device: str = "cpu",
+    scorer: MultiScorer | None = None,
+) -> list[EvalRecord]:
     """Scores each ``(arch, proxy names)`` item; no store involved (what a remote worker runs).
 
     Raises:

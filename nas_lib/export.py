@@ -66,8 +66,10 @@ def fixed_batch_graph(model: nn.Module) -> int | None:
 def _refuse_fixed_graph(model: nn.Module) -> None:
     batch = fixed_batch_graph(model) if not isinstance(model, RawImageModel) else fixed_batch_graph(model.model)
     if batch is not None:
-        raise ExportError(f"the model is a torch.export graph fixed at batch {batch}; an export of it would accept only that "
-                          "batch size. Rebuild the network from its architecture and weights (`ehnas export` does) and export that.")
+        raise ExportError(
+            f"the model is a torch.export graph fixed at batch {batch}; an export of it would accept only that "
+            "batch size. Rebuild the network from its architecture and weights (`ehnas export` does) and export that."
+        )
 
 
 def export_quantized(model: nn.Module, example: Tensor, path: str | Path) -> Path:
@@ -182,15 +184,29 @@ def export_onnx(model: nn.Module, example: Tensor, path: str | Path, *, opset: i
 def _onnx_dynamo(model: nn.Module, example: Tensor, target: Path, opset: int | None) -> None:
     batch = torch.export.Dim("batch", min=1, max=1 << 16)
     torch.onnx.export(
-        model, (example,), str(target), dynamo=True, input_names=["input"], output_names=["logits"],
-        dynamic_shapes=({0: batch},), opset_version=opset, external_data=False, verbose=False,
+        model,
+        (example,),
+        str(target),
+        dynamo=True,
+        input_names=["input"],
+        output_names=["logits"],
+        dynamic_shapes=({0: batch},),
+        opset_version=opset,
+        external_data=False,
+        verbose=False,
     )
 
 
 def _onnx_legacy(model: nn.Module, example: Tensor, target: Path, opset: int | None) -> None:
     torch.onnx.export(
-        model, (example,), str(target), dynamo=False, input_names=["input"], output_names=["logits"],
-        dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}}, opset_version=opset or 17,
+        model,
+        (example,),
+        str(target),
+        dynamo=False,
+        input_names=["input"],
+        output_names=["logits"],
+        dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
+        opset_version=opset or 17,
     )
 
 

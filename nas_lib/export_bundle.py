@@ -51,8 +51,11 @@ class ModelCard:
     def labels(self) -> dict[str, Any]:
         """The ``labels.json`` content."""
         c, h, w = self.input_shape
-        return {**asdict(self), "input": {"layout": "NHWC", "dtype": "uint8", "height": h, "width": w, "channels": c,
-                                          "color": "L" if c == 1 else "RGB"}, "output": "logits, one per class name"}
+        return {
+            **asdict(self),
+            "input": {"layout": "NHWC", "dtype": "uint8", "height": h, "width": w, "channels": c, "color": "L" if c == 1 else "RGB"},
+            "output": "logits, one per class name",
+        }
 
 
 def parse_formats(formats: str | Sequence[str]) -> tuple[str, ...]:
@@ -73,8 +76,16 @@ def to_raw_images(x: Tensor, mean: Sequence[float], std: Sequence[float]) -> np.
     return np.ascontiguousarray(pixels.permute(0, 2, 3, 1).numpy())
 
 
-def export_bundle(model: nn.Module, card: ModelCard, out_dir: str | Path, *, formats: Sequence[str] = FORMATS,
-                  images: np.ndarray, labels: np.ndarray | None = None, onnx_exporter: str = "torchscript") -> dict[str, Any]:
+def export_bundle(
+    model: nn.Module,
+    card: ModelCard,
+    out_dir: str | Path,
+    *,
+    formats: Sequence[str] = FORMATS,
+    images: np.ndarray,
+    labels: np.ndarray | None = None,
+    onnx_exporter: str = "torchscript",
+) -> dict[str, Any]:
     """Writes each format to ``out_dir`` and checks it.
 
     Args:

@@ -14,10 +14,16 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-POPULATION_SCHEMA = pa.schema([
-    ("arch_id", pa.string()), ("arch", pa.string()), ("index", pa.int64()), ("depth", pa.int64()),
-    ("preference", pa.int64()), ("source", pa.string()),
-])
+POPULATION_SCHEMA = pa.schema(
+    [
+        ("arch_id", pa.string()),
+        ("arch", pa.string()),
+        ("index", pa.int64()),
+        ("depth", pa.int64()),
+        ("preference", pa.int64()),
+        ("source", pa.string()),
+    ]
+)
 
 
 @dataclass(frozen=True)
@@ -70,9 +76,14 @@ def generate_population(space: Any, cfg: PopulationConfig, rng: np.random.Genera
         if arch_id in seen:
             continue
         seen.add(arch_id)
-        rows.append({
-            "arch_id": arch_id, "arch": space.to_string(spec), "index": len(rows),
-            "depth": int(getattr(spec, "depth", len(getattr(spec, "ops", ())))),
-            "preference": _preference(space, spec), "source": "preferred" if preferred else "uniform",
-        })
+        rows.append(
+            {
+                "arch_id": arch_id,
+                "arch": space.to_string(spec),
+                "index": len(rows),
+                "depth": int(getattr(spec, "depth", len(getattr(spec, "ops", ())))),
+                "preference": _preference(space, spec),
+                "source": "preferred" if preferred else "uniform",
+            }
+        )
     return rows

@@ -48,8 +48,11 @@ def _data_section(run_dir: Path) -> list[str]:
     if not path.exists():
         return []
     d = json.loads(path.read_text(encoding="utf-8"))
-    lines = [f"Data: `{d['name']}`, {d['train_size']} train / {d['val_size']} validation images, {d['num_classes']} classes, "
-             f"input {'x'.join(str(v) for v in d['input_shape'])}, fingerprint `{d['fingerprint'][:12]}`.", ""]
+    lines = [
+        f"Data: `{d['name']}`, {d['train_size']} train / {d['val_size']} validation images, {d['num_classes']} classes, "
+        f"input {'x'.join(str(v) for v in d['input_shape'])}, fingerprint `{d['fingerprint'][:12]}`.",
+        "",
+    ]
     if d.get("skipped_count"):
         shown = ", ".join(f"`{s['file']}`" for s in d["skipped"][:5])
         lines += [f"**{d['skipped_count']} corrupt image files skipped** (all listed in `data.json`): {shown}", ""]
@@ -69,7 +72,11 @@ def _space_section(run_dir: Path) -> list[str]:
         rows.append([layer, r.get("provider"), r.get("log10_size_before"), r.get("log10_size_after"), retention, note])
     if not rows:
         return []
-    return ["## Search space per layer", ""] + _rows(["layer", "provider", "log10 size before", "log10 size after", "top-1% retention", "note"], rows) + [""]
+    return (
+        ["## Search space per layer", ""]
+        + _rows(["layer", "provider", "log10 size before", "log10 size after", "top-1% retention", "note"], rows)
+        + [""]
+    )
 
 
 def _evaluation_section(run_dir: Path) -> list[str]:
@@ -78,10 +85,14 @@ def _evaluation_section(run_dir: Path) -> list[str]:
     if t is None:
         return []
     ok = int((t["state"] == "ok").sum())
-    lines = ["## Population and evaluation", "",
-             f"- population: {0 if pop is None else len(pop)} architectures",
-             f"- scores: {len(t)} ({ok} ok, {len(t) - ok} failed; {int(t['cached'].sum())} reused from the store)",
-             f"- proxies: {', '.join(sorted(t['proxy'].unique()))}", ""]
+    lines = [
+        "## Population and evaluation",
+        "",
+        f"- population: {0 if pop is None else len(pop)} architectures",
+        f"- scores: {len(t)} ({ok} ok, {len(t) - ok} failed; {int(t['cached'].sum())} reused from the store)",
+        f"- proxies: {', '.join(sorted(t['proxy'].unique()))}",
+        "",
+    ]
     return lines
 
 
@@ -117,8 +128,12 @@ def _registry_section(run_dir: Path) -> list[str]:
     if t is None or t.empty:
         return []
     r = t.iloc[0].to_dict()
-    lines = ["## Winner", "", f"- architecture: `{r.get('arch_id')}` {r.get('arch') or ''}",
-             f"- validation accuracy: {_fmt(r.get('val_accuracy'))}, parameters: {_fmt(r.get('params'))}"]
+    lines = [
+        "## Winner",
+        "",
+        f"- architecture: `{r.get('arch_id')}` {r.get('arch') or ''}",
+        f"- validation accuracy: {_fmt(r.get('val_accuracy'))}, parameters: {_fmt(r.get('params'))}",
+    ]
     if r.get("state") == "ok":
         lines.append(f"- registered: `{r.get('model_name')}` version {r.get('version')} alias `{r.get('alias')}` ({r.get('model_uri')})")
         if isinstance(r.get("note"), str) and r.get("note"):

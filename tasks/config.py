@@ -29,12 +29,14 @@ class _Section(BaseModel):
 
 
 class DataConfig(_Section):
-    kind: Literal["digits", "cifar10_batches", "cifar10_npz", "image_folder", "csv", "idx", "cifar100_batches", "svhn_mat",
-                  "stl10_binary", "gtsrb", "dtd"] = Field(
-        "digits", description="Dataset: digits (scikit-learn, no download), cifar10_batches (CIFAR-10 python folder), cifar10_npz "
+    kind: Literal[
+        "digits", "cifar10_batches", "cifar10_npz", "image_folder", "csv", "idx", "cifar100_batches", "svhn_mat", "stl10_binary", "gtsrb", "dtd"
+    ] = Field(
+        "digits",
+        description="Dataset: digits (scikit-learn, no download), cifar10_batches (CIFAR-10 python folder), cifar10_npz "
         "(x, y, optional split), image_folder (one sub-folder per class), csv (path,label[,split]), idx (a folder of MNIST-family "
         "IDX files), cifar100_batches (cifar-100-python folder), svhn_mat (train_32x32.mat or its folder), stl10_binary, gtsrb "
-        "(Final_Training/Images layout), dtd (images/ + labels/ fold 1)."
+        "(Final_Training/Images layout), dtd (images/ + labels/ fold 1).",
     )
     path: str | None = Field(None, description="Dataset location on disk (unused for digits).")
     val_fraction: float = Field(0.2, gt=0.0, lt=1.0, description="Share of the training data held out for finalist scoring.")
@@ -46,7 +48,9 @@ class DataConfig(_Section):
     test: bool = Field(False, description="Score each trained finalist on the source's test part (test_accuracy); selection stays on validation.")
     # 1%: a scraped folder often holds a few truncated files; more than that usually means a
     # wrong path or a broken copy, which should stop the run rather than train on the rest.
-    max_corrupt_fraction: float = Field(0.01, ge=0.0, le=1.0, description="Share of image files (image_folder, csv) that may fail to decode and be skipped; above it loading stops.")
+    max_corrupt_fraction: float = Field(
+        0.01, ge=0.0, le=1.0, description="Share of image files (image_folder, csv) that may fail to decode and be skipped; above it loading stops."
+    )
 
 
 class SpaceConfig(_Section):
@@ -56,11 +60,13 @@ class SpaceConfig(_Section):
     min_depth: int = Field(4, ge=4, le=20, description="Fewest blocks of a hybrid network.")
     max_depth: int = Field(6, ge=4, le=20, description="Most blocks of a hybrid network.")
     constraints: dict[str, Any] = Field(
-        default_factory=lambda: {"hyperparameters": {
-            "cnn": {"planes": [16, 32], "base_width": [32], "cardinality": [1, 2]},
-            "vit": {"qkv_dim": [192], "mlp_ratio": [4], "num_heads": [3, 4, 6]},
-            "mamba": {"expand": [1], "d_state": [8]},
-        }},
+        default_factory=lambda: {
+            "hyperparameters": {
+                "cnn": {"planes": [16, 32], "base_width": [32], "cardinality": [1, 2]},
+                "vit": {"qkv_dim": [192], "mlp_ratio": [4], "num_heads": [3, 4, 6]},
+                "mamba": {"expand": [1], "d_state": [8]},
+            }
+        },
         description="Extra HybridConstraints fields of the base space before pruning ({} = the full space).",
     )
 
@@ -78,7 +84,10 @@ def _pruning_layers() -> tuple[str, ...]:
 
 
 class PruningConfig(_Section):
-    provider: Literal["offline", "openai"] = Field("offline", description="Who decides each pruning layer: offline (proxy-guided enrichment + knowledge rules) or openai (an OpenAI-compatible LLM from EHNAS_LLM_* env).")
+    provider: Literal["offline", "openai"] = Field(
+        "offline",
+        description="Who decides each pruning layer: offline (proxy-guided enrichment + knowledge rules) or openai (an OpenAI-compatible LLM from EHNAS_LLM_* env).",
+    )
     layers: list[str] = Field(
         default_factory=lambda: list(_pruning_layers()), description="Pruning layers to apply (registered names; they run in registration order)."
     )
@@ -121,8 +130,10 @@ class SearchConfig(_Section):
     per_generation: int = Field(6, ge=1, description="Architectures asked per generation.")
     top_k_table: int = Field(5, ge=1, description="Rows of the per-generation top-k table artifact.")
     options: dict[str, Any] = Field(
-        default_factory=dict, description="Options of the strategy (e.g. {population: 12} for ga); unknown keys are an error that lists the valid ones. "
-        "A warm-up option left unset is lowered to population.size.")
+        default_factory=dict,
+        description="Options of the strategy (e.g. {population: 12} for ga); unknown keys are an error that lists the valid ones. "
+        "A warm-up option left unset is lowered to population.size.",
+    )
 
 
 class TrainingConfig(_Section):
@@ -139,32 +150,45 @@ class RegistryConfig(_Section):
     tracking_uri: str | None = Field(None, description="MLflow tracking URI (None = sqlite:///<runs_root>/mlflow.db).")
     model_name: str | None = Field(None, description="Registered model name (None = ehnas-<dataset kind>).")
     promote: Literal["if_better", "always"] = Field(
-        "if_better", description="When the winner takes the 'champion' alias: if_better = unless the current champion has a higher "
-        "validation accuracy on the same validation data (the winner is then the 'challenger'); always = every run's winner.")
+        "if_better",
+        description="When the winner takes the 'champion' alias: if_better = unless the current champion has a higher "
+        "validation accuracy on the same validation data (the winner is then the 'challenger'); always = every run's winner.",
+    )
 
 
 class ExportConfig(_Section):
     formats: list[Literal["onnx", "torchscript", "quantized"]] = Field(
-        default_factory=list, description="Export the registered winner to these formats (files logged under export/ of its MLflow run); [] = none.")
+        default_factory=list, description="Export the registered winner to these formats (files logged under export/ of its MLflow run); [] = none."
+    )
     onnx_exporter: Literal["torchscript", "dynamo", "auto"] = Field(
-        "torchscript", description="ONNX exporter: torchscript (legacy, seconds), dynamo (torch.export based, ~10x slower here) or auto.")
+        "torchscript", description="ONNX exporter: torchscript (legacy, seconds), dynamo (torch.export based, ~10x slower here) or auto."
+    )
 
 
 class ExecutionConfig(_Section):
     """Where tasks run; results are the same on every runner, so this is not part of the fingerprint."""
 
     runner: Literal["thread", "dask", "ray"] = Field(
-        "thread", description="Task runner: thread (Prefect's thread pool, one worker per device), dask (prefect-dask, extra [dask]) "
-        "or ray (prefect-ray, extra [ray]).")
-    address: str = Field("", description="Cluster to join: a Dask scheduler (tcp://HOST:PORT) or a Ray head (HOST:PORT, ray://HOST:10001); "
-                         "'' = a local cluster started for each sub-flow.")
+        "thread",
+        description="Task runner: thread (Prefect's thread pool, one worker per device), dask (prefect-dask, extra [dask]) "
+        "or ray (prefect-ray, extra [ray]).",
+    )
+    address: str = Field(
+        "",
+        description="Cluster to join: a Dask scheduler (tcp://HOST:PORT) or a Ray head (HOST:PORT, ray://HOST:10001); "
+        "'' = a local cluster started for each sub-flow.",
+    )
     workers: int | None = Field(None, ge=1, description="Workers of a local cluster (empty address); None = one per device.")
     # 1.0: one batch per GPU at a time, as the thread runner's per-GPU concurrency limit does.
     gpus_per_task: float = Field(1.0, ge=0.0, description="GPUs a task on a cuda device asks for (Dask worker resource GPU, Ray num_gpus).")
     # An hour per batch: the default batch of 6 hybrids scores in seconds on CPU; a hung device or
     # a deadlocked worker is what this catches. Training gets 6 h (a finalist trains for minutes).
-    batch_timeout_s: float | None = Field(3600.0, gt=0, description="Seconds a score-batch or prune-layer task may run before it fails (None = no limit); not retried.")
-    training_timeout_s: float | None = Field(21600.0, gt=0, description="Seconds a train-finalist task may run before it fails (None = no limit); not retried.")
+    batch_timeout_s: float | None = Field(
+        3600.0, gt=0, description="Seconds a score-batch or prune-layer task may run before it fails (None = no limit); not retried."
+    )
+    training_timeout_s: float | None = Field(
+        21600.0, gt=0, description="Seconds a train-finalist task may run before it fails (None = no limit); not retried."
+    )
 
 
 class PipelineConfig(_Section):

@@ -38,8 +38,15 @@ class DataRef(BaseModel):
     def of(cls, config: Any) -> DataRef:
         """The reference of a `PipelineConfig`'s data section under its seed."""
         d = config.data
-        return cls(kind=d.kind, path=d.path, image_size=d.image_size, val_fraction=d.val_fraction, seed=config.seed, max_items=d.max_items,
-                   max_corrupt_fraction=d.max_corrupt_fraction)
+        return cls(
+            kind=d.kind,
+            path=d.path,
+            image_size=d.image_size,
+            val_fraction=d.val_fraction,
+            seed=config.seed,
+            max_items=d.max_items,
+            max_corrupt_fraction=d.max_corrupt_fraction,
+        )
 
     def load(self) -> Any:
         """The `ImageDataset` (loaded on the first call in this process, then reused)."""
@@ -81,8 +88,15 @@ def _load(ref: DataRef) -> Any:
     from nas_lib.data.datasets import load_dataset
 
     path = local_path(ref.path) if ref.path else None
-    return load_dataset(ref.kind, path, image_size=ref.image_size, val_fraction=ref.val_fraction, seed=ref.seed, max_items=ref.max_items,
-                        max_corrupt_fraction=ref.max_corrupt_fraction)
+    return load_dataset(
+        ref.kind,
+        path,
+        image_size=ref.image_size,
+        val_fraction=ref.val_fraction,
+        seed=ref.seed,
+        max_items=ref.max_items,
+        max_corrupt_fraction=ref.max_corrupt_fraction,
+    )
 
 
 def proxy_batch(data: Any, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -69,8 +69,16 @@ def shared_scorer(space: Any, spec: Any, proxies: Sequence[Any], batch: Any, see
 
 def score_records(scoring: Scoring, space: dict[str, Any], work: Sequence[tuple[str, Sequence[str]]], device: str = "cpu") -> list[EvalRecord]:
     """Scores each ``(arch, proxy names)`` work item of the space; new records, failures included."""
-    return score_work(space_from_dict(space), work, scoring.proxy_objects(), scoring.batch(), data_fingerprint=scoring.data_fingerprint(),
-                      seed=scoring.seed, device=device, scorer=shared_scorer)
+    return score_work(
+        space_from_dict(space),
+        work,
+        scoring.proxy_objects(),
+        scoring.batch(),
+        data_fingerprint=scoring.data_fingerprint(),
+        seed=scoring.seed,
+        device=device,
+        scorer=shared_scorer,
+    )
 
 
 @contextlib.contextmanager
@@ -89,10 +97,17 @@ def gpu_limit_name(device: str) -> str:
     return f"ehnas-{device.replace(':', '-')}"
 
 
-@task(name="score-batch", retries=2, retry_delay_seconds=1, retry_condition_fn=retry_transient,
-      cache_policy=NO_CACHE, task_run_name="score-batch-{label}")
-def score_batch(scoring: Scoring, space: dict[str, Any], work: list[tuple[str, list[str]]], device: str, label: str = "",
-                gated: bool = False) -> list[dict[str, Any]]:
+@task(
+    name="score-batch",
+    retries=2,
+    retry_delay_seconds=1,
+    retry_condition_fn=retry_transient,
+    cache_policy=NO_CACHE,
+    task_run_name="score-batch-{label}",
+)
+def score_batch(
+    scoring: Scoring, space: dict[str, Any], work: list[tuple[str, list[str]]], device: str, label: str = "", gated: bool = False
+) -> list[dict[str, Any]]:
     """Scores one batch of work items on one device (failed rows recorded, transient faults retried)."""
     with device_slot(device, gated):
         return [r.to_row() for r in score_records(scoring, space, work, device)]

@@ -20,10 +20,19 @@ from prefect.cache_policies import NO_CACHE
 from tasks.config import KnowledgeConfig
 from tasks.retry import retry_transient
 
-KNOWLEDGE_SCHEMA = pa.schema([
-    ("item_id", pa.string()), ("kind", pa.string()), ("title", pa.string()), ("text", pa.string()), ("chars", pa.int64()),
-    ("origin", pa.string()), ("knowledge_fingerprint", pa.string()), ("state", pa.string()), ("note", pa.string()),
-])
+KNOWLEDGE_SCHEMA = pa.schema(
+    [
+        ("item_id", pa.string()),
+        ("kind", pa.string()),
+        ("title", pa.string()),
+        ("text", pa.string()),
+        ("chars", pa.int64()),
+        ("origin", pa.string()),
+        ("knowledge_fingerprint", pa.string()),
+        ("state", pa.string()),
+        ("note", pa.string()),
+    ]
+)
 
 
 def knowledge_source(section: KnowledgeConfig, extraction_dir: str | Path) -> Path | None:
@@ -60,8 +69,10 @@ def build_knowledge_rows(section: KnowledgeConfig, extraction_dir: str | Path) -
         extract_documents(section.documents, extraction_dir)
     kb = load_knowledge(knowledge_source(section, extraction_dir), llm=_llm())
     common = {"origin": kb.origin, "knowledge_fingerprint": kb.fingerprint, "state": "ok", "note": None}
-    rows = [{"item_id": f"section-{i}", "kind": "section", "title": s.title, "text": s.body, "chars": len(s.body), **common}
-            for i, s in enumerate(kb.sections)]
+    rows = [
+        {"item_id": f"section-{i}", "kind": "section", "title": s.title, "text": s.body, "chars": len(s.body), **common}
+        for i, s in enumerate(kb.sections)
+    ]
     rules = json.dumps(kb.rules, sort_keys=True, default=str)
     return rows + [{"item_id": "rules", "kind": "rules", "title": "structured rules", "text": rules, "chars": len(rules), **common}]
 

@@ -47,8 +47,7 @@ def keep_oldest(client: MlflowClient, model_name: str, identity: Mapping[str, st
     returns the older one; else returns `version`."""
     oldest = versions_of(client, model_name, identity)[0]
     if str(oldest.version) != str(version):
-        log.warning("%s v%s duplicates v%s (same weights, registered concurrently): deleting v%s",
-                    model_name, version, oldest.version, version)
+        log.warning("%s v%s duplicates v%s (same weights, registered concurrently): deleting v%s", model_name, version, oldest.version, version)
         client.delete_model_version(model_name, str(version))
     return str(oldest.version)
 

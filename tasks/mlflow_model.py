@@ -74,19 +74,44 @@ def log_serving_model(run_id: str, model: nn.Module, info: ServingInfo, pip_requ
     with tempfile.TemporaryDirectory(prefix="ehnas-model-") as tmp:
         folder = Path(tmp)
         check = np.ascontiguousarray(info.images[:CHECK_IMAGES])
-        export_torchscript(RawImageModel(cpu, info.card.mean, info.card.std), torch.from_numpy(np.resize(check, (2, h, w, c))), folder / "model.torchscript.pt")
+        export_torchscript(
+            RawImageModel(cpu, info.card.mean, info.card.std), torch.from_numpy(np.resize(check, (2, h, w, c))), folder / "model.torchscript.pt"
+        )
         torch.save(cpu.state_dict(), folder / "weights.pt")
         (folder / "labels.json").write_text(json.dumps(info.card.labels(), indent=1), encoding="utf-8")
-        (folder / "ehnas.json").write_text(json.dumps({"space": dict(info.space), "data": dict(info.data), "card": info.card.labels()}, indent=1), encoding="utf-8")
+        (folder / "ehnas.json").write_text(
+            json.dumps({"space": dict(info.space), "data": dict(info.data), "card": info.card.labels()}, indent=1), encoding="utf-8"
+        )
         np.savez(folder / "check.npz", images=check, labels=info.labels[:CHECK_IMAGES])
-        artifacts = {name: str(folder / file) for name, file in (("torchscript", "model.torchscript.pt"), ("labels", "labels.json"),
-                                                                  ("weights", "weights.pt"), ("ehnas", "ehnas.json"), ("check", "check.npz"))}
+        artifacts = {
+            name: str(folder / file)
+            for name, file in (
+                ("torchscript", "model.torchscript.pt"),
+                ("labels", "labels.json"),
+                ("weights", "weights.pt"),
+                ("ehnas", "ehnas.json"),
+                ("check", "check.npz"),
+            )
+        }
         with mlflow.start_run(run_id=run_id):
-            model_info = mlflow.pyfunc.log_model(name="model", python_model=str(SERVING_CODE), artifacts=artifacts, signature=signature,
-                                                 input_example=check[:2], pip_requirements=[*pip_requirements, "pandas"])
+            model_info = mlflow.pyfunc.log_model(
+                name="model",
+                python_model=str(SERVING_CODE),
+                artifacts=artifacts,
+                signature=signature,
+                input_example=check[:2],
+                pip_requirements=[*pip_requirements, "pandas"],
+            )
             if info.export_formats:
-                report = export_bundle(cpu, info.card, folder / "export", formats=info.export_formats, images=info.images,
-                                       labels=info.labels, onnx_exporter=info.onnx_exporter)
+                report = export_bundle(
+                    cpu,
+                    info.card,
+                    folder / "export",
+                    formats=info.export_formats,
+                    images=info.images,
+                    labels=info.labels,
+                    onnx_exporter=info.onnx_exporter,
+                )
                 mlflow.log_artifacts(str(folder / "export"), artifact_path="export")
                 mlflow.log_metrics({f"export_{n}_accuracy": e["accuracy"] for n, e in report["formats"].items() if "accuracy" in e})
     return model_info.model_uri
@@ -106,8 +131,10 @@ def registered_files(model_uri: str) -> Path:
     """
     local = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri))
     if not (local / "artifacts" / "ehnas.json").is_file():
-        raise ValueError(f"{model_uri} carries no ehnas.json (registered before EHNAS logged its architecture); "
-                         "export it from its run folder instead: ehnas export runs/<run name>")
+        raise ValueError(
+            f"{model_uri} carries no ehnas.json (registered before EHNAS logged its architecture); "
+            "export it from its run folder instead: ehnas export runs/<run name>"
+        )
     return local / "artifacts"
 
 
@@ -135,8 +162,9 @@ def registered_export_source(model_uri: str) -> tuple[nn.Module, ModelCard, np.n
     model, card, meta, files = rebuild_registered(model_uri)
     d = meta.get("data", {})
     try:
-        data = load_dataset(d["kind"], d.get("path"), image_size=d.get("image_size"), val_fraction=d["val_fraction"],
-                            seed=d["seed"], max_items=d.get("max_items"))
+        data = load_dataset(
+            d["kind"], d.get("path"), image_size=d.get("image_size"), val_fraction=d["val_fraction"], seed=d["seed"], max_items=d.get("max_items")
+        )
         return model, card, to_raw_images(data.val_x, data.mean, data.std), data.val_y.numpy()
     except (KeyError, OSError, ValueError):  # the data lives on another machine: use the stored images
         with np.load(files / "check.npz") as stored:
@@ -150,6 +178,12 @@ def serving_info(config: Any, winner: Mapping[str, Any], space: Mapping[str, Any
     data = DataRef.of(config).load()
     card = ModelCard(tuple(data.class_names), tuple(data.input_shape), tuple(data.mean), tuple(data.std), str(winner["arch"]), str(winner["arch_id"]))
     options = {**config.data.model_dump(mode="json"), "seed": config.seed}
-    return ServingInfo(card=card, space=dict(space), data=options,
-                       images=to_raw_images(data.val_x, data.mean, data.std), labels=data.val_y.numpy(),
-                       export_formats=tuple(config.export.formats), onnx_exporter=config.export.onnx_exporter)
+    return ServingInfo(
+        card=card,
+        space=dict(space),
+        data=options,
+        images=to_raw_images(data.val_x, data.mean, data.std),
+        labels=data.val_y.numpy(),
+        export_formats=tuple(config.export.formats),
+        onnx_exporter=config.export.onnx_exporter,
+    )

@@ -29,8 +29,9 @@ from tasks.mlflow_registry import (
 )
 
 
-def register_pipeline_run(*, run_dir: Path, config: Any, winner: Mapping[str, Any], steps: Sequence[str | Path],
-                          space: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def register_pipeline_run(
+    *, run_dir: Path, config: Any, winner: Mapping[str, Any], steps: Sequence[str | Path], space: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
     """Logs a finished pipeline run to MLflow and registers its winner.
 
     Parent run named after the run (config as params, per-generation search metrics, step
@@ -58,8 +59,13 @@ def register_pipeline_run(*, run_dir: Path, config: Any, winner: Mapping[str, An
 
         space = RunFolder(run_dir).space_dict()
     uri = config.tracking_uri()
-    parent = start_parent_run(uri, EXPERIMENT, config.resolved_run_name(), _flatten(config.model_dump(mode="json")),
-                              {CONFIG_TAG: config.fingerprint(), "dataset": config.data.kind})
+    parent = start_parent_run(
+        uri,
+        EXPERIMENT,
+        config.resolved_run_name(),
+        _flatten(config.model_dump(mode="json")),
+        {CONFIG_TAG: config.fingerprint(), "dataset": config.data.kind},
+    )
     _log_search_progress(uri, parent, run_dir / "07_search.parquet")
     log_artifacts(uri, parent, [*steps, run_dir / "config.json", run_dir / "data.json"], artifact_path="steps")
     log_artifacts(uri, parent, [run_dir / "plots"])
@@ -75,16 +81,32 @@ def register_pipeline_run(*, run_dir: Path, config: Any, winner: Mapping[str, An
         take, why = promotion(client_for(uri), config.model_name(), data_fingerprint, score)
     alias = "champion" if take else "challenger"
     out = register_champion(
-        tracking_uri=uri, experiment=EXPERIMENT, parent_run_id=parent, model_name=config.model_name(), model=model,
-        input_example=example, arch_id=str(winner["arch_id"]), config_hash=config.fingerprint(),
-        metrics=scalars, params={"arch": winner["arch"], "dataset": config.data.kind, "run_name": config.resolved_run_name()},
-        alias=alias, tags={DATA_TAG: data_fingerprint, SCORE_TAG: repr(score)}, serving=serving_info(config, winner, space),
+        tracking_uri=uri,
+        experiment=EXPERIMENT,
+        parent_run_id=parent,
+        model_name=config.model_name(),
+        model=model,
+        input_example=example,
+        arch_id=str(winner["arch_id"]),
+        config_hash=config.fingerprint(),
+        metrics=scalars,
+        params={"arch": winner["arch"], "dataset": config.data.kind, "run_name": config.resolved_run_name()},
+        alias=alias,
+        tags={DATA_TAG: data_fingerprint, SCORE_TAG: repr(score)},
+        serving=serving_info(config, winner, space),
     )
     finish_run(uri, parent)
     done = "reused (these weights were already registered)" if out["reused"] else "registered"
-    return {"model_uri": out["model_uri"], "version": out["version"], "alias": alias,
-            "run_id": out["run_id"], "tracking_uri": uri, "run_url": _run_url(uri, parent), "state": "ok",
-            "note": f"version {out['version']} {done}; {why}"}
+    return {
+        "model_uri": out["model_uri"],
+        "version": out["version"],
+        "alias": alias,
+        "run_id": out["run_id"],
+        "tracking_uri": uri,
+        "run_url": _run_url(uri, parent),
+        "state": "ok",
+        "note": f"version {out['version']} {done}; {why}",
+    }
 
 
 def _flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -176,8 +198,13 @@ def _log_dataset(uri: str, run_id: str, config: Any, data: Any) -> None:
     inputs = client.get_run(run_id).inputs
     if inputs is not None and any(d.dataset.digest == data.fingerprint[:36] for d in inputs.dataset_inputs):
         return  # logged by an earlier attempt of this run
-    dataset = from_numpy(data.train_x.numpy(), targets=data.train_y.numpy(), source=str(config.data.path or config.data.kind),
-                                     name=config.data.kind, digest=data.fingerprint[:36])
+    dataset = from_numpy(
+        data.train_x.numpy(),
+        targets=data.train_y.numpy(),
+        source=str(config.data.path or config.data.kind),
+        name=config.data.kind,
+        digest=data.fingerprint[:36],
+    )
     client.log_inputs(run_id, [DatasetInput(dataset._to_mlflow_entity(), tags=[InputTag("mlflow.data.context", "training")])])
 
 

@@ -193,8 +193,9 @@ def finish_run(tracking_uri: str, run_id: str, status: str = "FINISHED") -> None
     client_for(tracking_uri).set_terminated(run_id, status=status)
 
 
-def log_finalist_run(tracking_uri: str, parent_run_id: str, arch_id: str, params: Mapping[str, Any],
-                     metrics: Mapping[str, Any], history: Sequence[Mapping[str, float]]) -> str:
+def log_finalist_run(
+    tracking_uri: str, parent_run_id: str, arch_id: str, params: Mapping[str, Any], metrics: Mapping[str, Any], history: Sequence[Mapping[str, float]]
+) -> str:
     """Logs one trained finalist as a nested run of the parent (reused when it already exists).
 
     Args:
@@ -261,11 +262,23 @@ def promotion(client: MlflowClient, model_name: str, data_fingerprint: str, scor
     return False, f"@{alias} stays on v{holder.version}: its validation accuracy {best:.4f} > {score:.4f}"
 
 
-def register_champion(*, tracking_uri: str, experiment: str, parent_run_id: str | None, model_name: str,
-                      model: nn.Module, input_example: np.ndarray, arch_id: str, config_hash: str,
-                      metrics: Mapping[str, float], params: Mapping[str, Any],
-                      artifacts: Sequence[Path] = (), alias: str = "champion", tags: Mapping[str, str] | None = None,
-                      serving: Any = None) -> dict[str, Any]:
+def register_champion(
+    *,
+    tracking_uri: str,
+    experiment: str,
+    parent_run_id: str | None,
+    model_name: str,
+    model: nn.Module,
+    input_example: np.ndarray,
+    arch_id: str,
+    config_hash: str,
+    metrics: Mapping[str, float],
+    params: Mapping[str, Any],
+    artifacts: Sequence[Path] = (),
+    alias: str = "champion",
+    tags: Mapping[str, str] | None = None,
+    serving: Any = None,
+) -> dict[str, Any]:
     """Logs the winner, registers it and points ``alias`` at it.
 
     With ``serving`` (a `tasks.mlflow_model.ServingInfo`), the model is the self-contained
@@ -353,12 +366,24 @@ def _log_pytorch_model(run_id: str, model: nn.Module, input_example: np.ndarray)
     signature = infer_signature(example, output)  # batch dimension -1: any batch size
     with mlflow.start_run(run_id=run_id):
         try:
-            info = mlflow.pytorch.log_model(pytorch_model=cpu_model, name="model", signature=signature, input_example=example,
-                                            pip_requirements=_pip_requirements(), serialization_format="pt2")
+            info = mlflow.pytorch.log_model(
+                pytorch_model=cpu_model,
+                name="model",
+                signature=signature,
+                input_example=example,
+                pip_requirements=_pip_requirements(),
+                serialization_format="pt2",
+            )
         except Exception as err:  # torch.export cannot trace every block; pickling always works
             log.warning("pt2 export of the model failed (%s: %s); logging it pickled instead", type(err).__name__, err)
-            info = mlflow.pytorch.log_model(pytorch_model=cpu_model, name="model", signature=signature, input_example=example,
-                                            pip_requirements=_pip_requirements(), serialization_format="pickle")
+            info = mlflow.pytorch.log_model(
+                pytorch_model=cpu_model,
+                name="model",
+                signature=signature,
+                input_example=example,
+                pip_requirements=_pip_requirements(),
+                serialization_format="pickle",
+            )
     return info.model_uri
 
 

@@ -67,9 +67,16 @@ def previous_outcomes(previous: Sequence[dict[str, Any]]) -> list[Any]:
     return out
 
 
-def prune_layer_result(layer: str, space: dict[str, Any], root: dict[str, Any], previous: Sequence[dict[str, Any]],
-                       knowledge: Sequence[dict[str, Any]], pruning: PruningConfig, scoring: Scoring,
-                       known: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
+def prune_layer_result(
+    layer: str,
+    space: dict[str, Any],
+    root: dict[str, Any],
+    previous: Sequence[dict[str, Any]],
+    knowledge: Sequence[dict[str, Any]],
+    pruning: PruningConfig,
+    scoring: Scoring,
+    known: Sequence[dict[str, Any]] = (),
+) -> dict[str, Any]:
     """Runs one pruning layer on `space`.
 
     Returns:
@@ -80,18 +87,38 @@ def prune_layer_result(layer: str, space: dict[str, Any], root: dict[str, Any], 
     from nas_lib.pruning import MeasureConfig, run_layer
 
     fitness = _Fitness(scoring, root, known)
-    measure = MeasureConfig(k=pruning.measure_samples, seed=scoring.seed, retention_floor=pruning.retention_floor,
-                            score_fn=fitness, offline_samples=pruning.offline_samples)
+    measure = MeasureConfig(
+        k=pruning.measure_samples,
+        seed=scoring.seed,
+        retention_floor=pruning.retention_floor,
+        score_fn=fitness,
+        offline_samples=pruning.offline_samples,
+    )
     settings = LLMSettings.from_env(timeout_s=pruning.llm_timeout_s) if pruning.provider == "openai" else None
-    outcome = run_layer(layer, space_from_dict(space), knowledge_from_rows(knowledge), provider=pruning.provider, settings=settings,
-                        measure=measure, previous=previous_outcomes(previous), root=space_from_dict(root))
+    outcome = run_layer(
+        layer,
+        space_from_dict(space),
+        knowledge_from_rows(knowledge),
+        provider=pruning.provider,
+        settings=settings,
+        measure=measure,
+        previous=previous_outcomes(previous),
+        root=space_from_dict(root),
+    )
     return {"row": outcome.record, "space": space_to_dict(outcome.space), "records": [r.to_row() for r in fitness.fresh]}
 
 
-@task(name="prune-layer", retries=2, retry_delay_seconds=2, retry_condition_fn=retry_transient,
-      cache_policy=NO_CACHE, task_run_name="prune-{layer}")
-def prune_layer(layer: str, space: dict[str, Any], root: dict[str, Any], previous: list[dict[str, Any]], knowledge: list[dict[str, Any]],
-                pruning: PruningConfig, scoring: Scoring, known: list[dict[str, Any]]) -> dict[str, Any]:
+@task(name="prune-layer", retries=2, retry_delay_seconds=2, retry_condition_fn=retry_transient, cache_policy=NO_CACHE, task_run_name="prune-{layer}")
+def prune_layer(
+    layer: str,
+    space: dict[str, Any],
+    root: dict[str, Any],
+    previous: list[dict[str, Any]],
+    knowledge: list[dict[str, Any]],
+    pruning: PruningConfig,
+    scoring: Scoring,
+    known: list[dict[str, Any]],
+) -> dict[str, Any]:
     """Runs one pruning layer (LLM faults retried, bad answers recorded); see `prune_layer_result`."""
     return prune_layer_result(layer, space, root, previous, knowledge, pruning, scoring, known)
 
@@ -99,5 +126,13 @@ def prune_layer(layer: str, space: dict[str, Any], root: dict[str, Any], previou
 def skipped_layer_row(layer: str, space: dict[str, Any]) -> dict[str, Any]:
     """The row of a layer the config leaves out (the space stays as it is)."""
     size = space_from_dict(space).log10_size()
-    return {"layer": layer, "space": space["name"], "provider": "none", "log10_size_before": size, "log10_size_after": size,
-            "fallback": True, "fallback_reason": "layer disabled in the config", "seconds": 0.0}
+    return {
+        "layer": layer,
+        "space": space["name"],
+        "provider": "none",
+        "log10_size_before": size,
+        "log10_size_after": size,
+        "fallback": True,
+        "fallback_reason": "layer disabled in the config",
+        "seconds": 0.0,
+    }

@@ -21,15 +21,34 @@ from tasks import mlflow_pipeline
 from tasks.config import PipelineConfig
 from tasks.retry import retry_transient
 
-REGISTRY_SCHEMA = pa.schema([
-    ("arch_id", pa.string()), ("arch", pa.string()), ("val_accuracy", pa.float64()), ("params", pa.int64()),
-    ("model_name", pa.string()), ("version", pa.string()), ("alias", pa.string()), ("model_uri", pa.string()),
-    ("tracking_uri", pa.string()), ("run_id", pa.string()), ("run_url", pa.string()), ("state", pa.string()), ("note", pa.string()),
-])
+REGISTRY_SCHEMA = pa.schema(
+    [
+        ("arch_id", pa.string()),
+        ("arch", pa.string()),
+        ("val_accuracy", pa.float64()),
+        ("params", pa.int64()),
+        ("model_name", pa.string()),
+        ("version", pa.string()),
+        ("alias", pa.string()),
+        ("model_uri", pa.string()),
+        ("tracking_uri", pa.string()),
+        ("run_id", pa.string()),
+        ("run_url", pa.string()),
+        ("state", pa.string()),
+        ("note", pa.string()),
+    ]
+)
 
 
-def registry_row(config: PipelineConfig, best: dict[str, Any] | None, *, run_dir: str | Path, steps: Sequence[str | Path],
-                 space: dict[str, Any], skip: bool = False) -> dict[str, Any]:
+def registry_row(
+    config: PipelineConfig,
+    best: dict[str, Any] | None,
+    *,
+    run_dir: str | Path,
+    steps: Sequence[str | Path],
+    space: dict[str, Any],
+    skip: bool = False,
+) -> dict[str, Any]:
     """Registers the winner `best` (unless `skip`) and returns the ``09_registry`` row.
 
     Args:

@@ -177,8 +177,13 @@ class RunFolder:
         """Records that `step` finished (after its Parquet file was written), with the file's
         size and SHA-256 so a later change to it is detected."""
         ledger = self.ledger()
-        ledger[str(step)] = {"config": self.config().fingerprint(), "seconds": round(seconds, 3), "finished": time.time(),
-                             **file_digest(self.step_file(step)), **extra}
+        ledger[str(step)] = {
+            "config": self.config().fingerprint(),
+            "seconds": round(seconds, 3),
+            "finished": time.time(),
+            **file_digest(self.step_file(step)),
+            **extra,
+        }
         atomic_write_json(self.ledger_file, ledger)
 
     def forget(self, step: Step | str) -> list[Step]:
@@ -189,7 +194,7 @@ class RunFolder:
         from nas_lib.steps import parse_step
 
         steps = list(Step)
-        later = steps[steps.index(parse_step(str(step))):]
+        later = steps[steps.index(parse_step(str(step))) :]
         ledger = self.ledger()
         for name in later:
             ledger.pop(str(name), None)

@@ -23,11 +23,19 @@ from tasks.config import SearchConfig
 from tasks.evaluation import make_proxy
 from tasks.spaces import space_from_dict
 
-SEARCH_SCHEMA = pa.schema([
-    ("generation", pa.int64()), ("arch_id", pa.string()), ("arch", pa.string()), ("fitness", pa.float64()),
-    ("fitness_proxy", pa.string()), ("params", pa.float64()), ("state", pa.string()), ("seconds", pa.float64()),
-    ("best_so_far", pa.float64()),
-])
+SEARCH_SCHEMA = pa.schema(
+    [
+        ("generation", pa.int64()),
+        ("arch_id", pa.string()),
+        ("arch", pa.string()),
+        ("fitness", pa.float64()),
+        ("fitness_proxy", pa.string()),
+        ("params", pa.float64()),
+        ("state", pa.string()),
+        ("seconds", pa.float64()),
+        ("best_so_far", pa.float64()),
+    ]
+)
 
 
 class SearchSetup(BaseModel):
@@ -44,8 +52,9 @@ class SearchSetup(BaseModel):
     @classmethod
     def of(cls, config: Any, space: dict[str, Any]) -> SearchSetup:
         """The setup of a `PipelineConfig` searching `space` (the pruned space's dict)."""
-        return cls(search=config.search, population_size=config.population.size, seed=config.seed, space=space,
-                   fitness_proxy=config.evaluation.proxies[0])
+        return cls(
+            search=config.search, population_size=config.population.size, seed=config.seed, space=space, fitness_proxy=config.evaluation.proxies[0]
+        )
 
 
 def _records(rows: Sequence[dict[str, Any]]) -> list[EvalRecord]:
@@ -75,8 +84,19 @@ def generation_rows(fitness_proxy: str, generation: int, rows: Sequence[dict[str
         f = fit.get(r["arch_id"], math.nan)
         best = f if math.isnan(best) or (not math.isnan(f) and f > best) else best
         seconds = sum(x["seconds"] for x in rows if x["arch_id"] == r["arch_id"])
-        out.append({"generation": generation, "arch_id": r["arch_id"], "arch": r["arch"], "fitness": f, "fitness_proxy": proxy.name,
-                    "params": params.get(r["arch_id"]), "state": "ok" if not math.isnan(f) else "failed", "seconds": seconds, "best_so_far": best})
+        out.append(
+            {
+                "generation": generation,
+                "arch_id": r["arch_id"],
+                "arch": r["arch"],
+                "fitness": f,
+                "fitness_proxy": proxy.name,
+                "params": params.get(r["arch_id"]),
+                "state": "ok" if not math.isnan(f) else "failed",
+                "seconds": seconds,
+                "best_so_far": best,
+            }
+        )
     return out
 
 

@@ -36,8 +36,13 @@ class RawImageClassifier(PythonModel):
         with torch.no_grad():
             probs = torch.softmax(self.network(torch.from_numpy(images)).float(), dim=1).numpy()
         best = probs.argmax(axis=1)
-        return pd.DataFrame({"class_id": best.astype(np.int64), "class_name": [self.class_names[i] for i in best],
-                             "probability": probs[np.arange(len(best)), best].astype(np.float64)})
+        return pd.DataFrame(
+            {
+                "class_id": best.astype(np.int64),
+                "class_name": [self.class_names[i] for i in best],
+                "probability": probs[np.arange(len(best)), best].astype(np.float64),
+            }
+        )
 
 
 mlflow.models.set_model(RawImageClassifier())

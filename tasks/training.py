@@ -28,15 +28,30 @@ from tasks.data_ref import DataRef
 from tasks.retry import retry_transient
 from tasks.spaces import space_from_dict
 
-TRAINING_SCHEMA = pa.schema([
-    ("arch_id", pa.string()), ("arch", pa.string()), ("rank", pa.int64()), ("fitness", pa.float64()),
-    ("params", pa.int64()), ("flops", pa.int64()), ("val_accuracy", pa.float64()), ("val_loss", pa.float64()),
-    ("macro_f1", pa.float64()), ("epochs_run", pa.int64()), ("seconds", pa.float64()), ("state", pa.string()),
-    ("error", pa.string()), ("device", pa.string()), ("weights", pa.string()),
-    ("test_accuracy", pa.float64()), ("test_size", pa.int64()), ("macro_auc", pa.float64()),
-    ("history", pa.string()),  # JSON: one {epoch, train_loss, val_loss, val_accuracy} per epoch
-    ("class_scores", pa.string()),  # JSON: class names, per-class precision/recall/F1, confusion matrix
-])
+TRAINING_SCHEMA = pa.schema(
+    [
+        ("arch_id", pa.string()),
+        ("arch", pa.string()),
+        ("rank", pa.int64()),
+        ("fitness", pa.float64()),
+        ("params", pa.int64()),
+        ("flops", pa.int64()),
+        ("val_accuracy", pa.float64()),
+        ("val_loss", pa.float64()),
+        ("macro_f1", pa.float64()),
+        ("epochs_run", pa.int64()),
+        ("seconds", pa.float64()),
+        ("state", pa.string()),
+        ("error", pa.string()),
+        ("device", pa.string()),
+        ("weights", pa.string()),
+        ("test_accuracy", pa.float64()),
+        ("test_size", pa.int64()),
+        ("macro_auc", pa.float64()),
+        ("history", pa.string()),  # JSON: one {epoch, train_loss, val_loss, val_accuracy} per epoch
+        ("class_scores", pa.string()),  # JSON: class names, per-class precision/recall/F1, confusion matrix
+    ]
+)
 
 
 def select_finalists(search: pd.DataFrame, k: int) -> list[dict[str, Any]]:
@@ -46,8 +61,9 @@ def select_finalists(search: pd.DataFrame, k: int) -> list[dict[str, Any]]:
     return [{"arch_id": r.arch_id, "arch": r.arch, "rank": i + 1, "fitness": float(r.fitness)} for i, r in enumerate(frame.itertuples())]
 
 
-def train_result(finalist: dict[str, Any], space: dict[str, Any], data: DataRef, training: TrainingConfig, seed: int,
-                 with_test: bool = False, device: str = "cpu") -> dict[str, Any]:
+def train_result(
+    finalist: dict[str, Any], space: dict[str, Any], data: DataRef, training: TrainingConfig, seed: int, with_test: bool = False, device: str = "cpu"
+) -> dict[str, Any]:
     """Trains one finalist; returns its row (``weights`` left for the flow to fill), its best
     weights (``state_dict``, CPU tensors, None when training failed) and ROC curves (``roc``).
 
@@ -64,10 +80,22 @@ def train_result(finalist: dict[str, Any], space: dict[str, Any], data: DataRef,
     trained, result = train_architecture(built, finalist["arch"], dataset, protocol, device, progress=progress)
     progress.close()
     m = result.metrics
-    row = {**finalist, "params": trained["params"], "flops": trained["flops"], "val_accuracy": m.get("val_accuracy", math.nan),
-           "val_loss": m.get("val_loss", math.nan), "macro_f1": m.get("macro_f1", math.nan), "epochs_run": result.epochs_run,
-           "seconds": result.seconds, "state": result.state, "error": result.error, "device": device, "weights": None,
-           "history": json.dumps(result.history), "class_scores": _class_scores(m, dataset.class_names)}
+    row = {
+        **finalist,
+        "params": trained["params"],
+        "flops": trained["flops"],
+        "val_accuracy": m.get("val_accuracy", math.nan),
+        "val_loss": m.get("val_loss", math.nan),
+        "macro_f1": m.get("macro_f1", math.nan),
+        "epochs_run": result.epochs_run,
+        "seconds": result.seconds,
+        "state": result.state,
+        "error": result.error,
+        "device": device,
+        "weights": None,
+        "history": json.dumps(result.history),
+        "class_scores": _class_scores(m, dataset.class_names),
+    }
     out: dict[str, Any] = {"row": row, "state_dict": None, "roc": None}
     if result.best_state_dict is not None:
         state = {k: v.detach().cpu() for k, v in result.best_state_dict.items()}
@@ -94,8 +122,10 @@ class EpochProgress:
         from tasks import ui
 
         self.done = int(record["epoch"])
-        note = (f"train loss {record['train_loss']:.4f}, val loss {record['val_loss']:.4f}, "
-                f"val acc {record['val_accuracy']:.4f}, {record['seconds']:.1f} s")
+        note = (
+            f"train loss {record['train_loss']:.4f}, val loss {record['val_loss']:.4f}, "
+            f"val acc {record['val_accuracy']:.4f}, {record['seconds']:.1f} s"
+        )
         ui.progress_update(self.progress, self.done, self.epochs, note)
 
     def close(self) -> None:
@@ -109,7 +139,9 @@ def _class_scores(metrics: dict[str, Any], class_names: Sequence[str]) -> str | 
     """The per-class scores and confusion matrix of a trained finalist as JSON (None when it failed)."""
     if "per_class" not in metrics:
         return None
-    return json.dumps({"classes": [str(c) for c in class_names], "per_class": metrics["per_class"], "confusion_matrix": metrics.get("confusion_matrix")})
+    return json.dumps(
+        {"classes": [str(c) for c in class_names], "per_class": metrics["per_class"], "confusion_matrix": metrics.get("confusion_matrix")}
+    )
 
 
 def _held_out_scores(model: torch.nn.Module, data: Any, with_test: bool) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -125,10 +157,17 @@ def _held_out_scores(model: torch.nn.Module, data: Any, with_test: bool) -> tupl
     return curves, out
 
 
-@task(name="train-finalist", retries=1, retry_delay_seconds=1, retry_condition_fn=retry_transient,
-      cache_policy=NO_CACHE, task_run_name="train-{finalist[arch_id]}")
-def train_finalist(finalist: dict[str, Any], space: dict[str, Any], data: DataRef, training: TrainingConfig, seed: int,
-                   with_test: bool, device: str) -> dict[str, Any]:
+@task(
+    name="train-finalist",
+    retries=1,
+    retry_delay_seconds=1,
+    retry_condition_fn=retry_transient,
+    cache_policy=NO_CACHE,
+    task_run_name="train-{finalist[arch_id]}",
+)
+def train_finalist(
+    finalist: dict[str, Any], space: dict[str, Any], data: DataRef, training: TrainingConfig, seed: int, with_test: bool, device: str
+) -> dict[str, Any]:
     """Trains one finalist briefly and scores it on the held-out split (see `train_result`)."""
     return train_result(finalist, space, data, training, seed, with_test, device)
 

@@ -62,7 +62,9 @@ def _terminal_bar(description: str) -> Any:
 
     with _TERMINAL_LOCK:
         if "progress" not in _TERMINAL:
-            _TERMINAL["progress"] = RichProgress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), transient=True)
+            _TERMINAL["progress"] = RichProgress(
+                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), transient=True
+            )
             _TERMINAL["progress"].start()
         return _TERMINAL["progress"].add_task(description, total=None)
 

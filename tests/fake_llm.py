@@ -95,7 +95,9 @@ def as_reply(item: Any, retry_after: float | None = None) -> Reply:
         raise TypeError("push a dict, str, int status or Reply")
     if isinstance(item, int):
         headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
-        return Reply(kind="status", status=item, headers=headers, body={"error": {"message": f"scripted status {item}", "type": "fake", "code": item}})
+        return Reply(
+            kind="status", status=item, headers=headers, body={"error": {"message": f"scripted status {item}", "type": "fake", "code": item}}
+        )
     if item in ("timeout", "reset"):
         return Reply(kind=item)
     if isinstance(item, (dict, list)):
@@ -153,8 +155,15 @@ class FakeLLM:
         from nas_lib.llm import LLMSettings
 
         values: dict[str, Any] = dict(
-            base_url=self.url, api_key=TEST_KEY, model=self.model, timeout_s=CLIENT_TIMEOUT_S, backoff_s=0.0,
-            max_backoff_s=0.0, retry_after_cap_s=0.0, cache_dir=cache_dir, use_cache=cache_dir is not None,
+            base_url=self.url,
+            api_key=TEST_KEY,
+            model=self.model,
+            timeout_s=CLIENT_TIMEOUT_S,
+            backoff_s=0.0,
+            max_backoff_s=0.0,
+            retry_after_cap_s=0.0,
+            cache_dir=cache_dir,
+            use_cache=cache_dir is not None,
         )
         values.update(overrides)
         return LLMSettings(**values)
@@ -233,7 +242,10 @@ class _Handler(BaseHTTPRequestHandler):
         content = None if reply.kind == "refusal" else reply.content
         prompt, completion = reply.usage
         return {
-            "id": "chatcmpl-fake", "object": "chat.completion", "created": int(time.time()), "model": self.owner.model,
+            "id": "chatcmpl-fake",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": self.owner.model,
             "choices": [{"index": 0, "finish_reason": reply.finish_reason, "message": {"role": "assistant", "content": content, "refusal": refusal}}],
             "usage": {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion},
         }

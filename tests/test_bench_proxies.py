@@ -25,8 +25,19 @@ def _frame(values: dict[str, dict[str, float]]) -> pd.DataFrame:
     for proxy, per_arch in values.items():
         for arch, v in per_arch.items():
             ok = math.isfinite(v)
-            rows.append({"arch": arch, "arch_id": arch[:12], "proxy": proxy, "version": "1", "value": v,
-                         "seconds": 0.5, "state": "ok" if ok else "failed", "error": None if ok else "boom", "seed": 0})
+            rows.append(
+                {
+                    "arch": arch,
+                    "arch_id": arch[:12],
+                    "proxy": proxy,
+                    "version": "1",
+                    "value": v,
+                    "seconds": 0.5,
+                    "state": "ok" if ok else "failed",
+                    "error": None if ok else "boom",
+                    "seed": 0,
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -97,9 +108,30 @@ def test_cli_nb201_with_reference_and_resume(tiny_inputs) -> None:  # noqa: ANN0
 
     tmp, images, table, reference = tiny_inputs
     out, ckpt = tmp / "result.json", tmp / "scores.parquet"
-    args = ["bench", "proxies", "--space", "nb201", "--table", str(table), "--metric", "acc", "--images", str(images),
-            "--reference", str(reference), "--sample", "3", "--batch-size", "4", "--proxies", "params,synflow",
-            "--checkpoint", str(ckpt), "--out", str(out)]
+    args = [
+        "bench",
+        "proxies",
+        "--space",
+        "nb201",
+        "--table",
+        str(table),
+        "--metric",
+        "acc",
+        "--images",
+        str(images),
+        "--reference",
+        str(reference),
+        "--sample",
+        "3",
+        "--batch-size",
+        "4",
+        "--proxies",
+        "params,synflow",
+        "--checkpoint",
+        str(ckpt),
+        "--out",
+        str(out),
+    ]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     data = json.loads(out.read_text())
@@ -116,8 +148,24 @@ def test_cli_shards_score_disjoint_cells_and_merge_into_one_report(tiny_inputs) 
     from ehnas.cli import app
 
     tmp, images, table, _ref = tiny_inputs
-    base = ["bench", "proxies", "--space", "nb201", "--table", str(table), "--metric", "acc", "--images", str(images),
-            "--sample", "3", "--batch-size", "4", "--proxies", "params"]
+    base = [
+        "bench",
+        "proxies",
+        "--space",
+        "nb201",
+        "--table",
+        str(table),
+        "--metric",
+        "acc",
+        "--images",
+        str(images),
+        "--sample",
+        "3",
+        "--batch-size",
+        "4",
+        "--proxies",
+        "params",
+    ]
     shards = []
     for i in range(2):
         ckpt, out = tmp / f"s{i}.parquet", tmp / f"s{i}.json"
@@ -126,8 +174,22 @@ def test_cli_shards_score_disjoint_cells_and_merge_into_one_report(tiny_inputs) 
         shards.append((ckpt, json.loads(out.read_text())))
     assert [d["n"] for _c, d in shards] == [2, 1] and shards[0][1]["shard"] == "0/2"
     out = tmp / "merged.json"
-    merged = CliRunner().invoke(app, base + ["--merge", str(shards[0][0]), "--merge", str(shards[1][0]),
-                                             "--checkpoint", str(tmp / "all.parquet"), "--max-seconds", "0", "--out", str(out)])
+    merged = CliRunner().invoke(
+        app,
+        base
+        + [
+            "--merge",
+            str(shards[0][0]),
+            "--merge",
+            str(shards[1][0]),
+            "--checkpoint",
+            str(tmp / "all.parquet"),
+            "--max-seconds",
+            "0",
+            "--out",
+            str(out),
+        ],
+    )
     assert merged.exit_code == 0, merged.output
     assert json.loads(out.read_text())["n"] == 3  # nothing scored again (--max-seconds 0): all from the shards
     bad = CliRunner().invoke(app, base + ["--shard", "2/2", "--out", str(tmp / "bad.json")])
@@ -147,8 +209,25 @@ def test_cli_hybrid_reports_failures_and_seconds(tiny_inputs) -> None:  # noqa: 
 
     tmp, images, _table, _ref = tiny_inputs
     out = tmp / "hybrid.json"
-    result = CliRunner().invoke(app, ["bench", "proxies", "--space", "hybrid", "--images", str(images), "--sample", "1",
-                                      "--batch-size", "4", "--proxies", "params,nwot", "--out", str(out)])
+    result = CliRunner().invoke(
+        app,
+        [
+            "bench",
+            "proxies",
+            "--space",
+            "hybrid",
+            "--images",
+            str(images),
+            "--sample",
+            "1",
+            "--batch-size",
+            "4",
+            "--proxies",
+            "params,nwot",
+            "--out",
+            str(out),
+        ],
+    )
     assert result.exit_code == 0, result.output
     data = json.loads(out.read_text())
     assert data["space"] == "hybrid" and data["proxies"]["nwot"]["failed"] == 0 and data["proxies"]["nwot"]["n"] == 1

@@ -96,8 +96,24 @@ def test_table_fitness_is_nan_outside_the_table(tiny) -> None:  # noqa: ANN001
 
 def test_cli_writes_json_table_and_png(tmp_path) -> None:  # noqa: ANN001
     out = tmp_path / "res.json"
-    args = ["bench", "search", "--table", str(TINY), "--metric", "synthetic_acc", "--strategies", "random,rea,ga",
-            "--budget", "20", "--seeds", "2", "--out", str(out), "--options", '{"rea": {"population": 5}}']
+    args = [
+        "bench",
+        "search",
+        "--table",
+        str(TINY),
+        "--metric",
+        "synthetic_acc",
+        "--strategies",
+        "random,rea,ga",
+        "--budget",
+        "20",
+        "--seeds",
+        "2",
+        "--out",
+        str(out),
+        "--options",
+        '{"rea": {"population": 5}}',
+    ]
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 0, res.output
     data = json.loads(out.read_text())

@@ -107,8 +107,9 @@ def test_sampled_space_moves_stay_in_the_table(table: Path) -> None:
 
 def test_proxies_bench_reads_the_table(table: Path, tmp_path: Path) -> None:
     out = tmp_path / "p.json"
-    result = CliRunner().invoke(app, ["bench", "proxies", "--space", "hybrid", "--table", str(table), "--proxies", "params,nwot",
-                                      "--batch-size", "8", "--out", str(out)])
+    result = CliRunner().invoke(
+        app, ["bench", "proxies", "--space", "hybrid", "--table", str(table), "--proxies", "params,nwot", "--batch-size", "8", "--out", str(out)]
+    )
     assert result.exit_code == 0, result.output
     report = json.loads(out.read_text())
     assert report["metric"] == "val_accuracy" and report["n"] == 4
@@ -118,8 +119,22 @@ def test_proxies_bench_reads_the_table(table: Path, tmp_path: Path) -> None:
 
 def test_search_bench_reads_the_table(table: Path, tmp_path: Path) -> None:
     out = tmp_path / "s.json"
-    args = ["bench", "search", "--space", "hybrid", "--table", str(table), "--strategies", "random,rea", "--budget", "3",
-            "--seeds", "2", "--out", str(out)]
+    args = [
+        "bench",
+        "search",
+        "--space",
+        "hybrid",
+        "--table",
+        str(table),
+        "--strategies",
+        "random,rea",
+        "--budget",
+        "3",
+        "--seeds",
+        "2",
+        "--out",
+        str(out),
+    ]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     report = json.loads(out.read_text())
@@ -132,8 +147,27 @@ def test_search_bench_reads_the_table(table: Path, tmp_path: Path) -> None:
 
 def test_pruning_bench_reads_the_table(table: Path, tmp_path: Path) -> None:
     out = tmp_path / "pr.json"
-    result = CliRunner().invoke(app, ["bench", "pruning", "--space", "hybrid", "--table", str(table), "--proxy", "params",
-                                      "--guard-by", "proxy", "--offline-samples", "10", "--k", "20", "--out", str(out)])
+    result = CliRunner().invoke(
+        app,
+        [
+            "bench",
+            "pruning",
+            "--space",
+            "hybrid",
+            "--table",
+            str(table),
+            "--proxy",
+            "params",
+            "--guard-by",
+            "proxy",
+            "--offline-samples",
+            "10",
+            "--k",
+            "20",
+            "--out",
+            str(out),
+        ],
+    )
     assert result.exit_code == 0, result.output
     report = json.loads(out.read_text())
     assert report["measured_by"] == "table" and len(report["layers"]) == 3

@@ -39,7 +39,14 @@ def small_block(family: str, connection: str, rng: np.random.Generator) -> Block
 def test_every_family_and_connection_runs(family, connection):
     rng = np.random.default_rng(0)
     # The family sits between conv blocks, so both layout changes (map <-> tokens) are exercised.
-    spec = HybridArch((small_block("cnn", "sequential", rng), small_block(family, connection, rng), small_block(family, connection, rng), small_block("cnn", "residual", rng)))
+    spec = HybridArch(
+        (
+            small_block("cnn", "sequential", rng),
+            small_block(family, connection, rng),
+            small_block(family, connection, rng),
+            small_block("cnn", "residual", rng),
+        )
+    )
     forward_backward(spec, (3, 16, 16))
 
 

@@ -22,7 +22,9 @@ def test_space_describe_prints_exact_size():
 
 def test_space_describe_with_constraints_file(tmp_path):
     path = tmp_path / "c.yaml"
-    path.write_text("max_depth: 4\nstage_types:\n  early: [cnn]\n  mid: [cnn]\n  late: [cnn]\nhyperparameters:\n  cnn: {planes: [16], stride: [1], cardinality: [1], base_width: [32]}\nstage_connections:\n  early: [residual]\n  mid: [residual]\n  late: [residual]\n")
+    path.write_text(
+        "max_depth: 4\nstage_types:\n  early: [cnn]\n  mid: [cnn]\n  late: [cnn]\nhyperparameters:\n  cnn: {planes: [16], stride: [1], cardinality: [1], base_width: [32]}\nstage_connections:\n  early: [residual]\n  mid: [residual]\n  late: [residual]\n"
+    )
     result = runner.invoke(app, ["space", "describe", "--constraints", str(path)])
     assert result.exit_code == 0, result.output
     assert "exact size: 1\n" in result.output

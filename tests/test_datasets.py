@@ -58,7 +58,18 @@ def test_every_registered_source_loads(kind: str, tmp_path: Path) -> None:
 
 def test_registry_lists_every_source() -> None:
     assert set(DATASETS.names()) == {
-        "digits", "cifar10_npz", "cifar10_batches", "image_folder", "csv", "idx", "cifar100_batches", "svhn_mat", "stl10_binary", "gtsrb", "dtd"}
+        "digits",
+        "cifar10_npz",
+        "cifar10_batches",
+        "image_folder",
+        "csv",
+        "idx",
+        "cifar100_batches",
+        "svhn_mat",
+        "stl10_binary",
+        "gtsrb",
+        "dtd",
+    }
     with pytest.raises(KeyError, match="digits"):
         load_dataset("mnist")
 

@@ -18,8 +18,11 @@ RNG = np.random.default_rng(0)
 def write_cifar100(root: Path, n: int = 40, n_test: int = 10, classes: int = 4) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     for name, count in (("train", n), ("test", n_test)):
-        batch = {b"data": RNG.integers(0, 256, (count, 3072), dtype=np.uint8), b"fine_labels": [i % classes for i in range(count)],
-                 b"coarse_labels": [0] * count}
+        batch = {
+            b"data": RNG.integers(0, 256, (count, 3072), dtype=np.uint8),
+            b"fine_labels": [i % classes for i in range(count)],
+            b"coarse_labels": [0] * count,
+        }
         (root / name).write_bytes(pickle.dumps(batch))
     (root / "meta").write_bytes(pickle.dumps({b"fine_label_names": [f"f{i}".encode() for i in range(classes)]}))
     return root

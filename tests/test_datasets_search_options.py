@@ -17,7 +17,10 @@ def test_every_strategy_declares_its_options(name: str) -> None:
 
 
 def test_unknown_option_lists_the_valid_ones() -> None:
-    with pytest.raises(ConfigError, match=r"search.options: strategy 'ga' has no option\(s\) \['popsize'\]; valid: crossover_rate, elites, mutation_rates, population, tournament"):
+    with pytest.raises(
+        ConfigError,
+        match=r"search.options: strategy 'ga' has no option\(s\) \['popsize'\]; valid: crossover_rate, elites, mutation_rates, population, tournament",
+    ):
         load_config(overrides=["search.strategy=ga", "search.options={popsize: 8}"])
     assert load_config(overrides=["search.strategy=ga", "search.options={population: 8}"]).search.options == {"population": 8}
 

@@ -11,7 +11,9 @@ import pytest
 from nas_lib.evaluation_curves import roc_curves
 from tests.test_idx import write_idx_pair
 
-CNN = " > ".join(["sequential:cnn(planes=16,stride=2,cardinality=1,base_width=32)"] + ["residual:cnn(planes=16,stride=1,cardinality=1,base_width=32)"] * 3)
+CNN = " > ".join(
+    ["sequential:cnn(planes=16,stride=2,cardinality=1,base_width=32)"] + ["residual:cnn(planes=16,stride=1,cardinality=1,base_width=32)"] * 3
+)
 
 
 def test_roc_curves_of_a_perfect_and_a_useless_score() -> None:
@@ -37,12 +39,21 @@ def test_finalist_row_has_test_accuracy_only_when_asked(tmp_path: Path, with_tes
     images = (labels[:, None, None] * 80 + rng.integers(0, 40, (60, 8, 8))).astype(np.uint8)  # separable by brightness
     write_idx_pair(tmp_path / "d", "train", images, labels)
     write_idx_pair(tmp_path / "d", "t10k", images[:15], labels[:15])
-    config = PipelineConfig(runs_root=str(tmp_path / "runs"), data={"kind": "idx", "path": str(tmp_path / "d"), "test": with_test},
-                            training={"epochs": 1, "batch_size": 16})
+    config = PipelineConfig(
+        runs_root=str(tmp_path / "runs"),
+        data={"kind": "idx", "path": str(tmp_path / "d"), "test": with_test},
+        training={"epochs": 1, "batch_size": 16},
+    )
     run = RunFolder.create(config)
     run_dir = run.root
-    result = train_result({"arch_id": "c1", "arch": CNN, "rank": 1, "fitness": 1.0}, run.space_dict(), DataRef.of(config), config.training,
-                          config.seed, with_test=config.data.test)
+    result = train_result(
+        {"arch_id": "c1", "arch": CNN, "rank": 1, "fitness": 1.0},
+        run.space_dict(),
+        DataRef.of(config),
+        config.training,
+        config.seed,
+        with_test=config.data.test,
+    )
     row = save_finalist(run, result)
     assert row["state"] == "ok" and 0.0 <= row["macro_auc"] <= 1.0
     curves = json.loads((run_dir / "finalists" / "c1.roc.json").read_text())

@@ -47,8 +47,15 @@ def assert_nothing_started(cwd: Path) -> None:
 
 def test_missing_config_file_is_a_usage_error_in_a_real_process(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run([sys.executable, "-m", "ehnas.cli", "run", "--config", "absent.yaml"], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=300, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "ehnas.cli", "run", "--config", "absent.yaml"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert proc.returncode == ExitCode.USAGE == 2
     assert "config file absent.yaml does not exist" in flat(proc.stderr + proc.stdout)
     assert "Traceback" not in proc.stderr + proc.stdout
@@ -69,17 +76,20 @@ def test_top_level_must_be_a_mapping(tmp_path: Path) -> None:
         load_config(tmp_path / "c.yaml")
 
 
-@pytest.mark.parametrize("override, expected", [
-    ("search.generation=3", "search.generation: unknown key; did you mean search.generations?"),
-    ("sead=1", "sead: unknown key; did you mean seed?"),
-    ("training.epochs=abc", 'training.epochs = "abc": Input should be a valid integer'),
-    ("training.epochs=0", "training.epochs = 0: Input should be greater than or equal to 1"),
-    ("data.kind=mnist", "data.kind = \"mnist\": Input should be 'digits', 'cifar10_batches'"),
-    ("export.formats=[onnx, png]", "export.formats[1] = \"png\": Input should be 'onnx', 'torchscript' or 'quantized'"),
-    ("device=gpu", 'device = "gpu": device \'gpu\' must be auto, cpu, cuda or cuda:N'),
-    ("novalue", "--set: override 'novalue' must look like key=value"),
-    ("search.strategy=ga", None),  # valid: the control case
-])
+@pytest.mark.parametrize(
+    "override, expected",
+    [
+        ("search.generation=3", "search.generation: unknown key; did you mean search.generations?"),
+        ("sead=1", "sead: unknown key; did you mean seed?"),
+        ("training.epochs=abc", 'training.epochs = "abc": Input should be a valid integer'),
+        ("training.epochs=0", "training.epochs = 0: Input should be greater than or equal to 1"),
+        ("data.kind=mnist", "data.kind = \"mnist\": Input should be 'digits', 'cifar10_batches'"),
+        ("export.formats=[onnx, png]", "export.formats[1] = \"png\": Input should be 'onnx', 'torchscript' or 'quantized'"),
+        ("device=gpu", "device = \"gpu\": device 'gpu' must be auto, cpu, cuda or cuda:N"),
+        ("novalue", "--set: override 'novalue' must look like key=value"),
+        ("search.strategy=ga", None),  # valid: the control case
+    ],
+)
 def test_config_errors_name_field_value_and_allowed(override: str, expected: str | None) -> None:
     if expected is None:
         assert load_config(None, [override]).search.strategy == "ga"
@@ -97,11 +107,14 @@ def test_config_error_through_the_cli_is_one_box_exit_2(tmp_path: Path) -> None:
     assert_nothing_started(tmp_path)
 
 
-@pytest.mark.parametrize("override, field, allowed", [
-    ("search.strategy=nope", "search.strategy", "rea"),
-    ("evaluation.proxies=[params, nope]", "evaluation.proxies", "nwot"),
-    ("space.constraints={stage_types: {early: [cnn, foo]}}", "space.constraints", "block families: cnn"),
-])
+@pytest.mark.parametrize(
+    "override, field, allowed",
+    [
+        ("search.strategy=nope", "search.strategy", "rea"),
+        ("evaluation.proxies=[params, nope]", "evaluation.proxies", "nwot"),
+        ("space.constraints={stage_types: {early: [cnn, foo]}}", "space.constraints", "block families: cnn"),
+    ],
+)
 def test_registry_names_are_checked_before_prefect(tmp_path: Path, override: str, field: str, allowed: str) -> None:
     code, out = invoke(["run", "--set", override, "--set", "registry.enabled=false"], tmp_path)
     assert code == 2, out

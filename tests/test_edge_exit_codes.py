@@ -18,9 +18,19 @@ from tests.test_edge_config import ROOT, flat, invoke
 
 DOCS = ROOT / "docs" / "pipeline.md"
 TINY = [
-    "run_name=t1", "space.min_depth=4", "space.max_depth=4", "population.size=4", "evaluation.batch_size=2",
-    "evaluation.proxies=[params]", "data.proxy_batch=16", "pruning.layers=[]", "search.generations=1",
-    "search.per_generation=2", "training.top_k=1", "training.epochs=1", "training.max_batches_per_epoch=2",
+    "run_name=t1",
+    "space.min_depth=4",
+    "space.max_depth=4",
+    "population.size=4",
+    "evaluation.batch_size=2",
+    "evaluation.proxies=[params]",
+    "data.proxy_batch=16",
+    "pruning.layers=[]",
+    "search.generations=1",
+    "search.per_generation=2",
+    "training.top_k=1",
+    "training.epochs=1",
+    "training.max_batches_per_epoch=2",
 ]
 
 

@@ -62,9 +62,27 @@ def test_password_never_shown() -> None:
 def test_probe_against_a_real_mlflow_server(tmp_path: Path) -> None:
     port = free_port()
     uri = f"http://127.0.0.1:{port}"
-    proc = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-                             "--backend-store-uri", f"sqlite:///{tmp_path}/m.db", "--default-artifact-root", str(tmp_path / "art")],
-                            cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            "--backend-store-uri",
+            f"sqlite:///{tmp_path}/m.db",
+            "--default-artifact-root",
+            str(tmp_path / "art"),
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         for _ in range(300):
             try:
@@ -98,13 +116,16 @@ def _registry_row(run_dir: Path, **row: object) -> None:
     write_table(RunFolder(run_dir).step_file(Step.REGISTRY), [{**base, **row}], REGISTRY_SCHEMA)
 
 
-@pytest.mark.parametrize("row, enabled, code", [
-    ({"state": "ok", "arch_id": "a1", "model_name": "m", "version": "1", "alias": "champion", "tracking_uri": "sqlite:///x"}, True, None),
-    ({"state": "skipped", "arch_id": "a1", "note": "registry.enabled is false"}, False, None),
-    ({"state": "skipped", "arch_id": "a1", "note": "MLflow is not installed"}, True, ExitCode.REGISTRY),
-    ({"state": "failed", "arch_id": "a1", "note": "MLflow refused the model"}, True, ExitCode.REGISTRY),
-    ({"state": "failed", "note": "no finalist trained successfully"}, True, ExitCode.RUN_FAILED),
-])
+@pytest.mark.parametrize(
+    "row, enabled, code",
+    [
+        ({"state": "ok", "arch_id": "a1", "model_name": "m", "version": "1", "alias": "champion", "tracking_uri": "sqlite:///x"}, True, None),
+        ({"state": "skipped", "arch_id": "a1", "note": "registry.enabled is false"}, False, None),
+        ({"state": "skipped", "arch_id": "a1", "note": "MLflow is not installed"}, True, ExitCode.REGISTRY),
+        ({"state": "failed", "arch_id": "a1", "note": "MLflow refused the model"}, True, ExitCode.REGISTRY),
+        ({"state": "failed", "note": "no finalist trained successfully"}, True, ExitCode.RUN_FAILED),
+    ],
+)
 def test_registration_outcome_decides_the_exit_code(tmp_path: Path, row: dict, enabled: bool, code: ExitCode | None) -> None:
     _registry_row(tmp_path, **row)
     if code is None:

@@ -10,27 +10,33 @@ import pytest
 from tasks.retry import is_permanent_os_error, is_transient, retry_transient
 
 
-@pytest.mark.parametrize("err", [
-    FileNotFoundError(errno.ENOENT, "No such file", "/data/x.png"),
-    PermissionError(errno.EACCES, "Permission denied", "/data"),
-    IsADirectoryError(errno.EISDIR, "Is a directory", "/data"),
-    NotADirectoryError(errno.ENOTDIR, "Not a directory", "/data/x.png/y"),
-    OSError(errno.ENOSPC, "No space left on device"),
-    OSError(errno.EROFS, "Read-only file system"),
-    RuntimeError("CUDA out of memory"),
-    ValueError("invalid spec"),
-])
+@pytest.mark.parametrize(
+    "err",
+    [
+        FileNotFoundError(errno.ENOENT, "No such file", "/data/x.png"),
+        PermissionError(errno.EACCES, "Permission denied", "/data"),
+        IsADirectoryError(errno.EISDIR, "Is a directory", "/data"),
+        NotADirectoryError(errno.ENOTDIR, "Not a directory", "/data/x.png/y"),
+        OSError(errno.ENOSPC, "No space left on device"),
+        OSError(errno.EROFS, "Read-only file system"),
+        RuntimeError("CUDA out of memory"),
+        ValueError("invalid spec"),
+    ],
+)
 def test_permanent_faults_are_not_retried(err: BaseException) -> None:
     assert not is_transient(err)
 
 
-@pytest.mark.parametrize("err", [
-    ConnectionResetError(errno.ECONNRESET, "Connection reset by peer"),
-    ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused"),
-    TimeoutError("timed out"),
-    OSError(errno.EIO, "Input/output error"),
-    openai.APIConnectionError(request=None),  # type: ignore[arg-type]
-])
+@pytest.mark.parametrize(
+    "err",
+    [
+        ConnectionResetError(errno.ECONNRESET, "Connection reset by peer"),
+        ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused"),
+        TimeoutError("timed out"),
+        OSError(errno.EIO, "Input/output error"),
+        openai.APIConnectionError(request=None),  # type: ignore[arg-type]
+    ],
+)
 def test_transient_faults_are_retried(err: BaseException) -> None:
     assert is_transient(err)
     assert not is_permanent_os_error(err)

@@ -82,11 +82,14 @@ def test_cache_key_includes_seed_data_and_version(tmp_path, space, specs):
 
 
 def test_failures_are_rows_and_the_batch_goes_on(tmp_path, space):
-    specs = [space.from_string(t) for t in (
-        "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|",
-        "|skip_connect~0|+|none~0|none~1|+|none~0|none~1|none~2|",
-        "|nor_conv_3x3~0|+|none~0|none~1|+|none~0|none~1|none~2|",
-    )]
+    specs = [
+        space.from_string(t)
+        for t in (
+            "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|",
+            "|skip_connect~0|+|none~0|none~1|+|none~0|none~1|none~2|",
+            "|nor_conv_3x3~0|+|none~0|none~1|+|none~0|none~1|none~2|",
+        )
+    ]
     store = ev.EvaluationStore(tmp_path / "s.sqlite")
     rows = score(space, specs, [FailingProxy(), LengthProxy()], store)
     picky = [r for r in rows if r.proxy == "picky"]
@@ -146,8 +149,10 @@ def _write_keys(path: str, start, barrier, rounds: int) -> None:
     store = ev.EvaluationStore(path)
     barrier.wait()
     for chunk in range(rounds):
-        records = [ev.EvalRecord(f"a{i}", f"arch{i}", "p", "1", "fp", 0, float(i), "ok", None, 0.0, f"writer-{start}")
-                   for i in range(chunk * 10, chunk * 10 + 10)]
+        records = [
+            ev.EvalRecord(f"a{i}", f"arch{i}", "p", "1", "fp", 0, float(i), "ok", None, 0.0, f"writer-{start}")
+            for i in range(chunk * 10, chunk * 10 + 10)
+        ]
         store.put_many(records)
 
 

@@ -24,7 +24,7 @@ NAME = "ehnas-idx"
 
 # Runs in a fresh interpreter that cannot import any EHNAS package: it reads MNIST test images
 # straight from the IDX files and classifies them through MLflow alone.
-FRESH = textwrap.dedent('''
+FRESH = textwrap.dedent("""
     import gzip, json, sys
     class Block:
         def find_spec(self, name, path=None, target=None):
@@ -39,11 +39,13 @@ FRESH = textwrap.dedent('''
     spec = model.metadata.get_input_schema().inputs[0]
     print(json.dumps({"ids": out["class_id"].tolist(), "names": out["class_name"].tolist(), "p": out["probability"].tolist(),
                       "shape": list(spec.shape), "dtype": str(spec.type)}))
-''')
+""")
 
 
 @pytest.fixture(scope="module")
-def registered(tmp_path_factory: pytest.TempPathFactory, ) -> dict:
+def registered(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> dict:
     """A run folder on real MNIST (IDX) with one trained CNN finalist, registered in MLflow."""
     if not (ROOT.parent / "shared" / "data" / "mnist" / "t10k-images-idx3-ubyte.gz").exists():
         pytest.skip("MNIST not found in ../shared/data/mnist")
@@ -57,13 +59,20 @@ def registered(tmp_path_factory: pytest.TempPathFactory, ) -> dict:
 
     root = tmp_path_factory.mktemp("reg")
     uri = f"sqlite:///{root}/mlflow.db"
-    config = PipelineConfig(runs_root=str(root), data={"kind": "idx", "path": str(ROOT.parent / "shared" / "data" / "mnist"), "max_items": 300},
-                            training={"epochs": 1, "batch_size": 32}, registry={"tracking_uri": uri})
+    config = PipelineConfig(
+        runs_root=str(root),
+        data={"kind": "idx", "path": str(ROOT.parent / "shared" / "data" / "mnist"), "max_items": 300},
+        training={"epochs": 1, "batch_size": 32},
+        registry={"tracking_uri": uri},
+    )
     run = RunFolder.create(config)
-    result = train_result({"arch_id": "m1", "arch": CNN, "rank": 1, "fitness": 1.0}, run.space_dict(), DataRef.of(config), config.training, config.seed)
+    result = train_result(
+        {"arch_id": "m1", "arch": CNN, "rank": 1, "fitness": 1.0}, run.space_dict(), DataRef.of(config), config.training, config.seed
+    )
     run.write_step(Step.TRAINING, training_frame([save_finalist(run, result)]), TRAINING_SCHEMA)
-    out = registry_row(config, winner(run.read_step(Step.TRAINING)), run_dir=run.root, steps=[str(run.step_file(s)) for s in Step],
-                       space=run.space_dict())
+    out = registry_row(
+        config, winner(run.read_step(Step.TRAINING)), run_dir=run.root, steps=[str(run.step_file(s)) for s in Step], space=run.space_dict()
+    )
     assert out["state"] == "ok", out
     return {"run_dir": run.root, "uri": uri, "model_uri": out["model_uri"], "config": run.config()}
 
@@ -75,8 +84,14 @@ def test_a_process_without_ehnas_classifies_raw_mnist_images(registered: dict) -
 
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"MLFLOW_TRACKING_URI": registered["uri"]}
     mnist = ROOT.parent / "shared" / "data" / "mnist" / "t10k-images-idx3-ubyte.gz"
-    done = subprocess.run([sys.executable, "-c", FRESH, registered["model_uri"], str(mnist)], cwd=registered["run_dir"].parent,
-                          env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", FRESH, registered["model_uri"], str(mnist)],
+        cwd=registered["run_dir"].parent,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     served = json.loads(done.stdout.strip().splitlines()[-1])
     assert served["shape"] == [-1, 28, 28, 1] and served["dtype"] == "uint8"
@@ -92,7 +107,9 @@ def test_a_process_without_ehnas_classifies_raw_mnist_images(registered: dict) -
 
 
 def test_export_all_from_the_registry_matches_pytorch(registered: dict, tmp_path: Path) -> None:
-    result = CliRunner().invoke(app, ["export", registered["model_uri"], "--format", "all", "--out", str(tmp_path), "--tracking-uri", registered["uri"]])
+    result = CliRunner().invoke(
+        app, ["export", registered["model_uri"], "--format", "all", "--out", str(tmp_path), "--tracking-uri", registered["uri"]]
+    )
     assert result.exit_code == 0, result.output
     report = json.loads((tmp_path / "export.json").read_text())
     assert set(report["formats"]) == {"onnx", "torchscript", "quantized"} and report["images_scored"] == 60
@@ -104,9 +121,14 @@ def test_export_all_from_the_registry_matches_pytorch(registered: dict, tmp_path
     assert "quantized" in result.output and json.loads((tmp_path / "labels.json").read_text())["input"]["layout"] == "NHWC"
 
 
-@pytest.mark.parametrize("fmt,script,file", [("onnx", "classify_onnx.py", "model.onnx"),
-                                             ("torchscript", "classify_torchscript.py", "model.torchscript.pt"),
-                                             ("quantized", "classify_quantized.py", "model.int8.torchscript.pt")])
+@pytest.mark.parametrize(
+    "fmt,script,file",
+    [
+        ("onnx", "classify_onnx.py", "model.onnx"),
+        ("torchscript", "classify_torchscript.py", "model.torchscript.pt"),
+        ("quantized", "classify_quantized.py", "model.int8.torchscript.pt"),
+    ],
+)
 def test_example_script_classifies_an_image_file(registered: dict, tmp_path: Path, fmt: str, script: str, file: str) -> None:
     from PIL import Image
 
@@ -117,8 +139,13 @@ def test_example_script_classifies_an_image_file(registered: dict, tmp_path: Pat
     digit = read_idx(ROOT.parent / "shared" / "data" / "mnist" / "t10k-images-idx3-ubyte.gz")[0]
     Image.fromarray(digit).save(tmp_path / "digit.png")
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    done = subprocess.run([sys.executable, str(ROOT / "examples" / script), str(tmp_path / file), str(tmp_path / "digit.png")],
-                          env=env, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / script), str(tmp_path / file), str(tmp_path / "digit.png")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     name, probability = done.stdout.split()
     assert name in [str(d) for d in range(10)] and 0.0 < float(probability) <= 1.0

@@ -22,7 +22,12 @@ ANALYSIS = {"architectural_overview": "three stages", "cnn_module": "grouped con
 
 
 def point_at(llm: FakeLLM, monkeypatch: pytest.MonkeyPatch, cache: Path) -> None:
-    for name, value in {"EHNAS_LLM_BASE_URL": llm.url, "EHNAS_LLM_API_KEY": TEST_KEY, "EHNAS_LLM_MODEL": llm.model, "EHNAS_LLM_CACHE_DIR": str(cache)}.items():
+    for name, value in {
+        "EHNAS_LLM_BASE_URL": llm.url,
+        "EHNAS_LLM_API_KEY": TEST_KEY,
+        "EHNAS_LLM_MODEL": llm.model,
+        "EHNAS_LLM_CACHE_DIR": str(cache),
+    }.items():
         monkeypatch.setenv(name, value)
     for name in ("EHNAS_LLM_TIMEOUT_S", "EHNAS_LLM_MODE", "EHNAS_LLM_MAX_TOKENS", "OPENAI_API_KEY", "OPENAI_BASE_URL"):
         monkeypatch.delenv(name, raising=False)
@@ -34,7 +39,24 @@ def test_prune_reaches_the_model_in_json_object_when_json_schema_gets_a_500(tmp_
         llm.reject_json_schema = 500  # llama-cpp-python's validation error
         llm.push(Reply(content='Here it is: {"keep": [{"group": "stage:nowhere", "options": ["cnn"]}]}', usage=(900, 40)))
         llm.default = Reply(content=json.dumps(NO_CUT), usage=(850, 30))
-        result = CliRunner().invoke(app, ["prune", "--provider", "openai", "--out", str(tmp_path / "out"), "--k", "20", "--offline-samples", "10", "--proxy", "params", "--llm-timeout", "5"])
+        result = CliRunner().invoke(
+            app,
+            [
+                "prune",
+                "--provider",
+                "openai",
+                "--out",
+                str(tmp_path / "out"),
+                "--k",
+                "20",
+                "--offline-samples",
+                "10",
+                "--proxy",
+                "params",
+                "--llm-timeout",
+                "5",
+            ],
+        )
         formats = llm.formats()
     assert result.exit_code == 0, result.output
     # one immediate rejection, then every request in json_object: nothing waited on retries of it
@@ -77,7 +99,9 @@ def test_knowledge_add_survives_an_html_200_and_keeps_every_paper(tmp_path: Path
         llm.reject_json_schema = 500
         llm.push_body("<html><body>502 Bad Gateway</body></html>", "text/html")
         llm.default = ANALYSIS
-        result = CliRunner().invoke(app, ["knowledge", "add", *map(str, papers), "--out", str(tmp_path / "kb"), "--provider", "openai", "--llm-timeout", "5"])
+        result = CliRunner().invoke(
+            app, ["knowledge", "add", *map(str, papers), "--out", str(tmp_path / "kb"), "--provider", "openai", "--llm-timeout", "5"]
+        )
     assert result.exit_code == 0, result.output
     frame = read_rows(tmp_path / "kb")
     assert set(frame["path"]) == {str(p) for p in papers} and result.output.count("added") == len(papers)
@@ -117,7 +141,9 @@ def test_the_run_summary_says_why_the_llm_answer_was_rejected(tmp_path: Path) ->
     assert load_config(None, ["pruning.provider=openai", "pruning.llm_timeout_s=7"]).pruning.llm_timeout_s == 7
     with FakeLLM() as llm:
         llm.default = {"keep": [{"group": "edge3", "options": ["teleport"]}]}
-        out = run_layer("macro", NB201Space(), None, provider="openai", settings=llm.settings(None, max_invalid_retries=1), measure=MeasureConfig(k=50))
+        out = run_layer(
+            "macro", NB201Space(), None, provider="openai", settings=llm.settings(None, max_invalid_retries=1), measure=MeasureConfig(k=50)
+        )
     write_table(tmp_path / "02_macro.parquet", [out.record], PRUNING_SCHEMA)
     summary = summary_markdown(tmp_path)
     assert "invalid_output: 2 answers rejected" in summary and "'teleport' is not a current option" in summary

@@ -67,7 +67,11 @@ def test_the_sdk_own_retries_would_repeat_a_format_rejection() -> None:
         llm.reject_json_schema = 500
         sdk = openai.OpenAI(base_url=llm.url, api_key=TEST_KEY, max_retries=1, timeout=5)
         with pytest.raises(openai.InternalServerError):
-            sdk.chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}], response_format={"type": "json_schema", "json_schema": {"name": "a", "schema": {}}})
+            sdk.chat.completions.create(
+                model="m",
+                messages=[{"role": "user", "content": "x"}],
+                response_format={"type": "json_schema", "json_schema": {"name": "a", "schema": {}}},
+            )
         sdk_requests = len(llm.requests)
     assert sdk_requests == 2
 
@@ -182,14 +186,30 @@ def test_every_attempt_records_mode_tokens_seconds_and_raw_answer() -> None:
         result = ask(LLMClient(llm.settings()))
     rejected, invalid, ok = result.trace
     assert (rejected.outcome, rejected.prompt_tokens) == ("format_rejected", 0)
-    assert (invalid.mode, invalid.outcome, invalid.prompt_tokens, invalid.completion_tokens, invalid.raw) == ("json_object", "invalid", 120, 9, '{"depth": 99}')
+    assert (invalid.mode, invalid.outcome, invalid.prompt_tokens, invalid.completion_tokens, invalid.raw) == (
+        "json_object",
+        "invalid",
+        120,
+        9,
+        '{"depth": 99}',
+    )
     assert invalid.errors == ["depth: Input should be less than or equal to 20"]
     assert (ok.outcome, ok.prompt_tokens, ok.finish_reason) == ("ok", 150, "stop") and all(a.seconds >= 0 for a in result.trace)
     assert (result.usage.prompt_tokens, result.usage.completion_tokens) == (270, 21)
 
 
 def test_a_context_overflow_is_not_a_format_rejection_and_an_unnamed_400_is_not_remembered(tmp_path: Path) -> None:
-    overflow = Reply(kind="status", status=400, body={"error": {"message": "Requested tokens (3100) exceed context window of 2048", "type": "invalid_request_error", "code": "context_length_exceeded"}})
+    overflow = Reply(
+        kind="status",
+        status=400,
+        body={
+            "error": {
+                "message": "Requested tokens (3100) exceed context window of 2048",
+                "type": "invalid_request_error",
+                "code": "context_length_exceeded",
+            }
+        },
+    )
     with FakeLLM() as llm:
         llm.push(overflow).push(GOOD)
         result = ask(LLMClient(llm.settings(tmp_path)))

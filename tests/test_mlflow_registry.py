@@ -24,8 +24,17 @@ def test_default_tracking_uri(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -
 
 def test_safe_params_drop_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("EHNAS_LLM_API_KEY", "zz-very-private-value")
-    params = {"llm.api_key": "abc", "auth_header": "x", "llm.model": "qwen", "note": "Bearer abcdef",
-              "echo": "uses zz-very-private-value", "raw": "sk-0123456789abcdef", "depth": 4, "nested": {"a": 1}, "none": None}
+    params = {
+        "llm.api_key": "abc",
+        "auth_header": "x",
+        "llm.model": "qwen",
+        "note": "Bearer abcdef",
+        "echo": "uses zz-very-private-value",
+        "raw": "sk-0123456789abcdef",
+        "depth": 4,
+        "nested": {"a": 1},
+        "none": None,
+    }
     assert reg.safe_params(params) == {"llm.model": "qwen", "depth": "4", "nested": '{"a": 1}'}
     assert reg.model_name_for("cifar10 npz/x") == "ehnas-cifar10-npz-x"
 
@@ -42,13 +51,18 @@ def uri(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 def test_runs_registration_and_loading(uri: str, tmp_path: Path) -> None:
-    parent = reg.start_parent_run(uri, "ehnas-test", "digits-hybrid-abc", {"training.epochs": 2, "llm.api_key": "sk-secret123456"}, {"config_hash": "abc"})
+    parent = reg.start_parent_run(
+        uri, "ehnas-test", "digits-hybrid-abc", {"training.epochs": 2, "llm.api_key": "sk-secret123456"}, {"config_hash": "abc"}
+    )
     assert reg.start_parent_run(uri, "ehnas-test", "digits-hybrid-abc", {"training.epochs": 2, "seed": 1}, {}) == parent
     client = mlflow.MlflowClient(uri)
     assert client.get_run(parent).data.params == {"training.epochs": "2", "seed": "1"}  # no secret, nothing twice
     reg.log_parent_metrics(uri, parent, {"search_best_fitness": 0.5}, step=1)
 
-    history = [{"epoch": 1, "train_loss": 2.0, "val_loss": 1.5, "val_accuracy": 0.4}, {"epoch": 2, "train_loss": 1.0, "val_loss": 1.2, "val_accuracy": 0.6}]
+    history = [
+        {"epoch": 1, "train_loss": 2.0, "val_loss": 1.5, "val_accuracy": 0.4},
+        {"epoch": 2, "train_loss": 1.0, "val_loss": 1.2, "val_accuracy": 0.6},
+    ]
     metrics = {"val_accuracy": 0.6, "macro_f1": 0.55, "per_class": {"f1": [0.5] * 10}, "confusion_matrix": [[1]]}
     finalist = reg.log_finalist_run(uri, parent, "a1b2c3", {"arch": "cnn > vit"}, metrics, history)
     assert reg.log_finalist_run(uri, parent, "a1b2c3", {"arch": "cnn > vit"}, metrics, []) == finalist
@@ -58,9 +72,19 @@ def test_runs_registration_and_loading(uri: str, tmp_path: Path) -> None:
 
     model, example = tiny_model(), np.random.default_rng(0).random((2, 1, 8, 8), dtype=np.float32)
     (tmp_path / "07_search.parquet").write_bytes(b"PAR1")  # any file: artifacts are copied as they are
-    args = dict(tracking_uri=uri, experiment="ehnas-test", parent_run_id=parent, model_name="ehnas-digits", model=model,
-                input_example=example, arch_id="a1b2c3", config_hash="abc", metrics={"val_accuracy": 0.6, "bad": float("nan")},
-                params={"arch": "cnn > vit", "token": "t"}, artifacts=[tmp_path / "07_search.parquet", tmp_path / "missing.parquet"])
+    args = dict(
+        tracking_uri=uri,
+        experiment="ehnas-test",
+        parent_run_id=parent,
+        model_name="ehnas-digits",
+        model=model,
+        input_example=example,
+        arch_id="a1b2c3",
+        config_hash="abc",
+        metrics={"val_accuracy": 0.6, "bad": float("nan")},
+        params={"arch": "cnn > vit", "token": "t"},
+        artifacts=[tmp_path / "07_search.parquet", tmp_path / "missing.parquet"],
+    )
     first = reg.register_champion(**args)
     assert first == {"model_uri": "models:/ehnas-digits@champion", "version": "1", "run_id": first["run_id"], "reused": False}
     champion_run = client.get_run(first["run_id"])
@@ -110,8 +134,23 @@ def test_register_pipeline_run(uri: str, tmp_path: Path) -> None:
     model = space.build_model(space.from_string(WINNER), input_shape=data.input_shape, num_classes=data.num_classes)
     torch.save(model.state_dict(), run_dir / "w.pt")
     pd.DataFrame({"generation": [0, 0, 1], "fitness": [1.0, 2.0, 3.0], "state": ["ok"] * 3}).to_parquet(run_dir / "07_search.parquet")
-    winner = {"arch_id": "w1", "arch": WINNER, "rank": 1, "fitness": 3.0, "params": 1, "flops": 2, "val_accuracy": 0.5, "val_loss": 1.0,
-              "macro_f1": 0.4, "epochs_run": 2, "seconds": 1.0, "state": "ok", "error": None, "device": "cpu", "weights": str(run_dir / "w.pt")}
+    winner = {
+        "arch_id": "w1",
+        "arch": WINNER,
+        "rank": 1,
+        "fitness": 3.0,
+        "params": 1,
+        "flops": 2,
+        "val_accuracy": 0.5,
+        "val_loss": 1.0,
+        "macro_f1": 0.4,
+        "epochs_run": 2,
+        "seconds": 1.0,
+        "state": "ok",
+        "error": None,
+        "device": "cpu",
+        "weights": str(run_dir / "w.pt"),
+    }
     pd.DataFrame([winner, {**winner, "arch_id": "w2", "rank": 2, "state": "failed", "weights": None}]).to_parquet(run_dir / "08_training.parquet")
     steps = [str(run_dir / "07_search.parquet"), str(run_dir / "08_training.parquet"), str(run_dir / "09_registry.parquet")]
 
@@ -130,7 +169,9 @@ def test_register_pipeline_run(uri: str, tmp_path: Path) -> None:
 
     # a later winner that validates worse on the same data is registered as the challenger
     torch.manual_seed(1)
-    torch.save(space.build_model(space.from_string(WINNER), input_shape=data.input_shape, num_classes=data.num_classes).state_dict(), run_dir / "w3.pt")
+    torch.save(
+        space.build_model(space.from_string(WINNER), input_shape=data.input_shape, num_classes=data.num_classes).state_dict(), run_dir / "w3.pt"
+    )
     worse = {**winner, "arch_id": "w3", "val_accuracy": 0.4, "weights": str(run_dir / "w3.pt")}
     second = register_pipeline_run(run_dir=run_dir, config=load_config(run_dir), winner=worse, steps=steps)
     assert (second["alias"], second["model_uri"]) == ("challenger", f"models:/{name}@challenger") and second["version"] != out["version"]
@@ -141,8 +182,18 @@ def test_register_pipeline_run(uri: str, tmp_path: Path) -> None:
 def test_promotion_compares_validation_accuracy_on_the_same_data(uri: str) -> None:
     client = mlflow.MlflowClient(uri)
     assert reg.promotion(client, "ehnas-none", "d1", 0.1) == (True, "first @champion")
-    args = dict(tracking_uri=uri, experiment="ehnas", parent_run_id=None, model_name="ehnas-promo", model=nn.Linear(4, 2),
-                input_example=np.zeros((1, 4), dtype=np.float32), arch_id="a", config_hash="c", metrics={}, params={})
+    args = dict(
+        tracking_uri=uri,
+        experiment="ehnas",
+        parent_run_id=None,
+        model_name="ehnas-promo",
+        model=nn.Linear(4, 2),
+        input_example=np.zeros((1, 4), dtype=np.float32),
+        arch_id="a",
+        config_hash="c",
+        metrics={},
+        params={},
+    )
     reg.register_champion(**args, tags={reg.DATA_TAG: "d1", reg.SCORE_TAG: "0.9"})
     assert reg.promotion(client, "ehnas-promo", "d1", 0.8) == (False, "@champion stays on v1: its validation accuracy 0.9000 > 0.8000")
     assert reg.promotion(client, "ehnas-promo", "d1", 0.9)[0] and reg.promotion(client, "ehnas-promo", "d1", 0.95)[0]

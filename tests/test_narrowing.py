@@ -93,7 +93,9 @@ def test_a_new_layer_runs_through_the_generic_machinery(monkeypatch: pytest.Monk
     monkeypatch.setitem(LAYER_REGISTRY._items, "edge_ops", EdgeOpsLayer)  # the one registry line
     space, layer = NB201Space(), EdgeOpsLayer()
     emptied = GroupDecision(keep={"edge0": []})
-    assert decision_problems(layer, space, emptied) == ["edge0: keeps no option (keep at least one of ['none', 'skip_connect', 'nor_conv_1x1', 'nor_conv_3x3', 'avg_pool_3x3'])"]
+    assert decision_problems(layer, space, emptied) == [
+        "edge0: keeps no option (keep at least one of ['none', 'skip_connect', 'nor_conv_1x1', 'nor_conv_3x3', 'avg_pool_3x3'])"
+    ]
     assert decision_problems(layer, space, no_cut(layer, space)) == []
     no_pool = lambda spec: float("avg_pool_3x3" not in spec.ops)  # noqa: E731
     outcome = run_layer("edge_ops", space, None, provider="offline", settings=None, measure=MeasureConfig(score_fn=no_pool, offline_samples=300))

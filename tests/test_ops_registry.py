@@ -38,8 +38,18 @@ def _uri(folder: Path) -> str:
 def test_two_processes_on_a_fresh_database_register_one_version(tmp_path):
     uri = _uri(tmp_path)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "MLFLOW_DISABLE_TELEMETRY": "true"}
-    procs = [subprocess.Popen([sys.executable, "-c", REGISTER, uri, config], env=env, cwd=tmp_path, stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for config in ("run-a", "run-b")]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", REGISTER, uri, config],
+            env=env,
+            cwd=tmp_path,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for config in ("run-a", "run-b")
+    ]
     for proc in procs:
         proc.stdin.write("go\n")
         proc.stdin.flush()
@@ -77,9 +87,18 @@ def test_stale_running_champion_run_is_killed_not_joined(tmp_path):
     stale = client.create_run(experiment_id, run_name="champion-a1", tags=tags).info.run_id  # a kill during log_model
     assert reg.start_parent_run(uri, "ehnas-test", "resumed", {}, {}) == parent  # resume reuses the parent run
     torch.manual_seed(0)
-    out = reg.register_champion(tracking_uri=uri, experiment="ehnas-test", parent_run_id=parent, model_name="ehnas-stale",
-                                model=nn.Sequential(nn.Flatten(), nn.Linear(16, 3)), input_example=np.zeros((2, 1, 4, 4), np.float32),
-                                arch_id="a1", config_hash="c1", metrics={}, params={})
+    out = reg.register_champion(
+        tracking_uri=uri,
+        experiment="ehnas-test",
+        parent_run_id=parent,
+        model_name="ehnas-stale",
+        model=nn.Sequential(nn.Flatten(), nn.Linear(16, 3)),
+        input_example=np.zeros((2, 1, 4, 4), np.float32),
+        arch_id="a1",
+        config_hash="c1",
+        metrics={},
+        params={},
+    )
     assert client.get_run(stale).info.status == "KILLED"
     champions = client.search_runs([experiment_id], filter_string=f"tags.`{reg.PARENT_TAG}` = '{parent}'")
     assert sorted(r.info.status for r in champions) == ["FINISHED", "KILLED"]

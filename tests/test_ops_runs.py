@@ -21,23 +21,43 @@ from ehnas.runlock import LOCK_NAME, RunLocked, run_lock
 from tests.test_edge_config import flat
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = ["space.min_depth=4", "space.max_depth=4", "population.size=3", "pruning.layers=[]", "search.generations=0",
-        "training.top_k=1", "training.epochs=1", "training.max_batches_per_epoch=1", "registry.enabled=false", "data.proxy_batch=16"]
-HOLD = ("import sys; from ehnas.runlock import run_lock\n"
-        "with run_lock(sys.argv[1], wait=sys.argv[2] == 'wait'):\n"
-        "    print('held', flush=True); sys.stdin.readline()\n")
+TINY = [
+    "space.min_depth=4",
+    "space.max_depth=4",
+    "population.size=3",
+    "pruning.layers=[]",
+    "search.generations=0",
+    "training.top_k=1",
+    "training.epochs=1",
+    "training.max_batches_per_epoch=1",
+    "registry.enabled=false",
+    "data.proxy_batch=16",
+]
+HOLD = (
+    "import sys; from ehnas.runlock import run_lock\n"
+    "with run_lock(sys.argv[1], wait=sys.argv[2] == 'wait'):\n"
+    "    print('held', flush=True); sys.stdin.readline()\n"
+)
 # what the next `ehnas run` does first (lock, settings, Prefect API), then the states it sees
-NEXT_START = ("import json, sys; from ehnas.runlock import cli_run_lock; from flows.pipeline import prefect_settings\n"
-              "from ehnas.prefect_server import local_prefect; from prefect import get_client\n"
-              "with cli_run_lock(sys.argv[1]), prefect_settings(home='.prefect'), local_prefect():\n"
-              "    with get_client(sync_client=True) as c:\n"
-              "        print('STATES ' + json.dumps({r.name: r.state_type.value for r in c.read_flow_runs()}))\n")
+NEXT_START = (
+    "import json, sys; from ehnas.runlock import cli_run_lock; from flows.pipeline import prefect_settings\n"
+    "from ehnas.prefect_server import local_prefect; from prefect import get_client\n"
+    "with cli_run_lock(sys.argv[1]), prefect_settings(home='.prefect'), local_prefect():\n"
+    "    with get_client(sync_client=True) as c:\n"
+    "        print('STATES ' + json.dumps({r.name: r.state_type.value for r in c.read_flow_runs()}))\n"
+)
 
 
 def _env(tmp_path: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_API", "PREFECT_HOME", "MLFLOW_TRACKING"))}
-    env.update(PYTHONPATH=str(ROOT), PREFECT_HOME=str(tmp_path / ".prefect"), PREFECT_SERVER_ANALYTICS_ENABLED="false",
-               DO_NOT_TRACK="1", MLFLOW_DISABLE_TELEMETRY="true", PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="120")
+    env.update(
+        PYTHONPATH=str(ROOT),
+        PREFECT_HOME=str(tmp_path / ".prefect"),
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        DO_NOT_TRACK="1",
+        MLFLOW_DISABLE_TELEMETRY="true",
+        PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="120",
+    )
     return env
 
 
@@ -46,8 +66,9 @@ def _ehnas(*args: str) -> list[str]:
 
 
 def _holder(run_dir: Path, env: dict[str, str], mode: str = "fail") -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, "-c", HOLD, str(run_dir), mode], env=env, cwd=ROOT,
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(run_dir), mode], env=env, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
     return proc
 
 
@@ -110,8 +131,9 @@ def _server_record(home: Path) -> dict | None:
 
 def _running_flow(port: int) -> bool:
     try:
-        runs = httpx.post(f"http://127.0.0.1:{port}/api/flow_runs/filter",
-                          json={"flow_runs": {"state": {"type": {"any_": ["RUNNING"]}}}}, timeout=10).json()
+        runs = httpx.post(
+            f"http://127.0.0.1:{port}/api/flow_runs/filter", json={"flow_runs": {"state": {"type": {"any_": ["RUNNING"]}}}}, timeout=10
+        ).json()
     except httpx.HTTPError:
         return False
     return any(r["name"] == "k1" for r in runs)
@@ -121,8 +143,9 @@ def _running_flow(port: int) -> bool:
 def test_kill_9_leaves_no_server_and_the_next_start_marks_the_run_crashed(tmp_path):
     env, home = _env(tmp_path), tmp_path / ".prefect"
     args = ["run", "--run-name", "k1", *[a for item in TINY for a in ("--set", item)]]
-    first = subprocess.Popen(_ehnas(*args), env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                             text=True, start_new_session=True)
+    first = subprocess.Popen(
+        _ehnas(*args), env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
     try:
         record = _wait_for("temporary server", lambda: _server_record(home), first)
         assert record["parent_pid"] == first.pid
@@ -142,8 +165,15 @@ def test_kill_9_leaves_no_server_and_the_next_start_marks_the_run_crashed(tmp_pa
     finally:
         if first.poll() is None:
             os.killpg(first.pid, signal.SIGKILL)
-    nxt = subprocess.run([sys.executable, "-c", NEXT_START, str(tmp_path / "runs" / "k1")], env=env, cwd=tmp_path,
-                         capture_output=True, text=True, timeout=300, check=False)
+    nxt = subprocess.run(
+        [sys.executable, "-c", NEXT_START, str(tmp_path / "runs" / "k1")],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert nxt.returncode == 0, nxt.stderr[-3000:]
     assert "flow run k1 of a killed ehnas process: set CRASHED" in nxt.stderr
     states = json.loads(nxt.stdout.split("STATES ", 1)[1].splitlines()[0])
@@ -165,8 +195,9 @@ def test_next_start_reaps_a_recorded_server_whose_parent_is_gone(tmp_path):
 
     def record(proc: subprocess.Popen, parent: int, parent_started: int) -> None:
         started = int(psutil.Process(proc.pid).create_time())
-        (records / f"{proc.pid}.json").write_text(json.dumps({"pid": proc.pid, "started": started, "port": 1,
-                                                              "parent_pid": parent, "parent_started": parent_started}))
+        (records / f"{proc.pid}.json").write_text(
+            json.dumps({"pid": proc.pid, "started": started, "port": 1, "parent_pid": parent, "parent_started": parent_started})
+        )
 
     record(orphan, gone.pid, 0)
     record(kept, me.pid, int(me.create_time()))  # a live run's server stays

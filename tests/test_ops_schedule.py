@@ -17,9 +17,15 @@ import pytest
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
-TINY = {"space": {"min_depth": 4, "max_depth": 4}, "population": {"size": 3}, "pruning": {"layers": []},
-        "search": {"generations": 0}, "training": {"top_k": 1, "epochs": 1, "max_batches_per_epoch": 1},
-        "registry": {"enabled": False}, "data": {"proxy_batch": 16}}
+TINY = {
+    "space": {"min_depth": 4, "max_depth": 4},
+    "population": {"size": 3},
+    "pruning": {"layers": []},
+    "search": {"generations": 0},
+    "training": {"top_k": 1, "epochs": 1, "max_batches_per_epoch": 1},
+    "registry": {"enabled": False},
+    "data": {"proxy_batch": 16},
+}
 
 
 def _free_port() -> int:
@@ -53,13 +59,25 @@ def server(tmp_path):
     home.mkdir()
     url = f"http://127.0.0.1:{_free_port()}/api"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_API", "PREFECT_HOME"))}
-    env.update(PREFECT_HOME=str(home), PREFECT_SERVER_ANALYTICS_ENABLED="false", DO_NOT_TRACK="1", PREFECT_UI_ENABLED="false",
-               PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS="5", PREFECT_CLI_PROMPT="false", PYTHONPATH=str(ROOT))
+    env.update(
+        PREFECT_HOME=str(home),
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        DO_NOT_TRACK="1",
+        PREFECT_UI_ENABLED="false",
+        PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS="5",
+        PREFECT_CLI_PROMPT="false",
+        PYTHONPATH=str(ROOT),
+    )
     log = home / "server.log"
     port = url.rsplit(":", 1)[1].split("/")[0]
     with open(log, "w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", port],
-                                env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", port],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         _poll("healthy server", lambda: _healthy(url), proc=proc, log=log)
         yield url, {**env, "PREFECT_API_URL": url}, log
@@ -72,8 +90,7 @@ def server(tmp_path):
 
 
 def _prefect(env: dict[str, str], *args: str, timeout: float = 300) -> str:
-    done = subprocess.run([sys.executable, "-m", "prefect", *args], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=timeout, check=False)
+    done = subprocess.run([sys.executable, "-m", "prefect", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False)
     assert done.returncode == 0, f"prefect {' '.join(args)}:\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}"
     return done.stdout
 
@@ -94,8 +111,7 @@ def test_deployed_schedule_creates_runs_and_a_worker_completes_one(server, tmp_p
     assert all(r["expected_start_time"].endswith(("T02:00:00Z", "T02:00:00+00:00")) for r in scheduled), scheduled
 
     config = {"run_name": "scheduled-tiny", "runs_root": str(tmp_path / "runs"), **TINY}
-    run = httpx.post(f"{url}/deployments/{deployment['id']}/create_flow_run", json={"parameters": {"config": config}},
-                     timeout=30).json()
+    run = httpx.post(f"{url}/deployments/{deployment['id']}/create_flow_run", json={"parameters": {"config": config}}, timeout=30).json()
     _prefect(env, "worker", "start", "--pool", "ehnas-process", "--run-once", timeout=600)
     state = httpx.get(f"{url}/flow_runs/{run['id']}", timeout=30).json()["state_type"]
     assert state == "COMPLETED"

@@ -29,9 +29,19 @@ pytestmark = pytest.mark.slow
 STEPS = [str(s) for s in Step]
 FAULT_AFTER = 4  # two proxies, batches of two: the first batch is stored, the crash hits the second
 OVERRIDES = [
-    "run_name=t1", "space.min_depth=4", "space.max_depth=4", "population.size=5", "evaluation.batch_size=2",
-    "evaluation.proxies=[nwot, params]", "data.proxy_batch=16", "pruning.layers=[]", "search.generations=1",
-    "search.per_generation=2", "training.top_k=2", "training.epochs=1", "training.max_batches_per_epoch=2",
+    "run_name=t1",
+    "space.min_depth=4",
+    "space.max_depth=4",
+    "population.size=5",
+    "evaluation.batch_size=2",
+    "evaluation.proxies=[nwot, params]",
+    "data.proxy_batch=16",
+    "pruning.layers=[]",
+    "search.generations=1",
+    "search.per_generation=2",
+    "training.top_k=2",
+    "training.epochs=1",
+    "training.max_batches_per_epoch=2",
 ]
 
 

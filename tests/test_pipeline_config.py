@@ -23,8 +23,9 @@ def test_yaml_then_overrides(tmp_path):
     assert cfg.population == PipelineConfig().population  # untouched sections keep defaults
 
 
-@pytest.mark.parametrize("override, field", [("device=gpu", "device"), ("search.generation=3", "generation"),
-                                             ("training.epochs=0", "epochs"), ("data.kind=mnist", "kind")])
+@pytest.mark.parametrize(
+    "override, field", [("device=gpu", "device"), ("search.generation=3", "generation"), ("training.epochs=0", "epochs"), ("data.kind=mnist", "kind")]
+)
 def test_invalid_values_name_the_field(override, field):
     with pytest.raises(ConfigError, match=field):
         load_config(None, [override])

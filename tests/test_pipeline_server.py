@@ -50,8 +50,13 @@ def server(tmp_path_factory):
     env.update(PREFECT_HOME=str(home), PREFECT_SERVER_ANALYTICS_ENABLED="false", DO_NOT_TRACK="1", PREFECT_UI_ENABLED="false")
     log = home / "server.log"
     with open(log, "w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-                                env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     url = f"http://127.0.0.1:{port}/api"
     try:
         _wait_healthy(url, proc, log)
@@ -66,11 +71,23 @@ def server(tmp_path_factory):
 
 def test_flow_runs_on_a_real_server_and_reports_through_the_api(server, tmp_path):
     url, env = server
-    args = ["run_name=srv", f"runs_root={tmp_path}", "space.min_depth=4", "space.max_depth=4", "population.size=3",
-            "pruning.layers=[]", "search.generations=0", "training.top_k=1", "training.epochs=1",
-            "training.max_batches_per_epoch=1", "registry.enabled=false", "data.proxy_batch=16"]
-    done = subprocess.run([sys.executable, "-c", RUN, *args], cwd=ROOT, env={**env, "PREFECT_API_URL": url},
-                          capture_output=True, text=True, timeout=400)
+    args = [
+        "run_name=srv",
+        f"runs_root={tmp_path}",
+        "space.min_depth=4",
+        "space.max_depth=4",
+        "population.size=3",
+        "pruning.layers=[]",
+        "search.generations=0",
+        "training.top_k=1",
+        "training.epochs=1",
+        "training.max_batches_per_epoch=1",
+        "registry.enabled=false",
+        "data.proxy_batch=16",
+    ]
+    done = subprocess.run(
+        [sys.executable, "-c", RUN, *args], cwd=ROOT, env={**env, "PREFECT_API_URL": url}, capture_output=True, text=True, timeout=400
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout.split("RESULT ", 1)[1].splitlines()[0])
     assert Path(result["run_dir"]).name == "srv"

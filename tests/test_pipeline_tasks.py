@@ -45,11 +45,18 @@ def test_a_device_this_machine_lacks_stops_the_run_before_any_step(monkeypatch, 
     assert not any(tmp_path.iterdir()), "nothing was started or written"
 
 
-@pytest.mark.parametrize("err, retry", [
-    (OSError("disk hiccup"), True), (ConnectionError("reset"), True), (TimeoutError(), True),
-    (RuntimeError("CUDA out of memory"), False), (ValueError("qkv_dim 250 is not divisible by num_heads 4"), False),
-    (RuntimeError("injected fault"), False), (None, False),
-])
+@pytest.mark.parametrize(
+    "err, retry",
+    [
+        (OSError("disk hiccup"), True),
+        (ConnectionError("reset"), True),
+        (TimeoutError(), True),
+        (RuntimeError("CUDA out of memory"), False),
+        (ValueError("qkv_dim 250 is not divisible by num_heads 4"), False),
+        (RuntimeError("injected fault"), False),
+        (None, False),
+    ],
+)
 def test_only_transient_faults_are_retried(err, retry):
     assert is_transient(err) is retry
 
@@ -85,8 +92,16 @@ def test_steps_are_one_enum_with_the_pruning_layers_derived_from_the_layer_list(
     from nas_lib.pruning.run import LAYERS
 
     assert [s.value for s in Step] == [
-        "01_knowledge", "02_macro", "03_hyperparameters", "04_connections", "05_population",
-        "06_evaluations", "07_search", "08_training", "09_registry"]
+        "01_knowledge",
+        "02_macro",
+        "03_hyperparameters",
+        "04_connections",
+        "05_population",
+        "06_evaluations",
+        "07_search",
+        "08_training",
+        "09_registry",
+    ]
     assert list(LAYER_STEPS) == list(LAYERS) and all(LAYER_STEPS[layer].value.endswith(layer) for layer in LAYERS)
     assert parse_step("07_search") is Step.SEARCH and f"{Step.SEARCH}.parquet" == "07_search.parquet"
     with pytest.raises(ValueError, match="unknown step '7_search'"):
@@ -216,8 +231,10 @@ def test_library_loggers_reach_prefect_from_the_command_line():
     import subprocess
     import sys
 
-    code = ("import ehnas.cli, logging, prefect.logging.configuration as c; c.ensure_logging_setup(); "
-            "print(sorted(type(h).__name__ for h in logging.getLogger('nas_lib').handlers))")
+    code = (
+        "import ehnas.cli, logging, prefect.logging.configuration as c; c.ensure_logging_setup(); "
+        "print(sorted(type(h).__name__ for h in logging.getLogger('nas_lib').handlers))"
+    )
     env = {k: v for k, v in __import__("os").environ.items() if k != "PREFECT_LOGGING_EXTRA_LOGGERS"}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120, check=True).stdout
     assert "APILogHandler" in out

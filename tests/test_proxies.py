@@ -43,8 +43,9 @@ class _TinyNet(nn.Module):
     def __init__(self, channels: int, num_classes: int, mode: str) -> None:
         super().__init__()
         self.mode = mode
-        self.body = nn.Sequential(nn.Conv2d(channels, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
-                                  nn.Conv2d(8, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU())
+        self.body = nn.Sequential(
+            nn.Conv2d(channels, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.Conv2d(8, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU()
+        )
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Linear(8, num_classes)
 
@@ -143,10 +144,38 @@ def test_synflow_is_data_free(tiny_batch: tuple[torch.Tensor, torch.Tensor]) -> 
 
 
 def test_ensemble_is_monotone_in_each_member() -> None:
-    low = combine({"nwot": 100.0, "synflow": 1e10, "jacov": -80.0, "snip": 10.0, "params": 0.3, "flops": 40.0,
-                   "grad_norm": 5.0, "fisher": 0.01, "zen": 50.0, "rbflex": -1e4, "grasp": 0.1, "latency": 5.0})
-    high = combine({"nwot": 1000.0, "synflow": 1e30, "jacov": -20.0, "snip": 100.0, "params": 1.5, "flops": 200.0,
-                    "grad_norm": 50.0, "fisher": 1.0, "zen": 200.0, "rbflex": 0.0, "grasp": 10.0, "latency": 1.0})
+    low = combine(
+        {
+            "nwot": 100.0,
+            "synflow": 1e10,
+            "jacov": -80.0,
+            "snip": 10.0,
+            "params": 0.3,
+            "flops": 40.0,
+            "grad_norm": 5.0,
+            "fisher": 0.01,
+            "zen": 50.0,
+            "rbflex": -1e4,
+            "grasp": 0.1,
+            "latency": 5.0,
+        }
+    )
+    high = combine(
+        {
+            "nwot": 1000.0,
+            "synflow": 1e30,
+            "jacov": -20.0,
+            "snip": 100.0,
+            "params": 1.5,
+            "flops": 200.0,
+            "grad_norm": 50.0,
+            "fisher": 1.0,
+            "zen": 200.0,
+            "rbflex": 0.0,
+            "grasp": 10.0,
+            "latency": 1.0,
+        }
+    )
     assert high > low
 
 

@@ -148,9 +148,19 @@ def _frame(values: dict[str, list[float]]) -> pd.DataFrame:
     rows = []
     for name, vals in values.items():
         for k, v in enumerate(vals):
-            rows.append({"arch": f"a{k}", "arch_id": f"id{k}", "proxy": name, "version": get_proxy(name).version,
-                         "value": v, "seconds": 0.1, "state": "ok" if math.isfinite(v) else "failed",
-                         "error": None, "seed": 0})
+            rows.append(
+                {
+                    "arch": f"a{k}",
+                    "arch_id": f"id{k}",
+                    "proxy": name,
+                    "version": get_proxy(name).version,
+                    "value": v,
+                    "seconds": 0.1,
+                    "state": "ok" if math.isfinite(v) else "failed",
+                    "error": None,
+                    "seed": 0,
+                }
+            )
     return pd.DataFrame(rows)
 
 

@@ -123,7 +123,9 @@ def test_semantic_problems_are_named(hybrid: HybridSpace) -> None:
     problems = decision_problems(macro, hybrid, empty)
     assert any("keeps no option" in p for p in problems) and any("depth range 12..8" in p for p in problems)
     nb_hp = LAYER_REGISTRY.get("hyperparameters")()
-    assert any("nor_conv_5x5" in p for p in decision_problems(nb_hp, NB201Space(), nb_hp.decision_model(NB201Space())(keep={"edge1": ["nor_conv_5x5"]})))
+    assert any(
+        "nor_conv_5x5" in p for p in decision_problems(nb_hp, NB201Space(), nb_hp.decision_model(NB201Space())(keep={"edge1": ["nor_conv_5x5"]}))
+    )
 
 
 def test_widenings_step_back_to_no_cut() -> None:
@@ -355,8 +357,27 @@ def test_cli_bench_pruning_on_nb201(shared_data: Path, tmp_path: Path) -> None:
 
     out = tmp_path / "result.json"
     table = shared_data / "nb201" / "nb201_cifar10.csv"
-    result = CliRunner().invoke(app, ["bench", "pruning", "--space", "nb201", "--table", str(table), "--metric", "cifar10_test_acc",
-                                      "--provider", "offline", "--proxy", "params", "--offline-samples", "100", "--out", str(out)])
+    result = CliRunner().invoke(
+        app,
+        [
+            "bench",
+            "pruning",
+            "--space",
+            "nb201",
+            "--table",
+            str(table),
+            "--metric",
+            "cifar10_test_acc",
+            "--provider",
+            "offline",
+            "--proxy",
+            "params",
+            "--offline-samples",
+            "100",
+            "--out",
+            str(out),
+        ],
+    )
     assert result.exit_code == 0, result.output
     data = json.loads(out.read_text())
     assert [layer["name"] for layer in data["layers"]] == list(LAYERS) and data["measured_by"] == "table"
@@ -379,15 +400,28 @@ def test_cli_prune_writes_parquet_and_loadable_constraints(tmp_path: Path) -> No
 
 
 def test_llm_hybrid_macro_decision_with_depth_shares_and_sequences(hybrid: HybridSpace) -> None:
-    answer = {"keep": {"stage:early": ["cnn"]}, "min_depth": 6, "max_depth": 10, "type_fractions": {"vit": [0.0, 0.5]},
-              "forbidden_sequences": [["vit", "cnn"]], "preferred_sequences": [["cnn", "vit"]], "rationale": "conv stem first"}
+    answer = {
+        "keep": {"stage:early": ["cnn"]},
+        "min_depth": 6,
+        "max_depth": 10,
+        "type_fractions": {"vit": [0.0, 0.5]},
+        "forbidden_sequences": [["vit", "cnn"]],
+        "preferred_sequences": [["cnn", "vit"]],
+        "rationale": "conv stem first",
+    }
     with FakeLLM() as llm:
         llm.push(answer)
         out = llm_layer(llm, Path("."), "macro", hybrid, measure=MeasureConfig(k=100, score_fn=hybrid_stand_in, retention_floor=0.0))
         schema = llm.requests[0].body["response_format"]["json_schema"]["schema"]
     assert "min_depth" in schema["properties"] and not out.record["fallback"]
     c = out.space.constraints
-    expected = HybridConstraints(min_depth=6, max_depth=10, stage_types={"early": ("cnn",)},
-                                 type_fractions={"vit": (0.0, 0.5)}, forbidden_sequences=(("vit", "cnn"),), preferred_sequences=(("cnn", "vit"),))
+    expected = HybridConstraints(
+        min_depth=6,
+        max_depth=10,
+        stage_types={"early": ("cnn",)},
+        type_fractions={"vit": (0.0, 0.5)},
+        forbidden_sequences=(("vit", "cnn"),),
+        preferred_sequences=(("cnn", "vit"),),
+    )
     assert not out.record["guard_relaxed"] and c == expected and out.space.size() == HybridSpace(expected).size()
     assert json.loads(out.record["proposed_json"])["min_depth"] == 6

@@ -23,20 +23,78 @@ def make_run(tmp_path):
     run = tmp_path / "runs" / "r1"
     run.mkdir(parents=True)
     (run / "config.json").write_text(json.dumps({}))
-    search = [{"generation": g, "arch_id": f"a{g}{i}", "arch": "x", "fitness": float(g * 10 + i), "fitness_proxy": "nwot",
-               "params": 100.0, "state": "ok", "seconds": 0.1, "best_so_far": 0.0} for g in range(3) for i in range(3)]
+    search = [
+        {
+            "generation": g,
+            "arch_id": f"a{g}{i}",
+            "arch": "x",
+            "fitness": float(g * 10 + i),
+            "fitness_proxy": "nwot",
+            "params": 100.0,
+            "state": "ok",
+            "seconds": 0.1,
+            "best_so_far": 0.0,
+        }
+        for g in range(3)
+        for i in range(3)
+    ]
     search.append({**search[0], "arch_id": "bad", "fitness": math.nan, "state": "failed"})
     write_table(run / f"{Step.SEARCH}.parquet", search, SEARCH_SCHEMA)
-    evals = [{"arch_id": f"a0{i}", "arch": "x", "proxy": "nwot", "proxy_version": "1", "data_fingerprint": "f", "seed": 0,
-              "value": 1.0, "state": "ok", "error": None, "seconds": 0.1, "device": "cpu", "cached": i == 0} for i in range(3)]
+    evals = [
+        {
+            "arch_id": f"a0{i}",
+            "arch": "x",
+            "proxy": "nwot",
+            "proxy_version": "1",
+            "data_fingerprint": "f",
+            "seed": 0,
+            "value": 1.0,
+            "state": "ok",
+            "error": None,
+            "seconds": 0.1,
+            "device": "cpu",
+            "cached": i == 0,
+        }
+        for i in range(3)
+    ]
     write_table(run / f"{Step.EVALUATIONS}.parquet", evals, EVALUATION_SCHEMA)
-    training = [{"arch_id": f"t{i}", "arch": "x", "rank": i + 1, "fitness": 1.0, "params": p, "flops": 1, "val_accuracy": acc,
-                 "val_loss": 1.0, "macro_f1": acc, "epochs_run": 1, "seconds": 1.0, "state": "ok", "device": "cpu"}
-                for i, (p, acc) in enumerate([(100, 0.5), (200, 0.7), (300, 0.6), (50, 0.4)])]
+    training = [
+        {
+            "arch_id": f"t{i}",
+            "arch": "x",
+            "rank": i + 1,
+            "fitness": 1.0,
+            "params": p,
+            "flops": 1,
+            "val_accuracy": acc,
+            "val_loss": 1.0,
+            "macro_f1": acc,
+            "epochs_run": 1,
+            "seconds": 1.0,
+            "state": "ok",
+            "device": "cpu",
+        }
+        for i, (p, acc) in enumerate([(100, 0.5), (200, 0.7), (300, 0.6), (50, 0.4)])
+    ]
     write_table(run / f"{Step.TRAINING}.parquet", training, TRAINING_SCHEMA)
-    write_table(run / f"{Step.REGISTRY}.parquet", [{"arch_id": "t1", "arch": "x", "val_accuracy": 0.7, "params": 200, "model_name": "ehnas-digits",
-                                               "version": "1", "alias": "champion", "model_uri": "models:/ehnas-digits@champion",
-                                               "tracking_uri": "sqlite:///m.db", "state": "ok"}], REGISTRY_SCHEMA)
+    write_table(
+        run / f"{Step.REGISTRY}.parquet",
+        [
+            {
+                "arch_id": "t1",
+                "arch": "x",
+                "val_accuracy": 0.7,
+                "params": 200,
+                "model_name": "ehnas-digits",
+                "version": "1",
+                "alias": "champion",
+                "model_uri": "models:/ehnas-digits@champion",
+                "tracking_uri": "sqlite:///m.db",
+                "state": "ok",
+            }
+        ],
+        REGISTRY_SCHEMA,
+    )
     return run
 
 
@@ -61,10 +119,20 @@ def test_summary_and_plots(tmp_path):
 
 def test_space_section_says_what_the_guard_undid(tmp_path):
     run = make_run(tmp_path)
-    base = {"layer": "macro", "space": "hybrid", "provider": "offline", "log10_size_before": 10.1, "log10_size_after": 10.1,
-            "top1pct_retention": 1.0, "proposed_top1pct_retention": 0.0, "guard_relaxed": True}
+    base = {
+        "layer": "macro",
+        "space": "hybrid",
+        "provider": "offline",
+        "log10_size_before": 10.1,
+        "log10_size_after": 10.1,
+        "top1pct_retention": 1.0,
+        "proposed_top1pct_retention": 0.0,
+        "guard_relaxed": True,
+    }
     write_table(run / f"{Step.MACRO}.parquet", [{**base, "guard_steps": json.dumps(["restore vit in stage:early"])}], PRUNING_SCHEMA)
-    write_table(run / f"{Step.HYPERPARAMETERS}.parquet", [{**base, "layer": "hyperparameters", "guard_steps": "[]", "guard_relaxed": False}], PRUNING_SCHEMA)
+    write_table(
+        run / f"{Step.HYPERPARAMETERS}.parquet", [{**base, "layer": "hyperparameters", "guard_steps": "[]", "guard_relaxed": False}], PRUNING_SCHEMA
+    )
     text = summary_markdown(run)
     assert "| macro | offline | 10.1 | 10.1 | 1 | proposed cut kept 0 of the top 1%; guard: restore vit in stage:early |" in text
     assert "| hyperparameters | offline | 10.1 | 10.1 | 1 |  |" in text

@@ -34,9 +34,19 @@ from tests.conftest import ROOT
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("error::pytest.PytestUnhandledThreadExceptionWarning")]
 
 OVERRIDES = [
-    "run_name=r", "space.min_depth=4", "space.max_depth=4", "population.size=6", "evaluation.batch_size=2",
-    "data.proxy_batch=16", "pruning.layers=[]", "search.generations=1", "search.per_generation=4", "training.top_k=1",
-    "training.epochs=1", "training.max_batches_per_epoch=1", "registry.enabled=false",
+    "run_name=r",
+    "space.min_depth=4",
+    "space.max_depth=4",
+    "population.size=6",
+    "evaluation.batch_size=2",
+    "data.proxy_batch=16",
+    "pruning.layers=[]",
+    "search.generations=1",
+    "search.per_generation=4",
+    "training.top_k=1",
+    "training.epochs=1",
+    "training.max_batches_per_epoch=1",
+    "registry.enabled=false",
 ]
 COMPARED = {
     "06_evaluations": ["arch_id", "arch", "proxy", "value", "state", "error"],
@@ -80,13 +90,28 @@ class DaskCluster:
         self.folder = folder
         self.scheduler_file = folder / "scheduler.json"
         self.proxy_log = folder / "proxy.log"
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
-               runner_proxy.LOG_ENV: str(self.proxy_log)}
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]), runner_proxy.LOG_ENV: str(self.proxy_log)}
         self.procs: dict[str, subprocess.Popen] = {}
-        self._start("scheduler", ["distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
-                                  "--scheduler-file", str(self.scheduler_file)], env)
-        worker = ["distributed.cli.dask_worker", "--scheduler-file", str(self.scheduler_file), "--host", "127.0.0.1",
-                  "--nworkers", "1", "--nthreads", "1", "--no-nanny", "--no-dashboard", "--preload", "tests.runner_proxy"]
+        self._start(
+            "scheduler",
+            ["distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard", "--scheduler-file", str(self.scheduler_file)],
+            env,
+        )
+        worker = [
+            "distributed.cli.dask_worker",
+            "--scheduler-file",
+            str(self.scheduler_file),
+            "--host",
+            "127.0.0.1",
+            "--nworkers",
+            "1",
+            "--nthreads",
+            "1",
+            "--no-nanny",
+            "--no-dashboard",
+            "--preload",
+            "tests.runner_proxy",
+        ]
         self._start("a", [*worker, "--name", "a"], env)
         self._start("b", [*worker, "--name", "b", "--resources", "GPU=1"], env)
         self.client = self._connect()
@@ -193,8 +218,14 @@ def test_killed_worker_loses_and_repeats_nothing(harness, dask_cluster, tmp_path
     thread holds one batch)."""
     from flows.pipeline import nas_pipeline
 
-    cfg = _config(tmp_path, "execution.runner=dask", f"execution.address={dask_cluster.address}", "evaluation.proxies=[slow_params]",
-                  "population.size=8", "search.generations=0")
+    cfg = _config(
+        tmp_path,
+        "execution.runner=dask",
+        f"execution.address={dask_cluster.address}",
+        "evaluation.proxies=[slow_params]",
+        "population.size=8",
+        "search.generations=0",
+    )
     before = len(dask_cluster.logged_scores())
     victim = dask_cluster.procs["a"]
     at_kill: dict[str, object] = {}
@@ -222,7 +253,7 @@ def test_killed_worker_loses_and_repeats_nothing(harness, dask_cluster, tmp_path
     rows = read_table(RunFolder(Path(out["run_dir"])).step_file("06_evaluations"))
     assert len(rows) == cfg.population.size and set(rows["state"]) == {"ok"}
     scored = [arch for arch, _ in dask_cluster.logged_scores()[before:]]
-    after_kill = scored[at_kill["logged"]:]
+    after_kill = scored[at_kill["logged"] :]
     assert not set(after_kill) & at_kill["stored"], "a stored score was computed again"
     twice = {a for a in scored if scored.count(a) > 1}
     assert twice <= at_kill["victim"] and len(twice) <= cfg.evaluation.batch_size, f"scored twice: {twice}"

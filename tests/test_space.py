@@ -37,7 +37,9 @@ TINY_HP = {
 }
 
 SMALL_SPACES = {
-    "plain": HybridConstraints(max_depth=5, hyperparameters=TINY_HP, stage_connections={s: ("sequential", "residual") for s in ("early", "mid", "late")}),
+    "plain": HybridConstraints(
+        max_depth=5, hyperparameters=TINY_HP, stage_connections={s: ("sequential", "residual") for s in ("early", "mid", "late")}
+    ),
     "stages+pairs": HybridConstraints(
         max_depth=5,
         hyperparameters=TINY_HP,
@@ -67,9 +69,7 @@ def brute_force_size(space: HybridSpace) -> int:
     blocks = [BlockSpec(t, combo, conn) for t in full.types for combo in space.combos[t] for conn in CONNECTIONS]
     c = space.constraints
     return sum(
-        bool(space.contains(HybridArch(seq)))
-        for depth in range(c.min_depth, c.max_depth + 1)
-        for seq in itertools.product(blocks, repeat=depth)
+        bool(space.contains(HybridArch(seq))) for depth in range(c.min_depth, c.max_depth + 1) for seq in itertools.product(blocks, repeat=depth)
     )
 
 
@@ -81,7 +81,16 @@ def test_size_equals_brute_force(name):
 
 
 def test_sampling_is_uniform_on_a_small_space():
-    space = HybridSpace(HybridConstraints(min_depth=4, max_depth=4, hyperparameters=TINY_HP, stage_types={"early": ("cnn",), "mid": ("vit", "mamba")}, stage_connections={s: ("sequential",) for s in ("early", "mid", "late")}, forbidden_sequences=(("mamba", "vit"),)))
+    space = HybridSpace(
+        HybridConstraints(
+            min_depth=4,
+            max_depth=4,
+            hyperparameters=TINY_HP,
+            stage_types={"early": ("cnn",), "mid": ("vit", "mamba")},
+            stage_connections={s: ("sequential",) for s in ("early", "mid", "late")},
+            forbidden_sequences=(("mamba", "vit"),),
+        )
+    )
     n = space.size()
     assert 10 <= n <= 400
     rng = np.random.default_rng(0)
@@ -139,7 +148,9 @@ def test_invalid_specs_name_field_and_rule(blocks, field, rule):
 
 
 def test_constraint_violations_are_named():
-    space = HybridSpace(HybridConstraints(stage_types={"early": ("cnn",)}, forbidden_sequences=(("cnn", "vit"),), hyperparameters={"vit": {"num_heads": (4,)}}))
+    space = HybridSpace(
+        HybridConstraints(stage_types={"early": ("cnn",)}, forbidden_sequences=(("cnn", "vit"),), hyperparameters={"vit": {"num_heads": (4,)}})
+    )
     early_vit = HybridArch((vit(4, 256), cnn(), cnn(), cnn()))
     assert "not allowed in the early stage" in space.contains(early_vit).reason
     forbidden = HybridArch((cnn(), cnn(), vit(4, 256), cnn()))

@@ -20,7 +20,9 @@ def digits() -> ImageDataset:
 
 def tiny_cnn(num_classes: int = 10) -> nn.Module:
     torch.manual_seed(0)
-    return nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(32, num_classes))
+    return nn.Sequential(
+        nn.Conv2d(1, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(32, num_classes)
+    )
 
 
 class Constant(nn.Module):
@@ -105,7 +107,9 @@ def test_hybrid_network_trains() -> None:
 
     digits = load_dataset("digits", max_items=60)
     space = get_space("hybrid")
-    spec = space.from_string("residual:cnn(planes=16,stride=1,cardinality=1,base_width=32) > sequential:cnn(planes=16,stride=1,cardinality=1,base_width=32) > residual:vit(num_heads=4,mlp_ratio=4,qkv_dim=192,window_size=7) > sequential:mamba(d_state=8,expand=1,d_conv=2)")
+    spec = space.from_string(
+        "residual:cnn(planes=16,stride=1,cardinality=1,base_width=32) > sequential:cnn(planes=16,stride=1,cardinality=1,base_width=32) > residual:vit(num_heads=4,mlp_ratio=4,qkv_dim=192,window_size=7) > sequential:mamba(d_state=8,expand=1,d_conv=2)"
+    )
     torch.manual_seed(0)
     model = space.build_model(spec, digits.input_shape, digits.num_classes)
     result = train_and_evaluate(model, digits, TrainConfig(epochs=1, batch_size=16, max_batches_per_epoch=2))

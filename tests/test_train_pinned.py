@@ -21,8 +21,10 @@ from nas_lib.space import get_space
 from nas_lib.train import TrainConfig, train_and_evaluate
 
 GOLDEN = json.loads((Path(__file__).parent / "assets" / "train_golden.json").read_text(encoding="utf-8"))
-HYBRID = ("sequential:cnn(planes=16,stride=2,cardinality=1,base_width=32) > residual:cnn(planes=16,stride=1,cardinality=1,base_width=32)"
-          " > residual:vit(num_heads=4,mlp_ratio=4,qkv_dim=192,window_size=7) > sequential:mamba(d_state=8,expand=1,d_conv=2)")
+HYBRID = (
+    "sequential:cnn(planes=16,stride=2,cardinality=1,base_width=32) > residual:cnn(planes=16,stride=1,cardinality=1,base_width=32)"
+    " > residual:vit(num_heads=4,mlp_ratio=4,qkv_dim=192,window_size=7) > sequential:mamba(d_state=8,expand=1,d_conv=2)"
+)
 
 
 @pytest.fixture(autouse=True)
@@ -46,10 +48,16 @@ def small_hybrid(data: ImageDataset) -> nn.Module:
 
 
 CASES = {
-    "cnn": (lambda: load_dataset("digits", max_items=400, seed=0), lambda data: tiny_cnn(),
-            TrainConfig(epochs=3, batch_size=32, lr=1e-2, patience=3, seed=3)),
-    "hybrid": (lambda: load_dataset("digits", max_items=120, seed=0), small_hybrid,
-               TrainConfig(epochs=2, batch_size=16, max_batches_per_epoch=3, patience=2, seed=1)),
+    "cnn": (
+        lambda: load_dataset("digits", max_items=400, seed=0),
+        lambda data: tiny_cnn(),
+        TrainConfig(epochs=3, batch_size=32, lr=1e-2, patience=3, seed=3),
+    ),
+    "hybrid": (
+        lambda: load_dataset("digits", max_items=120, seed=0),
+        small_hybrid,
+        TrainConfig(epochs=2, batch_size=16, max_batches_per_epoch=3, patience=2, seed=1),
+    ),
 }
 
 

@@ -13,23 +13,61 @@ def register(app: typer.Typer) -> None:
 
 
 def proxies(
-    space_name: str = typer.Option("nb201", "--space", help="'nb201' or 'hybrid'; both measure fidelity against --table (for hybrid, a table from `ehnas bench train`; without one, failures and seconds of random architectures only)."),
+    space_name: str = typer.Option(
+        "nb201",
+        "--space",
+        help="'nb201' or 'hybrid'; both measure fidelity against --table (for hybrid, a table from `ehnas bench train`; without one, failures and seconds of random architectures only).",
+    ),
     table: Path = typer.Option(None, "--table", exists=True, dir_okay=False, help="CSV or Parquet with an 'arch' column and the metric column."),
-    metric: str = typer.Option(None, "--metric", help="Column of --table with the true metric, higher is better (default: cifar10_test_acc for nb201, val_accuracy for hybrid)."),
-    images: Path = typer.Option(None, "--images", exists=True, dir_okay=False, help="NPZ with x (uint8 images) and y (labels); a hybrid table's own data (its protocol) is the default there."),
-    reference: Path = typer.Option(None, "--reference", exists=True, dir_okay=False, help="CSV of reference scores (arch + one column per proxy): score its cells and report agreement."),
+    metric: str = typer.Option(
+        None,
+        "--metric",
+        help="Column of --table with the true metric, higher is better (default: cifar10_test_acc for nb201, val_accuracy for hybrid).",
+    ),
+    images: Path = typer.Option(
+        None,
+        "--images",
+        exists=True,
+        dir_okay=False,
+        help="NPZ with x (uint8 images) and y (labels); a hybrid table's own data (its protocol) is the default there.",
+    ),
+    reference: Path = typer.Option(
+        None,
+        "--reference",
+        exists=True,
+        dir_okay=False,
+        help="CSV of reference scores (arch + one column per proxy): score its cells and report agreement.",
+    ),
     sample: int = typer.Option(1000, "--sample", min=1, help="Architectures to sample (uniformly, seeded)."),
     seed: int = typer.Option(0, "--seed", help="Seeds the sample, the batch and weight initialisation."),
     batch_size: int = typer.Option(64, "--batch-size", min=2, help="Images in the fixed batch."),
     proxy_names: str = typer.Option("all", "--proxies", help="'all' or comma-separated proxy names."),
     device: str = typer.Option("cpu", "--device", help="'cpu', 'cuda', 'cuda:N' or 'auto' (CUDA when available)."),
     threads: int = typer.Option(0, "--threads", min=0, help="torch CPU threads (0 = torch's default)."),
-    checkpoint: Path = typer.Option(None, "--checkpoint", dir_okay=False, help="Parquet of per-architecture scores: resumed from, rewritten as it goes."),
-    shard: str = typer.Option(None, "--shard", help="'i/n': score only cells i, i+n, ... of the sample (n processes side by side, each with its own --checkpoint)."),
-    merge: list[Path] = typer.Option([], "--merge", exists=True, dir_okay=False, help="Another checkpoint (e.g. a shard's) whose rows are reused, never rewritten; repeatable."),
-    build_workers: int = typer.Option(0, "--build-workers", min=0, help="Processes that build the coming networks while this one scores (0 = build in turn); same scores, and seconds per cell then leave out the overlapped construction."),
-    max_seconds: float = typer.Option(None, "--max-seconds", min=0, help="Stop scoring new architectures after this many seconds; report on those scored (n says how many)."),
-    search_budget: int = typer.Option(0, "--search-budget", min=0, help="With --table: per seed, rank this many of the scored cells by each proxy and report the true metric of its pick (0 = off)."),
+    checkpoint: Path = typer.Option(
+        None, "--checkpoint", dir_okay=False, help="Parquet of per-architecture scores: resumed from, rewritten as it goes."
+    ),
+    shard: str = typer.Option(
+        None, "--shard", help="'i/n': score only cells i, i+n, ... of the sample (n processes side by side, each with its own --checkpoint)."
+    ),
+    merge: list[Path] = typer.Option(
+        [], "--merge", exists=True, dir_okay=False, help="Another checkpoint (e.g. a shard's) whose rows are reused, never rewritten; repeatable."
+    ),
+    build_workers: int = typer.Option(
+        0,
+        "--build-workers",
+        min=0,
+        help="Processes that build the coming networks while this one scores (0 = build in turn); same scores, and seconds per cell then leave out the overlapped construction.",
+    ),
+    max_seconds: float = typer.Option(
+        None, "--max-seconds", min=0, help="Stop scoring new architectures after this many seconds; report on those scored (n says how many)."
+    ),
+    search_budget: int = typer.Option(
+        0,
+        "--search-budget",
+        min=0,
+        help="With --table: per seed, rank this many of the scored cells by each proxy and report the true metric of its pick (0 = off).",
+    ),
     search_seeds: int = typer.Option(10, "--search-seeds", min=1, help="Seeds of the --search-budget draws."),
     out: Path = typer.Option(Path("result.json"), "--out", dir_okay=False, help="Result JSON."),
 ) -> None:
@@ -74,8 +112,14 @@ def proxies(
         x, y = load_npz_images(images)
         batch = fixed_batch(x, y, batch_size, seed)
     metric = metric or ("val_accuracy" if space_name == "hybrid" else "cifar10_test_acc")
-    result: dict = {"space": space_name, "metric": metric if table else None, "seed": seed, "batch_size": batch_size,
-                    "device": device, "torch_threads": torch.get_num_threads()}
+    result: dict = {
+        "space": space_name,
+        "metric": metric if table else None,
+        "seed": seed,
+        "batch_size": batch_size,
+        "device": device,
+        "torch_threads": torch.get_num_threads(),
+    }
     if truth is not None:
         specs = [space.from_string(a) for a in bench.sample_archs(list(truth.index), sample, seed)]
     elif space_name == "hybrid":
@@ -91,8 +135,19 @@ def proxies(
     except ValueError as err:
         raise typer.BadParameter(str(err), param_hint="--shard") from None
     typer.echo(f"scoring {len(specs)} {space_name} architectures with {', '.join(names)} (batch {batch_size}, seed {seed}, {device})")
-    frame = bench.score_specs(space, specs, names, batch, seed, device, checkpoint=checkpoint, progress=typer.echo,
-                              max_seconds=max_seconds, merge=merge, build_workers=build_workers)
+    frame = bench.score_specs(
+        space,
+        specs,
+        names,
+        batch,
+        seed,
+        device,
+        checkpoint=checkpoint,
+        progress=typer.echo,
+        max_seconds=max_seconds,
+        merge=merge,
+        build_workers=build_workers,
+    )
     result["n"] = int(frame["arch"].nunique())
     result["n_sampled"] = len(specs)
     if shard:
@@ -113,5 +168,7 @@ def proxies(
     atomic_write_json(out, result)
     typer.echo(bench.format_results(result))
     for name, row in result.get("search", {}).items():
-        typer.echo(f"search {name}: best of {row['budget']} by the proxy, true metric {row['mean']:.3f} +- {row['std']:.3f} over {row['seeds']} seeds")
+        typer.echo(
+            f"search {name}: best of {row['budget']} by the proxy, true metric {row['mean']:.3f} +- {row['std']:.3f} over {row['seeds']} seeds"
+        )
     typer.echo(f"wrote {out}")

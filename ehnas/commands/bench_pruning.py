@@ -16,18 +16,38 @@ def register(app: typer.Typer) -> None:
 
 
 def pruning(
-    space_name: str = typer.Option("nb201", "--space", help="nb201 or hybrid; measured on --table (for hybrid, a table from `ehnas bench train`: its space is pruned, its architectures are the reference), else by the proxy."),
-    table: Path = typer.Option(None, "--table", exists=True, dir_okay=False, help="CSV or Parquet with an arch column and the metric (ground truth for measuring only)."),
-    metric: str = typer.Option(None, "--metric", help="Column of the table with the true metric, higher is better (default: cifar10_test_acc for nb201, val_accuracy for hybrid)."),
+    space_name: str = typer.Option(
+        "nb201",
+        "--space",
+        help="nb201 or hybrid; measured on --table (for hybrid, a table from `ehnas bench train`: its space is pruned, its architectures are the reference), else by the proxy.",
+    ),
+    table: Path = typer.Option(
+        None, "--table", exists=True, dir_okay=False, help="CSV or Parquet with an arch column and the metric (ground truth for measuring only)."
+    ),
+    metric: str = typer.Option(
+        None,
+        "--metric",
+        help="Column of the table with the true metric, higher is better (default: cifar10_test_acc for nb201, val_accuracy for hybrid).",
+    ),
     provider: str = typer.Option("offline", "--provider", help="offline or openai."),
     proxy: str = typer.Option("params", "--proxy", help="Proxy the offline provider ranks its samples with (never the table)."),
     images: Path = typer.Option(None, "--images", exists=True, dir_okay=False, help="NPZ of images for data-dependent proxies (nwot)."),
-    proxy_table: Path = typer.Option(None, "--proxy-table", exists=True, dir_okay=False, help="Precomputed proxy scores (arch column + a column named like --proxy), e.g. naslib_zc_cifar10_725.csv; the offline provider then ranks those cells."),
-    offline_samples: int = typer.Option(400, "--offline-samples", min=10, help="Architectures the offline provider samples and proxy-scores per layer."),
+    proxy_table: Path = typer.Option(
+        None,
+        "--proxy-table",
+        exists=True,
+        dir_okay=False,
+        help="Precomputed proxy scores (arch column + a column named like --proxy), e.g. naslib_zc_cifar10_725.csv; the offline provider then ranks those cells.",
+    ),
+    offline_samples: int = typer.Option(
+        400, "--offline-samples", min=10, help="Architectures the offline provider samples and proxy-scores per layer."
+    ),
     k: int = typer.Option(2000, "--k", min=20, help="Reference draws when the space is too large to enumerate."),
     seed: int = typer.Option(0, "--seed", help="Seed of every random draw."),
     floor: float = typer.Option(0.8, "--floor", min=0.0, max=1.0, help="Guard: the least top-1% retention a layer may keep."),
-    guard_by: str = typer.Option("table", "--guard-by", help="What the guard ranks with: table (the measured truth) or proxy (as in a real run, where no table exists)."),
+    guard_by: str = typer.Option(
+        "table", "--guard-by", help="What the guard ranks with: table (the measured truth) or proxy (as in a real run, where no table exists)."
+    ),
     out: Path = typer.Option(Path("pruning_bench.json"), "--out", dir_okay=False, help="Result JSON."),
 ) -> None:
     """Run the three layers and report, per layer, exact size before/after and the share of the
@@ -52,8 +72,7 @@ def pruning(
         space = get_space(space_name)
         metric = metric or "cifar10_test_acc"
     try:
-        proxy_fn = (PrecomputedScore(proxy_table, proxy, space) if proxy_table
-                    else proxy_score_fn(space, proxy, data=images, seed=seed, batch=batch))
+        proxy_fn = PrecomputedScore(proxy_table, proxy, space) if proxy_table else proxy_score_fn(space, proxy, data=images, seed=seed, batch=batch)
         truth = table_score_fn(table, metric, space) if table is not None else None
         if space_name == "hybrid" and table is not None:
             reference = tuple(space.from_string(a) for a in trained.load_table(table))
@@ -62,13 +81,29 @@ def pruning(
     if guard_by not in ("table", "proxy"):
         raise typer.BadParameter("expected table or proxy", param_hint="--guard-by")
     measure = MeasureConfig(
-        k=k, seed=seed, retention_floor=floor, score_fn=truth if truth is not None else proxy_fn, proxy_fn=proxy_fn, offline_samples=offline_samples,
-        guard_fn=proxy_fn if guard_by == "proxy" else None, reference_specs=reference,
+        k=k,
+        seed=seed,
+        retention_floor=floor,
+        score_fn=truth if truth is not None else proxy_fn,
+        proxy_fn=proxy_fn,
+        offline_samples=offline_samples,
+        guard_fn=proxy_fn if guard_by == "proxy" else None,
+        reference_specs=reference,
     )
     outcomes = run_all_layers(space, load_knowledge_base(None), provider=provider, settings=llm_settings(provider), measure=measure)
     result: dict[str, Any] = {
-        "space": space_name, "provider": provider, "proxy": proxy, "proxy_table": str(proxy_table) if proxy_table else None, "offline_samples": offline_samples, "guard_by": guard_by, "measured_by": "table" if truth is not None else f"proxy:{proxy}",
-        "table": str(table) if table else None, "metric": metric if truth is not None else None, "k": k, "seed": seed, "floor": floor,
+        "space": space_name,
+        "provider": provider,
+        "proxy": proxy,
+        "proxy_table": str(proxy_table) if proxy_table else None,
+        "offline_samples": offline_samples,
+        "guard_by": guard_by,
+        "measured_by": "table" if truth is not None else f"proxy:{proxy}",
+        "table": str(table) if table else None,
+        "metric": metric if truth is not None else None,
+        "k": k,
+        "seed": seed,
+        "floor": floor,
         "layers": bench_summary(outcomes),
     }
     if isinstance(space, NB201Space) and truth is not None:

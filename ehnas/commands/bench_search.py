@@ -21,9 +21,21 @@ def register(app: typer.Typer) -> None:
 
 
 def search(
-    table: Path = typer.Option(..., "--table", exists=True, dir_okay=False, help="CSV or Parquet with an arch column and a metric column (for --space hybrid, a table from `ehnas bench train`)."),
-    metric: str = typer.Option(None, "--metric", help="Column with the true metric, higher is better (default: cifar10_test_acc for nb201, val_accuracy for hybrid)."),
-    space_name: str = typer.Option("nb201", "--space", help="nb201 (the cells of the table) or hybrid (the trained sample of `ehnas bench train`: every move snaps to a trained architecture)."),
+    table: Path = typer.Option(
+        ...,
+        "--table",
+        exists=True,
+        dir_okay=False,
+        help="CSV or Parquet with an arch column and a metric column (for --space hybrid, a table from `ehnas bench train`).",
+    ),
+    metric: str = typer.Option(
+        None, "--metric", help="Column with the true metric, higher is better (default: cifar10_test_acc for nb201, val_accuracy for hybrid)."
+    ),
+    space_name: str = typer.Option(
+        "nb201",
+        "--space",
+        help="nb201 (the cells of the table) or hybrid (the trained sample of `ehnas bench train`: every move snaps to a trained architecture).",
+    ),
     strategies: str = typer.Option("all", "--strategies", help="'all' or comma-separated strategy names."),
     budget: int = typer.Option(100, "--budget", min=1, help="Queries per search."),
     seeds: int = typer.Option(20, "--seeds", min=1, help="Searches per strategy (seeds 0..N-1)."),
@@ -79,8 +91,7 @@ def search(
     typer.echo(f"wrote {out} and {png}")
 
 
-def _fitness(spec: str, space: SearchSpace, images: Path | None, batch_images: int, cache: Path | None,
-             batch: object = None) -> ProxyFitness | None:
+def _fitness(spec: str, space: SearchSpace, images: Path | None, batch_images: int, cache: Path | None, batch: object = None) -> ProxyFitness | None:
     """None for the table itself, else a cached `ProxyFitness` (on `batch` when given)."""
     if spec == "table":
         return None

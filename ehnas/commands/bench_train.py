@@ -23,8 +23,11 @@ def table_protocol(table: Path):  # noqa: ANN201 - lazy import of the type
         raise typer.BadParameter(str(err), param_hint="--table") from None
     path = protocol.data.get("path")
     if path and not Path(path).exists():
-        raise typer.BadParameter(f"the table's data {path} is not found from {Path.cwd()} (paths in the protocol are "
-                                 "relative to where the table was trained: run from there)", param_hint="--table")
+        raise typer.BadParameter(
+            f"the table's data {path} is not found from {Path.cwd()} (paths in the protocol are "
+            "relative to where the table was trained: run from there)",
+            param_hint="--table",
+        )
     return protocol
 
 
@@ -47,19 +50,25 @@ def protocol_from_config(config: Path | None, overrides: list[str]):  # noqa: AN
     else:
         space = {"name": cfg.space.name}
     d, t = cfg.data, cfg.training
-    data = {"kind": d.kind, "path": d.path, "image_size": d.image_size, "max_items": d.max_items, "val_fraction": d.val_fraction,
-            "seed": cfg.seed}
-    return TrainProtocol(space=space, data=data, epochs=t.epochs, batch_size=t.batch_size, lr=t.lr,
-                         max_batches_per_epoch=t.max_batches_per_epoch, seed=cfg.seed)
+    data = {"kind": d.kind, "path": d.path, "image_size": d.image_size, "max_items": d.max_items, "val_fraction": d.val_fraction, "seed": cfg.seed}
+    return TrainProtocol(
+        space=space, data=data, epochs=t.epochs, batch_size=t.batch_size, lr=t.lr, max_batches_per_epoch=t.max_batches_per_epoch, seed=cfg.seed
+    )
 
 
 def train(
     out: Path = typer.Option(..., "--out", dir_okay=False, help="The table (CSV): created with <out>.protocol.json, or resumed."),
-    config: Path | None = typer.Option(None, "--config", "-c", exists=True, dir_okay=False, help="Pipeline YAML: its space, data, training and seed are the protocol."),
+    config: Path | None = typer.Option(
+        None, "--config", "-c", exists=True, dir_okay=False, help="Pipeline YAML: its space, data, training and seed are the protocol."
+    ),
     set_: list[str] = typer.Option([], "--set", "-s", help="Pipeline config override dotted.key=value (repeatable), e.g. data.kind=idx."),  # noqa: B006
     n: int = typer.Option(300, "--n", min=1, help="Architectures in the seeded, depth-stratified sample."),
     sample_seed: int = typer.Option(0, "--sample-seed", help="Seed of the sample (the first k of a sample are the same for any n >= k)."),
-    train_seed: int | None = typer.Option(None, "--train-seed", help="Training seed (default: the config's seed). The same sample under another seed, in another --out, gives the table's noise floor."),
+    train_seed: int | None = typer.Option(
+        None,
+        "--train-seed",
+        help="Training seed (default: the config's seed). The same sample under another seed, in another --out, gives the table's noise floor.",
+    ),
     workers: int = typer.Option(1, "--workers", min=1, help="Worker processes (on CUDA they share the GPU: several architectures per device)."),
     threads: int = typer.Option(1, "--threads", min=1, help="torch CPU threads per worker."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N (refused when the machine lacks it)."),
@@ -83,8 +92,7 @@ def train(
         raise typer.BadParameter(f"data.path {protocol.data['path']} does not exist", param_hint="--set")
     archs = stratified_sample(build_space(protocol.space), n, sample_seed)
     try:
-        rows = train_table(protocol, archs, out, workers=workers, device=device, threads=threads,
-                           progress=typer.echo)
+        rows = train_table(protocol, archs, out, workers=workers, device=device, threads=threads, progress=typer.echo)
     except ValueError as err:
         raise typer.BadParameter(str(err), param_hint="--out") from None
     ok = sum(r["state"] == "ok" for r in rows)

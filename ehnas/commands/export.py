@@ -21,7 +21,9 @@ def export(
     source: str = typer.Argument(..., help="A run folder (its trained winner) or models:/<name>@<alias> (a registered version)."),
     format: str = typer.Option("all", "--format", help="onnx, torchscript, quantized, a comma-separated list, or all."),
     out: Path = typer.Option(Path("export"), "--out", file_okay=False, help="Folder for the files, labels.json and export.json."),
-    tracking_uri: str = typer.Option(None, "--tracking-uri", help="MLflow URI for models:/ sources (default: MLFLOW_TRACKING_URI, else sqlite:///runs/mlflow.db)."),
+    tracking_uri: str = typer.Option(
+        None, "--tracking-uri", help="MLflow URI for models:/ sources (default: MLFLOW_TRACKING_URI, else sqlite:///runs/mlflow.db)."
+    ),
     onnx_exporter: str = typer.Option("torchscript", "--onnx-exporter", help="torchscript (legacy, fast), dynamo or auto."),
     threads: int = typer.Option(1, "--threads", min=1, help="torch CPU threads."),
 ) -> None:

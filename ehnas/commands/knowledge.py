@@ -58,7 +58,11 @@ def add(
     if not outcomes:
         raise CliError(f"no PDF files under {', '.join(map(str, paths))}", ExitCode.DATA)
     for o in outcomes:
-        detail = f"{o.chunks} chunks" + (f", {o.fallbacks} offline fallbacks" if o.fallbacks else "") if o.status == "added" else (o.error or "already analysed")
+        detail = (
+            f"{o.chunks} chunks" + (f", {o.fallbacks} offline fallbacks" if o.fallbacks else "")
+            if o.status == "added"
+            else (o.error or "already analysed")
+        )
         typer.echo(f"{o.status:8s} {o.path}: {detail}")
     usage = getattr(extractor, "usage", None)
     if usage is not None:
@@ -89,7 +93,9 @@ def list_documents(out: Path = OUT_OPTION, as_json: bool = typer.Option(False, "
             typer.echo(json.dumps({k: (int(v) if k == "pages" else v) for k, v in doc.items()}, default=str))
         else:
             extra = f"  ({doc['error']})" if doc["error"] else ""
-            typer.echo(f"{doc['doc_sha256'][:12] or '-':12s}  {doc['state']:8s}  {doc['pages']:>4} p  {doc['chunks']:>3} chunks  {doc['title']}{extra}")
+            typer.echo(
+                f"{doc['doc_sha256'][:12] or '-':12s}  {doc['state']:8s}  {doc['pages']:>4} p  {doc['chunks']:>3} chunks  {doc['title']}{extra}"
+            )
 
 
 @app.command()
@@ -120,4 +126,9 @@ def show(
 
 def matches(row, query: str) -> bool:  # noqa: ANN001 (a pandas row)
     q = query.lower()
-    return bool(q) and (str(row["doc_sha256"]).startswith(q) or str(row["path"]) == query or q in Path(str(row["path"])).name.lower() or q in str(row["title"]).lower())
+    return bool(q) and (
+        str(row["doc_sha256"]).startswith(q)
+        or str(row["path"]) == query
+        or q in Path(str(row["path"])).name.lower()
+        or q in str(row["title"]).lower()
+    )

@@ -23,7 +23,9 @@ RUN_HELP = (
     "server is configured). With no options: embedded knowledge, offline pruning, scikit-learn digits.\n\n"
     "Config fields (YAML keys / --set dotted.key=value), with defaults:\n\n"
     + "\n\n".join(describe_fields())
-    + "\n\nExit codes: " + ", ".join(f"{int(c)} {c.name.lower()}" for c in ExitCode) + " (docs/pipeline.md)."
+    + "\n\nExit codes: "
+    + ", ".join(f"{int(c)} {c.name.lower()}" for c in ExitCode)
+    + " (docs/pipeline.md)."
 )
 REDO_HELP = "Rerun this step and every later one."
 # The step names as a choice: a typo is a usage error listing them (it used to be free text).

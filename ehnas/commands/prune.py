@@ -14,12 +14,18 @@ def register(app: typer.Typer) -> None:
 
 
 def prune(
-    provider: str = typer.Option("offline", "--provider", help="offline (proxy-guided enrichment + knowledge rules) or openai (an LLM; needs EHNAS_LLM_API_KEY or EHNAS_LLM_BASE_URL)."),
+    provider: str = typer.Option(
+        "offline",
+        "--provider",
+        help="offline (proxy-guided enrichment + knowledge rules) or openai (an LLM; needs EHNAS_LLM_API_KEY or EHNAS_LLM_BASE_URL).",
+    ),
     out: Path = typer.Option(Path("pruning_out"), "--out", file_okay=False, help="Folder for pruning.parquet and constraints.json."),
     proxy: str = typer.Option("params", "--proxy", help="Proxy that ranks architectures (measurement and offline decisions)."),
     images: Path = typer.Option(None, "--images", exists=True, dir_okay=False, help="NPZ of images (x, y) for data-dependent proxies such as nwot."),
     k: int = typer.Option(2000, "--k", min=20, help="Architectures drawn from the unpruned space to measure retention."),
-    offline_samples: int = typer.Option(400, "--offline-samples", min=10, help="Architectures the offline provider samples and proxy-scores per layer."),
+    offline_samples: int = typer.Option(
+        400, "--offline-samples", min=10, help="Architectures the offline provider samples and proxy-scores per layer."
+    ),
     seed: int = typer.Option(0, "--seed", help="Seed of every random draw."),
     floor: float = typer.Option(0.8, "--floor", min=0.0, max=1.0, help="Guard: the least top-1% retention a layer may keep."),
     knowledge: Path = typer.Option(None, "--knowledge", exists=True, help="Knowledge base file or folder (default: the embedded one)."),
@@ -39,7 +45,13 @@ def prune(
         score = proxy_score_fn(space, proxy, data=images, seed=seed)
     except (KeyError, ValueError) as err:
         raise typer.BadParameter(str(err).strip("'\""), param_hint="--proxy") from None
-    outcomes = run_all_layers(space, load_knowledge_base(knowledge), provider=provider, settings=llm_settings(provider, llm_timeout), measure=MeasureConfig(k=k, seed=seed, retention_floor=floor, score_fn=score, offline_samples=offline_samples))
+    outcomes = run_all_layers(
+        space,
+        load_knowledge_base(knowledge),
+        provider=provider,
+        settings=llm_settings(provider, llm_timeout),
+        measure=MeasureConfig(k=k, seed=seed, retention_floor=floor, score_fn=score, offline_samples=offline_samples),
+    )
     write_table(out / "pruning.parquet", [o.record for o in outcomes], PRUNING_SCHEMA)
     narrowed = cast(HybridSpace, outcomes[-1].space)  # the layers narrow the hybrid space into a hybrid space
     atomic_write_json(out / "constraints.json", narrowed.constraints.to_dict())

@@ -31,8 +31,9 @@ def _build_bytes(space: Any, spec: Any, batch: tuple[torch.Tensor, torch.Tensor]
     return pickle.dumps(build_network(space, spec, batch, seed), protocol=pickle.HIGHEST_PROTOCOL)
 
 
-def prebuilt_networks(space: Any, specs: Sequence[Any], batch: tuple[torch.Tensor, torch.Tensor], seed: int,
-                      workers: int, window: int | None = None) -> Generator[tuple[Any, nn.Module | None], None, None]:
+def prebuilt_networks(
+    space: Any, specs: Sequence[Any], batch: tuple[torch.Tensor, torch.Tensor], seed: int, workers: int, window: int | None = None
+) -> Generator[tuple[Any, nn.Module | None], None, None]:
     """Yields (spec, network or None) in the order of `specs`, built ahead by worker processes.
 
     Args:

@@ -24,11 +24,19 @@ from nas_lib.proxies import PROXIES, score_proxies
 from nas_lib.proxies.ensemble import Ensemble, combine, rank_aggregate
 from nas_lib.space.base import SearchSpace
 
-SCORE_SCHEMA = pa.schema([
-    ("arch", pa.string()), ("arch_id", pa.string()), ("proxy", pa.string()), ("version", pa.string()),
-    ("value", pa.float64()), ("seconds", pa.float64()), ("state", pa.string()), ("error", pa.string()),
-    ("seed", pa.int64()),
-])
+SCORE_SCHEMA = pa.schema(
+    [
+        ("arch", pa.string()),
+        ("arch_id", pa.string()),
+        ("proxy", pa.string()),
+        ("version", pa.string()),
+        ("value", pa.float64()),
+        ("seconds", pa.float64()),
+        ("state", pa.string()),
+        ("error", pa.string()),
+        ("seed", pa.int64()),
+    ]
+)
 TOP_FRACTION = 0.10
 Progress = Callable[[str], None]
 
@@ -80,10 +88,20 @@ def sample_archs(archs: Sequence[str], n: int, seed: int) -> list[str]:
     return [archs[i] for i in idx]
 
 
-def score_specs(space: SearchSpace, specs: Sequence[Any], names: Sequence[str], batch: tuple[torch.Tensor, torch.Tensor],
-                seed: int, device: str = "cpu", checkpoint: Path | None = None, every: int = 10,
-                progress: Progress | None = None, max_seconds: float | None = None,
-                merge: Sequence[Path] = (), build_workers: int = 0) -> pd.DataFrame:
+def score_specs(
+    space: SearchSpace,
+    specs: Sequence[Any],
+    names: Sequence[str],
+    batch: tuple[torch.Tensor, torch.Tensor],
+    seed: int,
+    device: str = "cpu",
+    checkpoint: Path | None = None,
+    every: int = 10,
+    progress: Progress | None = None,
+    max_seconds: float | None = None,
+    merge: Sequence[Path] = (),
+    build_workers: int = 0,
+) -> pd.DataFrame:
     """Scores every spec with every proxy (passes shared per network), in long form.
 
     The ensemble, if asked for, is computed from its members' scores with no extra pass.
@@ -143,8 +161,9 @@ def score_specs(space: SearchSpace, specs: Sequence[Any], names: Sequence[str], 
     return frame[frame["proxy"].isin(set(names))].reset_index(drop=True)
 
 
-def _prefetch(space: SearchSpace, specs: Sequence[Any], to_score: Sequence[str], done: dict, batch: tuple[torch.Tensor, torch.Tensor],
-              seed: int, workers: int) -> Generator[tuple[Any, Any], None, None] | None:
+def _prefetch(
+    space: SearchSpace, specs: Sequence[Any], to_score: Sequence[str], done: dict, batch: tuple[torch.Tensor, torch.Tensor], seed: int, workers: int
+) -> Generator[tuple[Any, Any], None, None] | None:
     """Networks built ahead for the specs `score_specs` will score (first occurrence of each
     architecture with a missing row), or None without workers."""
     if workers <= 0:
@@ -185,14 +204,24 @@ def add_rank_rows(frame: pd.DataFrame, name: str, seed: int) -> pd.DataFrame:
     scores = rank_aggregate({m: wide.loc[archs, m].to_numpy(dtype=float) for m in members})
     secs = sub.pivot_table(index="arch", columns="proxy", values="seconds", aggfunc="first").loc[archs]
     ids = frame.drop_duplicates("arch").set_index("arch")["arch_id"]
-    rows = [{"arch": a, "arch_id": ids[a], "proxy": name, "version": cls.version, "value": float(v),
-             "seconds": float(np.nanmax(secs.loc[a].to_numpy())), "state": "ok", "error": None, "seed": seed}
-            for a, v in zip(archs, scores)]
+    rows = [
+        {
+            "arch": a,
+            "arch_id": ids[a],
+            "proxy": name,
+            "version": cls.version,
+            "value": float(v),
+            "seconds": float(np.nanmax(secs.loc[a].to_numpy())),
+            "state": "ok",
+            "error": None,
+            "seed": seed,
+        }
+        for a, v in zip(archs, scores)
+    ]
     return pd.concat([frame, pd.DataFrame(rows, columns=SCORE_SCHEMA.names)], ignore_index=True)
 
 
-def proxy_search(frame: pd.DataFrame, truth: pd.Series, names: Sequence[str], budget: int = 100,
-                 seeds: int = 10) -> dict[str, dict[str, Any]]:
+def proxy_search(frame: pd.DataFrame, truth: pd.Series, names: Sequence[str], budget: int = 100, seeds: int = 10) -> dict[str, dict[str, Any]]:
     """Training-free search from scored rows: per seed, draw `budget` of the scored
     architectures, rank them by the proxy (a population proxy re-aggregates its members over
     those `budget` only) and return the true metric of the top one.
@@ -214,8 +243,13 @@ def proxy_search(frame: pd.DataFrame, truth: pd.Series, names: Sequence[str], bu
             part = wide.loc[pick]
             score = rank_aggregate({c: part[c].to_numpy() for c in cols}) if cls.population else part[name].to_numpy()
             answers.append(float(truth[pick[int(np.argmax(score))]]))
-        out[name] = {"mean": _round(float(np.mean(answers))), "std": _round(float(np.std(answers))),
-                     "answers": answers, "budget": budget, "seeds": seeds}
+        out[name] = {
+            "mean": _round(float(np.mean(answers))),
+            "std": _round(float(np.std(answers))),
+            "answers": answers,
+            "budget": budget,
+            "seeds": seeds,
+        }
     return out
 
 
@@ -228,14 +262,25 @@ def _load_checkpoint(path: Path | None, seed: int) -> dict[tuple[str, str, str],
     return {(r["arch"], r["proxy"], r["version"]): r for r in frame.to_dict("records")}
 
 
-def _row(space: SearchSpace, spec: Any, arch: str, name: str, value: float, seconds: float, state: str,
-         error: str | None, seed: int) -> dict[str, Any]:
-    return {"arch": arch, "arch_id": space.arch_id(spec), "proxy": name, "version": PROXIES.get(name).version,
-            "value": value, "seconds": seconds, "state": state, "error": error, "seed": seed}
+def _row(
+    space: SearchSpace, spec: Any, arch: str, name: str, value: float, seconds: float, state: str, error: str | None, seed: int
+) -> dict[str, Any]:
+    return {
+        "arch": arch,
+        "arch_id": space.arch_id(spec),
+        "proxy": name,
+        "version": PROXIES.get(name).version,
+        "value": value,
+        "seconds": seconds,
+        "state": state,
+        "error": error,
+        "seed": seed,
+    }
 
 
-def add_ensemble_rows(frame: pd.DataFrame, space: SearchSpace, seed: int,
-                      weights: dict[str, float] | None = None, quantiles: dict[str, list[float]] | None = None) -> pd.DataFrame:
+def add_ensemble_rows(
+    frame: pd.DataFrame, space: SearchSpace, seed: int, weights: dict[str, float] | None = None, quantiles: dict[str, list[float]] | None = None
+) -> pd.DataFrame:
     """Adds (or replaces) ensemble rows computed from the member rows of each architecture."""
     frame = frame[frame["proxy"] != "ensemble"]
     members = sorted(weights or Ensemble.requires)
@@ -248,9 +293,19 @@ def add_ensemble_rows(frame: pd.DataFrame, space: SearchSpace, seed: int,
         ok = all(np.isfinite(v) for v in vals.values())
         value = combine(vals, weights, quantiles) if ok else math.nan
         seconds = float(np.nansum([secs.at[arch, m] for m in members if m in secs.columns]))
-        rows.append({"arch": arch, "arch_id": ids[arch], "proxy": "ensemble", "version": Ensemble.version, "value": value,
-                     "seconds": seconds, "state": "ok" if ok else "failed",
-                     "error": None if ok else "a member proxy failed", "seed": seed})
+        rows.append(
+            {
+                "arch": arch,
+                "arch_id": ids[arch],
+                "proxy": "ensemble",
+                "version": Ensemble.version,
+                "value": value,
+                "seconds": seconds,
+                "state": "ok" if ok else "failed",
+                "error": None if ok else "a member proxy failed",
+                "seed": seed,
+            }
+        )
     return pd.concat([frame, pd.DataFrame(rows, columns=SCORE_SCHEMA.names)], ignore_index=True)
 
 
@@ -282,9 +337,12 @@ def fidelity(frame: pd.DataFrame, truth: pd.Series, names: Sequence[str]) -> dic
         s, t = score[common].to_numpy(), truth[common].to_numpy()
         sub = frame[(frame["proxy"] == name) & frame["arch"].isin(common)]
         out[name] = {
-            "spearman": _round(stats.spearmanr(s, t).statistic), "kendall": _round(stats.kendalltau(s, t).statistic),
-            "top10pct_recall": _round(top_recall(s, t)), "median_s_per_arch": _round(float(sub["seconds"].median()), 4),
-            "failed": int((sub["state"] != "ok").sum()), "n": int(len(common)),
+            "spearman": _round(stats.spearmanr(s, t).statistic),
+            "kendall": _round(stats.kendalltau(s, t).statistic),
+            "top10pct_recall": _round(top_recall(s, t)),
+            "median_s_per_arch": _round(float(sub["seconds"].median()), 4),
+            "failed": int((sub["state"] != "ok").sum()),
+            "n": int(len(common)),
         }
     return out
 
@@ -321,8 +379,12 @@ def failures(frame: pd.DataFrame, names: Sequence[str]) -> dict[str, dict[str, A
     for name in names:
         sub = frame[frame["proxy"] == name]
         errors = sorted({e for e in sub["error"].dropna()})[:3]
-        out[name] = {"failed": int((sub["state"] != "ok").sum()), "n": int(len(sub)),
-                     "median_s_per_arch": _round(float(sub["seconds"].median()), 4), "errors": errors}
+        out[name] = {
+            "failed": int((sub["state"] != "ok").sum()),
+            "n": int(len(sub)),
+            "median_s_per_arch": _round(float(sub["seconds"].median()), 4),
+            "errors": errors,
+        }
     return out
 
 
@@ -334,13 +396,17 @@ def format_results(result: dict[str, Any]) -> str:
     ref = result.get("reference", {})
     for name, row in result["proxies"].items():
         r = ref.get(name, {}).get("spearman")
-        lines.append(f"{name:<10} {_fmt(row.get('spearman')):>9} {_fmt(row.get('kendall')):>8} "
-                     f"{_fmt(row.get('top10pct_recall')):>7} {_fmt(row.get('median_s_per_arch'), 3):>8} "
-                     f"{row.get('failed', 0):>6} {_fmt(r):>7}")
+        lines.append(
+            f"{name:<10} {_fmt(row.get('spearman')):>9} {_fmt(row.get('kendall')):>8} "
+            f"{_fmt(row.get('top10pct_recall')):>7} {_fmt(row.get('median_s_per_arch'), 3):>8} "
+            f"{row.get('failed', 0):>6} {_fmt(r):>7}"
+        )
     fitted = result.get("fitted_ensemble")
     if fitted:
-        lines.append(f"ensemble fitted on {fitted['n_fit']} architectures, held-out spearman {_fmt(fitted['holdout_spearman'])} "
-                     f"on {fitted['n_holdout']} (weights {fitted['weights']})")
+        lines.append(
+            f"ensemble fitted on {fitted['n_fit']} architectures, held-out spearman {_fmt(fitted['holdout_spearman'])} "
+            f"on {fitted['n_holdout']} (weights {fitted['weights']})"
+        )
     return "\n".join(lines)
 
 
@@ -360,8 +426,15 @@ def sample_hybrid(space: SearchSpace, n: int, seed: int) -> list[Any]:
     return [space.sample(rng, depth=int(rng.choice(depths))) for _ in range(n)]  # type: ignore[call-arg]
 
 
-def fit_ensemble(frame: pd.DataFrame, truth: pd.Series, members: Sequence[str], seed: int = 0,
-                 fit_fraction: float = 0.5, trials: int = 3000, n_quantiles: int = 101) -> dict[str, Any]:
+def fit_ensemble(
+    frame: pd.DataFrame,
+    truth: pd.Series,
+    members: Sequence[str],
+    seed: int = 0,
+    fit_fraction: float = 0.5,
+    trials: int = 3000,
+    n_quantiles: int = 101,
+) -> dict[str, Any]:
     """Fits ensemble weights on a split of the scored cells and reports the held-out Spearman.
 
     Member scores are oriented (higher is better), mapped to percentiles of their distribution
@@ -396,8 +469,10 @@ def fit_ensemble(frame: pd.DataFrame, truth: pd.Series, members: Sequence[str], 
     w_kept = np.array([weights[members[k]] for k in kept])
     hold_score = percentiles(hold)[:, kept] @ w_kept if len(hold) else np.array([])
     return {
-        "weights": weights, "quantiles": {m: quantiles[m] for m in weights},
+        "weights": weights,
+        "quantiles": {m: quantiles[m] for m in weights},
         "fit_spearman": _round(stats.spearmanr(p_fit[:, kept] @ w_kept, t_fit).statistic),
         "holdout_spearman": _round(stats.spearmanr(hold_score, truth[hold.index]).statistic) if len(hold) > 2 else float("nan"),
-        "n_fit": int(len(fit)), "n_holdout": int(len(hold)),
+        "n_fit": int(len(fit)),
+        "n_holdout": int(len(hold)),
     }

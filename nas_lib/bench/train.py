@@ -85,12 +85,19 @@ def load_protocol_data(protocol: TrainProtocol) -> Any:
     from nas_lib.data.datasets import load_dataset
 
     d = protocol.data
-    return load_dataset(d["kind"], d.get("path"), image_size=d.get("image_size"), val_fraction=d.get("val_fraction", 0.2),
-                        seed=d.get("seed", 0), max_items=d.get("max_items"))
+    return load_dataset(
+        d["kind"],
+        d.get("path"),
+        image_size=d.get("image_size"),
+        val_fraction=d.get("val_fraction", 0.2),
+        seed=d.get("seed", 0),
+        max_items=d.get("max_items"),
+    )
 
 
-def train_architecture(space: SearchSpace, arch: str, data: Any, protocol: TrainProtocol, device: str = "cpu",
-                       progress: Callable[[dict[str, Any]], None] | None = None) -> tuple[dict[str, Any], Any]:
+def train_architecture(
+    space: SearchSpace, arch: str, data: Any, protocol: TrainProtocol, device: str = "cpu", progress: Callable[[dict[str, Any]], None] | None = None
+) -> tuple[dict[str, Any], Any]:
     """Builds `arch` with the protocol's seed, trains it under the protocol and returns its
     table row and the `TrainResult` (for the weights and the full metrics)."""
     from nas_lib.space.stats import count_flops, count_parameters
@@ -100,14 +107,26 @@ def train_architecture(space: SearchSpace, arch: str, data: Any, protocol: Train
     torch.manual_seed(protocol.seed)
     model = space.build_model(spec, input_shape=tuple(data.input_shape), num_classes=data.num_classes)
     params, flops = count_parameters(model), count_flops(model, tuple(data.input_shape))
-    cfg = TrainConfig(epochs=protocol.epochs, batch_size=protocol.batch_size, lr=protocol.lr, seed=protocol.seed,
-                      max_batches_per_epoch=protocol.max_batches_per_epoch)
+    cfg = TrainConfig(
+        epochs=protocol.epochs,
+        batch_size=protocol.batch_size,
+        lr=protocol.lr,
+        seed=protocol.seed,
+        max_batches_per_epoch=protocol.max_batches_per_epoch,
+    )
     result = train_and_evaluate(model, data, cfg, device, progress)
     row = {
-        "arch": arch, "arch_id": space.arch_id(spec), "depth": int(getattr(spec, "depth", 0)), "params": params, "flops": flops,
+        "arch": arch,
+        "arch_id": space.arch_id(spec),
+        "depth": int(getattr(spec, "depth", 0)),
+        "params": params,
+        "flops": flops,
         METRIC: float(result.metrics.get("val_accuracy", math.nan)) if result.ok else math.nan,
         "history": json.dumps([round(h["val_accuracy"], 5) for h in result.history]),
-        "seconds": round(result.seconds, 3), "state": result.state, "error": result.error, "train_seed": protocol.seed,
+        "seconds": round(result.seconds, 3),
+        "state": result.state,
+        "error": result.error,
+        "train_seed": protocol.seed,
     }
     return row, result
 
@@ -156,8 +175,9 @@ def open_table(table: str | Path, protocol: TrainProtocol) -> list[dict[str, Any
         mine = protocol.to_dict()
         if saved != mine:
             diff = sorted(k for k in set(saved) | set(mine) if saved.get(k) != mine.get(k))
-            raise ValueError(f"{path} was trained under another protocol (differs in: {', '.join(diff)}); "
-                             f"use a new --out, or the protocol in {proto.name}")
+            raise ValueError(
+                f"{path} was trained under another protocol (differs in: {', '.join(diff)}); use a new --out, or the protocol in {proto.name}"
+            )
     else:
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_json(proto, protocol.to_dict())
@@ -200,13 +220,30 @@ def _train_in_worker(arch: str) -> dict[str, Any]:
         row, _ = train_architecture(_WORKER["space"], arch, _WORKER["data"], _WORKER["protocol"], _WORKER["device"])
         return row
     except Exception as err:  # noqa: BLE001 - one broken architecture is a failed row, not a stopped table
-        return {"arch": arch, "arch_id": "", "depth": 0, "params": 0, "flops": 0, METRIC: math.nan, "history": "[]",
-                "seconds": round(time.perf_counter() - start, 3), "state": "failed",
-                "error": f"{type(err).__name__}: {str(err).splitlines()[0][:300] if str(err) else ''}", "train_seed": seed}
+        return {
+            "arch": arch,
+            "arch_id": "",
+            "depth": 0,
+            "params": 0,
+            "flops": 0,
+            METRIC: math.nan,
+            "history": "[]",
+            "seconds": round(time.perf_counter() - start, 3),
+            "state": "failed",
+            "error": f"{type(err).__name__}: {str(err).splitlines()[0][:300] if str(err) else ''}",
+            "train_seed": seed,
+        }
 
 
-def train_table(protocol: TrainProtocol, archs: Sequence[str], table: str | Path, workers: int = 1, device: str = "cpu",
-                threads: int = 1, progress: Progress | None = None) -> list[dict[str, Any]]:
+def train_table(
+    protocol: TrainProtocol,
+    archs: Sequence[str],
+    table: str | Path,
+    workers: int = 1,
+    device: str = "cpu",
+    threads: int = 1,
+    progress: Progress | None = None,
+) -> list[dict[str, Any]]:
     """Trains every architecture not yet in `table`, in `workers` processes, appending each row as
     it finishes; returns all rows of the table.
 
@@ -232,8 +269,9 @@ def train_table(protocol: TrainProtocol, archs: Sequence[str], table: str | Path
     if not todo:
         return read_rows(table)
     start = time.perf_counter()
-    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"), initializer=_init_worker,
-                             initargs=(protocol.to_dict(), device, threads)) as pool:
+    with ProcessPoolExecutor(
+        max_workers=workers, mp_context=get_context("spawn"), initializer=_init_worker, initargs=(protocol.to_dict(), device, threads)
+    ) as pool:
         pending: set[Future[dict[str, Any]]] = {pool.submit(_train_in_worker, a) for a in todo}
         finished = 0
         while pending:
@@ -243,8 +281,10 @@ def train_table(protocol: TrainProtocol, archs: Sequence[str], table: str | Path
                 append_row(table, row)
                 finished += 1
                 if progress:
-                    progress(f"[{finished}/{len(todo)}] {row['state']} {METRIC} {float(row[METRIC]):.4f} depth {row['depth']} "
-                             f"params {row['params']} {row['seconds']} s (elapsed {time.perf_counter() - start:.0f} s)")
+                    progress(
+                        f"[{finished}/{len(todo)}] {row['state']} {METRIC} {float(row[METRIC]):.4f} depth {row['depth']} "
+                        f"params {row['params']} {row['seconds']} s (elapsed {time.perf_counter() - start:.0f} s)"
+                    )
     return read_rows(table)
 
 

@@ -164,7 +164,7 @@ def markdown_sections(text: str, default_title: str) -> list[Section]:
     head = parts[0].strip()
     title_match = re.match(r"#\s+(.+)", head)
     title = title_match.group(1).strip() if title_match else default_title
-    intro = head[title_match.end():].strip() if title_match else head
+    intro = head[title_match.end() :].strip() if title_match else head
     out = [Section(title, intro)] if intro else []
     for part in parts[1:]:
         name, _, body = part.partition("\n")

@@ -106,14 +106,32 @@ def analyse_document(document: Document, extractor: Extractor, limits: Extractio
 
 def row_of(document: Document, chunk_id: int, text: str, outcome: Any) -> dict[str, Any]:
     return {
-        "doc_sha256": document.sha256, "title": document.title, "path": str(document.path), "pages": document.pages,
-        "chunk_id": chunk_id, "text": text, "analysis_json": outcome.analysis.model_dump_json(), "model": outcome.model,
-        "prompt_version": PROMPT_VERSION, "state": outcome.state, "error": outcome.error, "llm_json": outcome.llm,
+        "doc_sha256": document.sha256,
+        "title": document.title,
+        "path": str(document.path),
+        "pages": document.pages,
+        "chunk_id": chunk_id,
+        "text": text,
+        "analysis_json": outcome.analysis.model_dump_json(),
+        "model": outcome.model,
+        "prompt_version": PROMPT_VERSION,
+        "state": outcome.state,
+        "error": outcome.error,
+        "llm_json": outcome.llm,
     }
 
 
 def failed_row(path: Path, sha: str | None, reason: str) -> dict[str, Any]:
     return {
-        "doc_sha256": sha or "", "title": Path(path).name, "path": str(path), "pages": 0, "chunk_id": SYNTHESIS_ID, "text": "",
-        "analysis_json": None, "model": None, "prompt_version": PROMPT_VERSION, "state": "failed", "error": reason,
+        "doc_sha256": sha or "",
+        "title": Path(path).name,
+        "path": str(path),
+        "pages": 0,
+        "chunk_id": SYNTHESIS_ID,
+        "text": "",
+        "analysis_json": None,
+        "model": None,
+        "prompt_version": PROMPT_VERSION,
+        "state": "failed",
+        "error": reason,
     }

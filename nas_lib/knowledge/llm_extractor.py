@@ -100,4 +100,6 @@ class LLMExtractor(Extractor):
 
     @staticmethod
     def _fallback(outcome: ChunkOutcome, result: LLMResult) -> ChunkOutcome:
-        return ChunkOutcome(outcome.analysis, outcome.model, state="fallback", error=f"LLM fallback: {result.fallback_reason}", llm=trace_json([result]))
+        return ChunkOutcome(
+            outcome.analysis, outcome.model, state="fallback", error=f"LLM fallback: {result.fallback_reason}", llm=trace_json([result])
+        )

@@ -137,7 +137,9 @@ def page_texts(pdf: pdfplumber.PDF, limits: ExtractionLimits) -> list[str]:
         page.close()  # drop the page's parsed objects: long documents stay within memory
         total += len(texts[-1])
         if total > limits.max_chars:
-            raise DocumentError(f"too large: more than {limits.max_chars} characters of text (max_chars={limits.max_chars}) within the first {len(texts)} pages")
+            raise DocumentError(
+                f"too large: more than {limits.max_chars} characters of text (max_chars={limits.max_chars}) within the first {len(texts)} pages"
+            )
     return texts
 
 

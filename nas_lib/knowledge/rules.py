@@ -100,7 +100,9 @@ def _pruning(layers: dict[str, Any]) -> list[str]:
             elif layer == "hyperparameters" and group.partition(".")[0] in full and group.partition(".")[2] in full[group.partition(".")[0]]:
                 t, _, field = group.partition(".")
                 allowed = set(full[t][field])
-            elif layer == "connections" and ((kind == "stage" and name in STAGES) or (kind == "pair" and set(name.split("->")) <= types and "->" in name)):
+            elif layer == "connections" and (
+                (kind == "stage" and name in STAGES) or (kind == "pair" and set(name.split("->")) <= types and "->" in name)
+            ):
                 allowed = set(CONNECTIONS)
             else:
                 out.append(f"pruning.hybrid.{layer}: unknown group {group!r}")

@@ -12,4 +12,15 @@ from nas_lib.llm.parsing import extract_json_object, looks_like_refusal
 from nas_lib.llm.result import MODES, Attempt, LLMResult, LLMUsage, trace_json
 from nas_lib.llm.settings import LLMSettings
 
-__all__ = ["MODES", "Attempt", "LLMClient", "LLMResult", "LLMSettings", "LLMUsage", "check_answer", "extract_json_object", "looks_like_refusal", "trace_json"]
+__all__ = [
+    "MODES",
+    "Attempt",
+    "LLMClient",
+    "LLMResult",
+    "LLMSettings",
+    "LLMUsage",
+    "check_answer",
+    "extract_json_object",
+    "looks_like_refusal",
+    "trace_json",
+]

@@ -129,7 +129,10 @@ class LLMClient:
             state.trace[-1].outcome = "truncated" if reply.problems else "invalid"
             state.trace[-1].errors = [self._redact(p) for p in problems]
             state.errors += [f"ask {ask + 1}: {p}" for p in problems]
-            messages += [{"role": "assistant", "content": (reply.text or "")[: wire.REASK_RAW_CHARS]}, {"role": "user", "content": wire.correction_prompt(problems)}]
+            messages += [
+                {"role": "assistant", "content": (reply.text or "")[: wire.REASK_RAW_CHARS]},
+                {"role": "user", "content": wire.correction_prompt(problems)},
+            ]
         last = "; ".join(problems[:3])
         return self._finish(state, None, reply.text, f"invalid_output: {1 + s.max_invalid_retries} answers rejected, last: {last}"[:400])
 
@@ -140,8 +143,12 @@ class LLMClient:
             mode, start = self.mode, time.perf_counter()
             state.attempts += 1
             try:
-                response = self._sdk.chat.completions.create(model=self.settings.model, messages=messages,  # type: ignore[arg-type]  # plain role/content dicts
-                    **self._optional_params(), **wire.response_format_kwargs(mode, schema, state.name))
+                response = self._sdk.chat.completions.create(
+                    model=self.settings.model,
+                    messages=messages,  # type: ignore[arg-type]  # plain role/content dicts
+                    **self._optional_params(),
+                    **wire.response_format_kwargs(mode, schema, state.name),
+                )
             except openai.APIStatusError as exc:
                 verdict = self._on_status(exc, mode, state, start)
             except openai.APIConnectionError as exc:  # timeouts and resets
@@ -248,9 +255,29 @@ class LLMClient:
     def _finish(self, state: _CallState, value: BaseModel | None, raw: str | None, reason: str | None) -> LLMResult:
         ok = value is not None
         reason = self._redact(reason) if reason else None
-        log.log(logging.INFO if ok else logging.WARNING, "llm %s: ok=%s mode=%s attempts=%d tokens=%d%s", state.name, ok, self.mode, state.attempts, state.usage.total_tokens, f" reason={reason}" if reason else "")
+        log.log(
+            logging.INFO if ok else logging.WARNING,
+            "llm %s: ok=%s mode=%s attempts=%d tokens=%d%s",
+            state.name,
+            ok,
+            self.mode,
+            state.attempts,
+            state.usage.total_tokens,
+            f" reason={reason}" if reason else "",
+        )
         errors = [self._redact(e) for e in state.errors]
-        return LLMResult(value=value, ok=ok, mode=self.mode, attempts=state.attempts, cached=False, usage=state.usage, fallback_reason=reason, errors=errors, raw=raw, trace=state.trace)
+        return LLMResult(
+            value=value,
+            ok=ok,
+            mode=self.mode,
+            attempts=state.attempts,
+            cached=False,
+            usage=state.usage,
+            fallback_reason=reason,
+            errors=errors,
+            raw=raw,
+            trace=state.trace,
+        )
 
     def _describe(self, exc: Exception) -> str:
         status = getattr(exc, "status_code", None)

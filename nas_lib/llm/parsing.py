@@ -17,13 +17,28 @@ _REFUSAL = re.compile(
 # Keywords some strict structured-output implementations reject. They only narrow values, which
 # the client re-checks locally with pydantic, so dropping them from the request loses nothing.
 _UNSUPPORTED_STRICT_KEYS = (
-    "default", "examples", "format", "pattern", "minLength", "maxLength", "minimum", "maximum",
-    "exclusiveMinimum", "exclusiveMaximum", "multipleOf", "minItems", "maxItems", "uniqueItems",
-    "minProperties", "maxProperties", "patternProperties",
+    "default",
+    "examples",
+    "format",
+    "pattern",
+    "minLength",
+    "maxLength",
+    "minimum",
+    "maximum",
+    "exclusiveMinimum",
+    "exclusiveMaximum",
+    "multipleOf",
+    "minItems",
+    "maxItems",
+    "uniqueItems",
+    "minProperties",
+    "maxProperties",
+    "patternProperties",
 )
 _SCHEMA_MAPS = ("properties", "$defs", "definitions")  # name -> schema: the names are not keywords
 _SCHEMA_LISTS = ("anyOf", "allOf", "oneOf", "prefixItems")
 _SCHEMA_CHILDREN = ("items", "additionalProperties", "not")
+
 
 def extract_json_object(text: str | None) -> dict[str, Any] | None:
     """The first JSON object in ``text`` (bare, fenced or inside prose), or None.

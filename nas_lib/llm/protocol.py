@@ -85,7 +85,10 @@ def read_completion(response: Any) -> Completion:
     if isinstance(response, str):
         return Completion(malformed=f"the 200 body is not a chat completion: {response.strip()[:160]!r}")
     usage = getattr(response, "usage", None)
-    tokens: dict[str, Any] = {"prompt_tokens": int(getattr(usage, "prompt_tokens", 0) or 0), "completion_tokens": int(getattr(usage, "completion_tokens", 0) or 0)}
+    tokens: dict[str, Any] = {
+        "prompt_tokens": int(getattr(usage, "prompt_tokens", 0) or 0),
+        "completion_tokens": int(getattr(usage, "completion_tokens", 0) or 0),
+    }
     choices = getattr(response, "choices", None)
     if not isinstance(choices, list) or not choices:
         return Completion(malformed="the reply has no choices", **tokens)
@@ -94,7 +97,9 @@ def read_completion(response: Any) -> Completion:
         return Completion(malformed="the reply's first choice has no message", **tokens)
     content = getattr(message, "content", None)
     refusal = getattr(message, "refusal", None) or None
-    return Completion(text=content if isinstance(content, str) else None, refusal=refusal, finish_reason=getattr(choices[0], "finish_reason", None), **tokens)
+    return Completion(
+        text=content if isinstance(content, str) else None, refusal=refusal, finish_reason=getattr(choices[0], "finish_reason", None), **tokens
+    )
 
 
 def response_format_kwargs(mode: str, schema: type[BaseModel], name: str) -> dict[str, Any]:

@@ -117,8 +117,18 @@ class LLMSettings:
         if model is None:
             model = DASHSCOPE_DEFAULT_MODEL if base_url == DASHSCOPE_COMPAT_URL else DEFAULT_MODEL
         cache = _first_env("EHNAS_LLM_CACHE_DIR")
-        tuning = {"timeout_s": _env_number("EHNAS_LLM_TIMEOUT_S", float), "max_tokens": _env_number("EHNAS_LLM_MAX_TOKENS", int), "mode": _first_env("EHNAS_LLM_MODE")}
-        settings = cls(base_url=base_url, api_key=api_key, model=model, cache_dir=Path(cache) if cache else None, **{k: v for k, v in tuning.items() if v is not None})
+        tuning = {
+            "timeout_s": _env_number("EHNAS_LLM_TIMEOUT_S", float),
+            "max_tokens": _env_number("EHNAS_LLM_MAX_TOKENS", int),
+            "mode": _first_env("EHNAS_LLM_MODE"),
+        }
+        settings = cls(
+            base_url=base_url,
+            api_key=api_key,
+            model=model,
+            cache_dir=Path(cache) if cache else None,
+            **{k: v for k, v in tuning.items() if v is not None},
+        )
         return replace(settings, **{k: v for k, v in overrides.items() if v is not None})
 
     def public_dict(self) -> dict[str, Any]:

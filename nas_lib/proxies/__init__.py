@@ -16,8 +16,25 @@ from nas_lib.proxies.base import PROXIES, Proxy, ProxyResult, ScoringContext, re
 
 # Importing a module registers its proxy.
 from nas_lib.proxies import (  # noqa: E402,F401  isort: skip
-    az_complexity, az_expressivity, az_nas, az_progressivity, az_trainability, ensemble, fisher, flops, grad_norm, grasp,
-    jacov, latency, nwot, params, rbflex, snip, synflow, zen, zico,
+    az_complexity,
+    az_expressivity,
+    az_nas,
+    az_progressivity,
+    az_trainability,
+    ensemble,
+    fisher,
+    flops,
+    grad_norm,
+    grasp,
+    jacov,
+    latency,
+    nwot,
+    params,
+    rbflex,
+    snip,
+    synflow,
+    zen,
+    zico,
 )
 
 
@@ -26,8 +43,15 @@ def get_proxy(name: str) -> Proxy:
     return PROXIES.get(name)()
 
 
-def score_proxies(space: Any, spec: Any, names: Sequence[str], batch: tuple[torch.Tensor, torch.Tensor], seed: int,
-                  device: str = "cpu", model: torch.nn.Module | None = None) -> dict[str, ProxyResult]:
+def score_proxies(
+    space: Any,
+    spec: Any,
+    names: Sequence[str],
+    batch: tuple[torch.Tensor, torch.Tensor],
+    seed: int,
+    device: str = "cpu",
+    model: torch.nn.Module | None = None,
+) -> dict[str, ProxyResult]:
     """Scores `spec` with each proxy in `names`, sharing passes over one network.
 
     The network is built once under `torch.manual_seed(seed)`; passes that several proxies
@@ -49,8 +73,7 @@ def score_proxies(space: Any, spec: Any, names: Sequence[str], batch: tuple[torc
     """
     proxies = [get_proxy(n) for n in names]
     try:
-        ctx = ScoringContext(space, spec, batch, seed, device, wanted=set(names).union(*(p.requires for p in proxies)),
-                            model=model)
+        ctx = ScoringContext(space, spec, batch, seed, device, wanted=set(names).union(*(p.requires for p in proxies)), model=model)
     except Exception as exc:  # e.g. a malformed device string: every proxy fails alike
         return {p.name: ProxyResult(float("nan"), 0.0, "failed", f"{type(exc).__name__}: {exc}") for p in proxies}
     return {p.name: ctx.run(p) for p in proxies}

@@ -20,7 +20,17 @@ from torch import nn
 from nas_lib.proxies.base import ScoringContext
 
 ACTIVATIONS: tuple[type[nn.Module], ...] = (
-    nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.ELU, nn.CELU, nn.SELU, nn.GELU, nn.SiLU, nn.Mish, nn.Hardswish,
+    nn.ReLU,
+    nn.ReLU6,
+    nn.LeakyReLU,
+    nn.PReLU,
+    nn.ELU,
+    nn.CELU,
+    nn.SELU,
+    nn.GELU,
+    nn.SiLU,
+    nn.Mish,
+    nn.Hardswish,
 )
 # what a proxy can declare in `Proxy.needs` to get it from the shared activation pass
 HAMMING_CODES = "activation_codes"  # NASWOT's kernel of binary codes
@@ -88,8 +98,13 @@ def _rbf_terms(rows: torch.Tensor) -> dict[str, torch.Tensor | int]:
     inv = 1.0 / torch.where(hi > lo, hi - lo, torch.ones_like(hi))  # constant units add no distance
     xn = torch.addcmul(-lo * inv, x, inv)  # (x - lo) / span in one pass
     g = (xn @ xn.T).to(torch.float64)
-    return {"gram": g, "sq_norms": torch.diagonal(g).clone(), "raw_sum": x.sum(1).double(),
-            "raw_sumsq": torch.linalg.vector_norm(x, dim=1).double() ** 2, "raw_count": rows.shape[1]}
+    return {
+        "gram": g,
+        "sq_norms": torch.diagonal(g).clone(),
+        "raw_sum": x.sum(1).double(),
+        "raw_sumsq": torch.linalg.vector_norm(x, dim=1).double() ** 2,
+        "raw_count": rows.shape[1],
+    }
 
 
 def _add_terms(stats: ActivationStats, terms: dict[str, torch.Tensor | int], weight: int) -> None:

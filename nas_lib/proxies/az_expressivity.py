@@ -38,6 +38,7 @@ def spectral_entropy(feature: torch.Tensor) -> float:
 
 def stage_entropies(ctx: ScoringContext) -> list[float]:
     """The spectral entropy of every stage output of `ctx`'s network (computed once)."""
+
     def compute() -> list[float]:
         features = stage_pass(ctx).features
         if not features:

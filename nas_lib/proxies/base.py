@@ -90,8 +90,16 @@ class ScoringContext:
             its running statistics alone, and it is moved to `device` and channels-last).
     """
 
-    def __init__(self, space: SearchSpace, spec: Any, batch: tuple[torch.Tensor, torch.Tensor], seed: int,
-                 device: str = "cpu", wanted: frozenset[str] | set[str] = frozenset(), model: nn.Module | None = None) -> None:
+    def __init__(
+        self,
+        space: SearchSpace,
+        spec: Any,
+        batch: tuple[torch.Tensor, torch.Tensor],
+        seed: int,
+        device: str = "cpu",
+        wanted: frozenset[str] | set[str] = frozenset(),
+        model: nn.Module | None = None,
+    ) -> None:
         self.space = space
         self.spec = spec
         self.seed = int(seed)
@@ -116,6 +124,7 @@ class ScoringContext:
 
     def batch(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The batch on the scoring device."""
+
         def move() -> tuple[torch.Tensor, torch.Tensor]:
             x = self._batch[0].to(self.device, torch.float32)
             if self._channels_last:
@@ -127,6 +136,7 @@ class ScoringContext:
     def gaussian_batch(self) -> torch.Tensor:
         """Standard normal inputs of the batch's shape, drawn under `seed`, on the scoring device
         (for proxies whose paper scores random inputs instead of images)."""
+
         def draw() -> torch.Tensor:
             gen = torch.Generator().manual_seed(self.seed)
             x = torch.randn(tuple(self._batch[0].shape), generator=gen).to(self.device)
@@ -147,6 +157,7 @@ class ScoringContext:
     def reinitialised_model(self, name: str, init: Callable[[nn.Module], None]) -> nn.Module:
         """A second network, the shared one with weights drawn again by `init` under the seed
         (for proxies whose paper fixes an initialisation), built once per `name`."""
+
         def build() -> nn.Module:
             model = copy.deepcopy(self.model())
             with torch.random.fork_rng(devices=[]):
@@ -242,8 +253,7 @@ class Proxy:
         """The raw score, using `ctx` for the model, the batch and shared passes."""
         raise NotImplementedError
 
-    def score(self, space: SearchSpace, spec: Any, batch: tuple[torch.Tensor, torch.Tensor], seed: int,
-              device: str = "cpu") -> ProxyResult:
+    def score(self, space: SearchSpace, spec: Any, batch: tuple[torch.Tensor, torch.Tensor], seed: int, device: str = "cpu") -> ProxyResult:
         """Scores one architecture; a failure becomes ``ProxyResult(nan, s, "failed", reason)``.
 
         Args:

@@ -61,12 +61,12 @@ def network_gammas(stats: ActivationStats, images: int = DETECT_IMAGES) -> tuple
         raise ValueError("rbflex needs activation modules and a final linear layer")
     mean = raw_sum / stats.raw_count
     var = raw_sumsq / stats.raw_count - mean**2
-    return (detect_gamma(mean[:images], var[:images]),
-            detect_gamma(q.mean(1)[:images], q.var(1, unbiased=False)[:images]))
+    return (detect_gamma(mean[:images], var[:images]), detect_gamma(q.mean(1)[:images], q.var(1, unbiased=False)[:images]))
 
 
-def calibrate_gammas(space: Any, specs: Sequence[Any], batch: tuple[torch.Tensor, torch.Tensor], seed: int,
-                     device: str = "cpu", quantile: float = CALIBRATION_QUANTILE) -> tuple[float, float]:
+def calibrate_gammas(
+    space: Any, specs: Sequence[Any], batch: tuple[torch.Tensor, torch.Tensor], seed: int, device: str = "cpu", quantile: float = CALIBRATION_QUANTILE
+) -> tuple[float, float]:
     """The paper's detection over several networks, taking a low quantile of the per-network
     gammas instead of their minimum (one degenerate cell, e.g. with all-zero features, sets
     the minimum orders of magnitude lower than every other network's)."""

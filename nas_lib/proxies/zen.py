@@ -113,8 +113,7 @@ class Zen(Proxy):
             for m, momentum in zip(bns, momenta):
                 m.momentum = momentum
 
-    def _score(self, net: nn.Module, weights: dict[str, torch.Tensor], x: torch.Tensor, e: torch.Tensor,
-               first: tuple[torch.Tensor, float]) -> float:
+    def _score(self, net: nn.Module, weights: dict[str, torch.Tensor], x: torch.Tensor, e: torch.Tensor, first: tuple[torch.Tensor, float]) -> float:
         f1, log_bn = first
         f2, _ = self._features(net, weights, x + MIXUP_GAMMA * e, record_bn=False)
         diff = float((f1 - f2).abs().sum(dim=tuple(range(1, f1.dim()))).mean())
@@ -145,6 +144,9 @@ class Zen(Proxy):
             for h in handles:
                 h.remove()
         if record_bn:
-            log_bn[0] += sum(_half_log(float(weights[f"{name}.running_var"].double().mean()))
-                             for name, m in net.named_modules() if _is_bn(m) and m.running_var is not None)
+            log_bn[0] += sum(
+                _half_log(float(weights[f"{name}.running_var"].double().mean()))
+                for name, m in net.named_modules()
+                if _is_bn(m) and m.running_var is not None
+            )
         return captured.get("f", out), log_bn[0]

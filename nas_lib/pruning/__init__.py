@@ -29,7 +29,20 @@ PROVIDERS.add("offline", propose_offline)
 PROVIDERS.add("openai", propose_openai)
 
 __all__ = [
-    "LAYERS", "LAYER_REGISTRY", "PROVIDERS", "PRUNING_SCHEMA", "MeasureConfig", "LayerOutcome", "Proposal",
-    "PruningLayer", "GroupDecision", "HybridMacroDecision", "Reference", "run_layer", "run_all_layers",
-    "draw_reference", "retention", "table_score_fn",
+    "LAYERS",
+    "LAYER_REGISTRY",
+    "PROVIDERS",
+    "PRUNING_SCHEMA",
+    "MeasureConfig",
+    "LayerOutcome",
+    "Proposal",
+    "PruningLayer",
+    "GroupDecision",
+    "HybridMacroDecision",
+    "Reference",
+    "run_layer",
+    "run_all_layers",
+    "draw_reference",
+    "retention",
+    "table_score_fn",
 ]

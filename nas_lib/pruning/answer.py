@@ -67,7 +67,9 @@ class MacroAnswer(LayerAnswer):
     @field_validator("type_fractions", mode="before")
     @classmethod
     def _fractions_map(cls, value: Any) -> Any:
-        return _entries(value, lambda k, v: {"type": k, "min": v[0], "max": v[1]} if isinstance(v, (list, tuple)) and len(v) == 2 else {"type": k, "range": v})
+        return _entries(
+            value, lambda k, v: {"type": k, "min": v[0], "max": v[1]} if isinstance(v, (list, tuple)) and len(v) == 2 else {"type": k, "range": v}
+        )
 
 
 def answer_model(decision_model: type[GroupDecision]) -> type[LayerAnswer]:

@@ -18,8 +18,16 @@ from nas_lib.space.base import SearchSpace
 from nas_lib.space.narrowing import GroupDecision, Groups, LayerView, Option
 
 __all__ = [
-    "GroupDecision", "Groups", "LayerOutcome", "MeasureConfig", "Option", "Proposal",
-    "PruningLayer", "ScoreFn", "match_options", "option_key",
+    "GroupDecision",
+    "Groups",
+    "LayerOutcome",
+    "MeasureConfig",
+    "Option",
+    "Proposal",
+    "PruningLayer",
+    "ScoreFn",
+    "match_options",
+    "option_key",
 ]
 
 ScoreFn = Callable[[Hashable], float]

@@ -52,7 +52,9 @@ Stat = tuple[float, int, float]  # (enrichment ratio, uses overall, one-sided bi
 DEPTH_FIELDS = frozenset({"min_depth", "max_depth"})
 
 
-def enrichment(layer: PruningLayer, space: SearchSpace, specs: Sequence[Hashable], scores: np.ndarray, top_fraction: float) -> dict[str, dict[str, Stat]]:
+def enrichment(
+    layer: PruningLayer, space: SearchSpace, specs: Sequence[Hashable], scores: np.ndarray, top_fraction: float
+) -> dict[str, dict[str, Stat]]:
     """For each group and option: (its share of the group's uses among the best samples / its
     share among all samples, its number of uses, the binomial probability of so few uses among
     the best by chance).
@@ -83,7 +85,9 @@ def _stat(in_best: int, overall: int, best: Counter, every: Counter) -> Stat:
     return (in_best / n_best) / share, overall, float(binom.cdf(in_best, n_best, share))
 
 
-def enriched_keep(groups: Mapping[str, tuple[Option, ...]], stats: Mapping[str, Mapping[str, Stat]], cfg: EnrichmentConfig) -> dict[str, list[Option]]:
+def enriched_keep(
+    groups: Mapping[str, tuple[Option, ...]], stats: Mapping[str, Mapping[str, Stat]], cfg: EnrichmentConfig
+) -> dict[str, list[Option]]:
     """Per group, the options to keep: all but the clearly depleted ones, and never none."""
     keep: dict[str, list[Option]] = {}
     for key, options in groups.items():
@@ -124,7 +128,16 @@ def sample_for_proposal(space: SearchSpace, score: Any, measure: MeasureConfig, 
     return [s for s in pool if space.contains(s)]
 
 
-def propose_offline(layer: PruningLayer, space: SearchSpace, knowledge: Any, *, previous: Sequence[Any] = (), settings: Any = None, measure: MeasureConfig, config: EnrichmentConfig = EnrichmentConfig()) -> Proposal:
+def propose_offline(
+    layer: PruningLayer,
+    space: SearchSpace,
+    knowledge: Any,
+    *,
+    previous: Sequence[Any] = (),
+    settings: Any = None,
+    measure: MeasureConfig,
+    config: EnrichmentConfig = EnrichmentConfig(),
+) -> Proposal:
     """The offline decision for `layer` on `space` (see the module docstring)."""
     rules = getattr(knowledge, "rules", None) or {}
     score = measure.proposal_fn()
@@ -136,7 +149,11 @@ def propose_offline(layer: PruningLayer, space: SearchSpace, knowledge: Any, *, 
         keep = enriched_keep(layer.groups(space), enrichment(layer, space, specs, scores, config.top_fraction), config)
         if DEPTH_FIELDS <= set(layer.decision_model(space).model_fields):  # the decision has a depth range
             extra["min_depth"], extra["max_depth"] = depth_range(specs, scores, config)
-    decision = layer.decision_model(space)(keep=keep, rationale=f"options depleted among the best {config.top_fraction:.0%} of {measure.offline_samples} proxy-ranked samples were dropped", **extra)
+    decision = layer.decision_model(space)(
+        keep=keep,
+        rationale=f"options depleted among the best {config.top_fraction:.0%} of {measure.offline_samples} proxy-ranked samples were dropped",
+        **extra,
+    )
     decision, notes = apply_rules(layer, space, decision, rules)
     if decision_problems(layer, space, decision):  # a rule or a cut emptied the space: keep the enrichment cut only
         decision = layer.decision_model(space)(keep=keep, rationale=decision.rationale, **extra)

@@ -22,7 +22,15 @@ from nas_lib.pruning.prompts import condense_knowledge, knowledge_text, system_p
 from nas_lib.space.base import SearchSpace
 
 
-def propose_openai(layer: PruningLayer, space: SearchSpace, knowledge: Any, *, previous: Sequence[Any] = (), settings: LLMSettings | None = None, measure: MeasureConfig | None = None) -> Proposal:
+def propose_openai(
+    layer: PruningLayer,
+    space: SearchSpace,
+    knowledge: Any,
+    *,
+    previous: Sequence[Any] = (),
+    settings: LLMSettings | None = None,
+    measure: MeasureConfig | None = None,
+) -> Proposal:
     """The LLM's decision for `layer` on `space` (None with a reason when it has none)."""
     if settings is None or not settings.configured:
         return Proposal(None, "openai", fallback_reason="no LLM configured (set EHNAS_LLM_API_KEY or EHNAS_LLM_BASE_URL)")
@@ -35,7 +43,11 @@ def propose_openai(layer: PruningLayer, space: SearchSpace, knowledge: Any, *, p
         return errors if decision is None else decision_problems(layer, space, decision)
 
     result = client.complete_json(
-        system=system_prompt(layer), user=user_prompt(layer, space, previous, text), schema=answer_model(decision_model), validate=problems, name=f"prune_{layer.name}",
+        system=system_prompt(layer),
+        user=user_prompt(layer, space, previous, text),
+        schema=answer_model(decision_model),
+        validate=problems,
+        name=f"prune_{layer.name}",
     )
     calls = [*summaries, result]
     decision = to_decision(cast(LayerAnswer, result.value), decision_model)[0] if result.ok else None

@@ -57,8 +57,17 @@ def size_change(before: int, after: int) -> tuple[float, float, float]:
 
 
 def build_record(
-    layer: str, space_before: SearchSpace, root_size: int, proposal: Proposal, proposed: GroupDecision | None,
-    guarded: GuardResult, measured: Retention | None, reference_size: int, exhaustive: bool, fallback_reason: str, seconds: float,
+    layer: str,
+    space_before: SearchSpace,
+    root_size: int,
+    proposal: Proposal,
+    proposed: GroupDecision | None,
+    guarded: GuardResult,
+    measured: Retention | None,
+    reference_size: int,
+    exhaustive: bool,
+    fallback_reason: str,
+    seconds: float,
 ) -> dict[str, Any]:
     """One pruning.parquet row."""
     before, after = space_before.size(), guarded.space.size()

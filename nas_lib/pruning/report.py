@@ -11,9 +11,23 @@ from nas_lib.pruning.measure import Reference, retention
 from nas_lib.space.nb201 import OPS, NB201Space
 
 BENCH_FIELDS = (
-    "log10_size_before", "log10_size_after", "reduction_pct", "total_reduction_pct", "kept_fraction",
-    "top1pct_retention", "top5pct_retention", "lift", "proposed_top1pct_retention", "fallback",
-    "fallback_reason", "guard_relaxed", "provider", "model", "attempts", "seconds", "reference_size",
+    "log10_size_before",
+    "log10_size_after",
+    "reduction_pct",
+    "total_reduction_pct",
+    "kept_fraction",
+    "top1pct_retention",
+    "top5pct_retention",
+    "lift",
+    "proposed_top1pct_retention",
+    "fallback",
+    "fallback_reason",
+    "guard_relaxed",
+    "provider",
+    "model",
+    "attempts",
+    "seconds",
+    "reference_size",
 )
 
 

@@ -33,7 +33,7 @@ def apply_rules(layer: PruningLayer, space: SearchSpace, decision: GroupDecision
     groups, notes = layer.groups(space), []
     keep = {k: list(v) for k, v in decision.keep.items()}
     avoid = found.get("avoid", {})
-    for key, options in (avoid.items() if isinstance(avoid, Mapping) else []):
+    for key, options in avoid.items() if isinstance(avoid, Mapping) else []:
         if key not in groups or not isinstance(options, list):
             notes.append(f"ignored rule for unknown group {key!r}")
             continue

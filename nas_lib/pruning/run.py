@@ -58,8 +58,15 @@ def checked_proposal(layer: PruningLayer, space: SearchSpace, proposal: Proposal
 
 
 def run_layer(
-    layer: str, space: SearchSpace, knowledge: Any, *, provider: str, settings: Any, measure: MeasureConfig,
-    previous: Sequence[LayerOutcome] = (), root: SearchSpace | None = None,
+    layer: str,
+    space: SearchSpace,
+    knowledge: Any,
+    *,
+    provider: str,
+    settings: Any,
+    measure: MeasureConfig,
+    previous: Sequence[LayerOutcome] = (),
+    root: SearchSpace | None = None,
 ) -> LayerOutcome:
     """Runs one pruning layer on `space` (already narrowed by `previous`).
 
@@ -92,8 +99,17 @@ def run_layer(
     else:
         guarded, measured = GuardResult(decision, impl.apply(space, decision), False), None
     record = build_record(
-        layer, space, root.size(), proposal, proposal.decision if not reason else None, guarded, measured,
-        len(reference.specs) if reference else 0, bool(reference and reference.exhaustive), reason, time.perf_counter() - start,
+        layer,
+        space,
+        root.size(),
+        proposal,
+        proposal.decision if not reason else None,
+        guarded,
+        measured,
+        len(reference.specs) if reference else 0,
+        bool(reference and reference.exhaustive),
+        reason,
+        time.perf_counter() - start,
     )
     return LayerOutcome(layer, guarded.space, guarded.decision.model_dump(mode="json"), record)
 

@@ -31,8 +31,15 @@ def proxy_batch(name: str, data: str | Path | None, batch_size: int, seed: int) 
     return torch.randn(2, 3, 32, 32, generator=gen), torch.zeros(2, dtype=torch.long)
 
 
-def proxy_score_fn(space: SearchSpace, name: str, *, data: str | Path | None = None, batch_size: int = 64, seed: int = 0,
-                   batch: tuple[torch.Tensor, torch.Tensor] | None = None) -> Callable[[Hashable], float]:
+def proxy_score_fn(
+    space: SearchSpace,
+    name: str,
+    *,
+    data: str | Path | None = None,
+    batch_size: int = 64,
+    seed: int = 0,
+    batch: tuple[torch.Tensor, torch.Tensor] | None = None,
+) -> Callable[[Hashable], float]:
     """``spec -> score`` (higher is better) from the registered proxy `name`, memoised; on
     `batch` when given, else on a batch from the npz file `data`."""
     from nas_lib.proxies import get_proxy
@@ -66,7 +73,11 @@ class PrecomputedScore:
         self._lookup = table_score_fn(path, column, space, arch_column)
         import pandas as pd
 
-        archs = pd.read_csv(path, usecols=[arch_column])[arch_column] if str(path).endswith(".csv") else pd.read_parquet(path, columns=[arch_column])[arch_column]
+        archs = (
+            pd.read_csv(path, usecols=[arch_column])[arch_column]
+            if str(path).endswith(".csv")
+            else pd.read_parquet(path, columns=[arch_column])[arch_column]
+        )
         self.pool = [space.from_string(a) for a in archs.astype(str)]
 
     def __call__(self, spec: Hashable) -> float:

@@ -57,8 +57,10 @@ def warmup_note(name: str, options: dict[str, Any], budget: int) -> str | None:
     field = STRATEGIES.get(name).warmup_option
     warmup = {**strategy_options(name), **options}.get(field) if field else None
     if isinstance(warmup, int) and warmup >= budget:
-        return (f"strategy {name!r} samples uniformly until {warmup} architectures are evaluated ({field}), but the budget is "
-                f"{budget}: it behaves as random search; lower search.options.{field} or raise search.generations")
+        return (
+            f"strategy {name!r} samples uniformly until {warmup} architectures are evaluated ({field}), but the budget is "
+            f"{budget}: it behaves as random search; lower search.options.{field} or raise search.generations"
+        )
     return None
 
 

@@ -157,4 +157,3 @@ class Strategy(ABC):
     def scored_history(self) -> list[tuple[Spec, float]]:
         """History without failed (NaN) evaluations."""
         return [(s, f) for s, f in self.history if not math.isnan(f)]
-

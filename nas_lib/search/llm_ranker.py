@@ -99,7 +99,9 @@ class LLMRanker(SurrogateSearch):
         client = self._llm()
         reason = self._client_reason
         if client is not None:
-            result = client.complete_json(system=SYSTEM_PROMPT, user=self._prompt(pool), schema=Pick, validate=lambda v: self._check(v, pool), name="llm_ranker")
+            result = client.complete_json(
+                system=SYSTEM_PROMPT, user=self._prompt(pool), schema=Pick, validate=lambda v: self._check(v, pool), name="llm_ranker"
+            )
             if result.value is not None:
                 self._count("llm")
                 chosen = pool[result.value.index]

@@ -55,7 +55,9 @@ class Controller(nn.Module):
         self.mask: torch.Tensor
         self.register_buffer("mask", mask)
 
-    def step(self, i: int, prev: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor] | None) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+    def step(
+        self, i: int, prev: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor] | None
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
         """Log-probabilities of digit i given the previous digits (batch of sequences)."""
         inp = self.token(prev) + self.position.weight[i]
         h, c = self.cell(inp, state)
@@ -199,4 +201,3 @@ def _from_json(obj: Any) -> Any:
     if isinstance(obj, list):
         return [_from_json(v) for v in obj]
     return obj
-

@@ -25,6 +25,16 @@ def get_space(name: str, **kwargs: Any) -> SearchSpace:
 
 
 __all__ = [
-    "SPACES", "get_space", "SearchSpace", "InvalidArchitectureError", "Membership", "stable_arch_id",
-    "HybridConstraints", "HybridSpace", "HybridArch", "BlockSpec", "NB201Space", "NB201Arch",
+    "SPACES",
+    "get_space",
+    "SearchSpace",
+    "InvalidArchitectureError",
+    "Membership",
+    "stable_arch_id",
+    "HybridConstraints",
+    "HybridSpace",
+    "HybridArch",
+    "BlockSpec",
+    "NB201Space",
+    "NB201Arch",
 ]

@@ -153,9 +153,7 @@ class SearchSpace(ABC):
 
     # -- models -----------------------------------------------------------------------------
     @abstractmethod
-    def build_model(
-        self, spec: Any, input_shape: tuple[int, int, int] = (3, 32, 32), num_classes: int = 10
-    ) -> nn.Module:
+    def build_model(self, spec: Any, input_shape: tuple[int, int, int] = (3, 32, 32), num_classes: int = 10) -> nn.Module:
         """A freshly initialised `nn.Module` for `spec`."""
 
     def describe(self) -> str:

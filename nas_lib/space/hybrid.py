@@ -106,7 +106,7 @@ class HybridSpace(SearchSpace):
             return 0
         seq = hist + (t,)
         for bad in self.constraints.forbidden_sequences:
-            if seq[-len(bad):] == bad:
+            if seq[-len(bad) :] == bad:
                 return 0
         prev = hist[-1] if hist else None
         return len(self.combos[t]) * len(self.constraints.connections(stage, prev, t))
@@ -119,10 +119,10 @@ class HybridSpace(SearchSpace):
         return True
 
     def _push(self, hist: tuple[str, ...], counts: tuple[int, ...], t: str) -> tuple[tuple[str, ...], tuple[int, ...]]:
-        hist = (hist + (t,))[-self._memory:]
+        hist = (hist + (t,))[-self._memory :]
         if counts:
             k = self.types.index(t)
-            counts = counts[:k] + (counts[k] + 1,) + counts[k + 1:]
+            counts = counts[:k] + (counts[k] + 1,) + counts[k + 1 :]
         return hist, counts
 
     def _start(self) -> tuple[tuple[str, ...], tuple[int, ...]]:
@@ -189,10 +189,7 @@ class HybridSpace(SearchSpace):
         """How many preferred type sequences `spec` contains (population generation favours these)."""
         types = spec.types
         return sum(
-            1
-            for seq in self.constraints.preferred_sequences
-            for k in range(len(types) - len(seq) + 1)
-            if types[k : k + len(seq)] == tuple(seq)
+            1 for seq in self.constraints.preferred_sequences for k in range(len(types) - len(seq) + 1) if types[k : k + len(seq)] == tuple(seq)
         )
 
     # -- membership ---------------------------------------------------------------------------
@@ -220,7 +217,9 @@ class HybridSpace(SearchSpace):
             raise InvalidArchitectureError(f"block {i} type", f"unknown block type {block.type!r} (known: {', '.join(self.types)})")
         stage = stage_of(i, spec.depth)
         if block.type not in c.types_at(stage):
-            raise InvalidArchitectureError(f"block {i} type", f"{block.type} is not allowed in the {stage} stage (allowed: {', '.join(c.types_at(stage))})")
+            raise InvalidArchitectureError(
+                f"block {i} type", f"{block.type} is not allowed in the {stage} stage (allowed: {', '.join(c.types_at(stage))})"
+            )
         fam = BLOCKS.get(block.type)
         params = block.p
         if tuple(k for k, _ in block.params) != fam.field_names:
@@ -230,14 +229,18 @@ class HybridSpace(SearchSpace):
             if params[name] not in full:
                 raise InvalidArchitectureError(f"block {i} {block.type}.{name}", f"{params[name]} is not a choice (choices: {list(full)})")
             if params[name] not in allowed:
-                raise InvalidArchitectureError(f"block {i} {block.type}.{name}", f"{params[name]} is pruned from this space (allowed: {list(allowed)})")
+                raise InvalidArchitectureError(
+                    f"block {i} {block.type}.{name}", f"{params[name]} is pruned from this space (allowed: {list(allowed)})"
+                )
         broken = fam.rule(params)
         if broken:
             raise InvalidArchitectureError(f"block {i} {block.type}", broken)
         prev = spec.blocks[i - 1].type if i else None
         conns = c.connections(stage, prev, block.type)
         if block.connection not in conns:
-            raise InvalidArchitectureError(f"block {i} connection", f"{block.connection!r} is not allowed here (allowed: {', '.join(conns) or 'none'})")
+            raise InvalidArchitectureError(
+                f"block {i} connection", f"{block.connection!r} is not allowed here (allowed: {', '.join(conns) or 'none'})"
+            )
 
     # -- variation ----------------------------------------------------------------------------
     def mutate(self, spec: HybridArch, rng: np.random.Generator) -> HybridArch:

@@ -102,7 +102,7 @@ class MacroView(LayerView):
             rest = {k: v for k, v in decision.type_fractions.items() if k != t}
             out.append((f"drop type share of {t}", decision.model_copy(update={"type_fractions": rest})))
         for i, seq in enumerate(decision.forbidden_sequences):
-            others = decision.forbidden_sequences[:i] + decision.forbidden_sequences[i + 1:]
+            others = decision.forbidden_sequences[:i] + decision.forbidden_sequences[i + 1 :]
             out.append((f"allow {' > '.join(seq)}", decision.model_copy(update={"forbidden_sequences": others})))
         return out
 

@@ -17,8 +17,10 @@ from nas_lib.space import get_space
 from nas_lib.space.stats import count_parameters
 from nas_lib.train import TrainConfig, train_and_evaluate
 
-SMALL_HYBRID = ("sequential:cnn(planes=16,stride=2,cardinality=1,base_width=32) > residual:cnn(planes=16,stride=1,cardinality=1,base_width=32)"
-                " > residual:vit(num_heads=4,mlp_ratio=4,qkv_dim=192,window_size=7) > sequential:mamba(d_state=8,expand=1,d_conv=2)")
+SMALL_HYBRID = (
+    "sequential:cnn(planes=16,stride=2,cardinality=1,base_width=32) > residual:cnn(planes=16,stride=1,cardinality=1,base_width=32)"
+    " > residual:vit(num_heads=4,mlp_ratio=4,qkv_dim=192,window_size=7) > sequential:mamba(d_state=8,expand=1,d_conv=2)"
+)
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -47,9 +49,14 @@ def main(argv: list[str] | None = None) -> dict:
     cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, patience=args.patience, seed=args.seed)
     result = train_and_evaluate(model, data, cfg, device=args.device)
     summary = {
-        "dataset": data.summary(), "params": count_parameters(model), "state": result.state, "error": result.error,
-        "epochs_run": result.epochs_run, "seconds": round(result.seconds, 2),
-        "val_accuracy": result.metrics.get("val_accuracy"), "macro_f1": result.metrics.get("macro_f1"),
+        "dataset": data.summary(),
+        "params": count_parameters(model),
+        "state": result.state,
+        "error": result.error,
+        "epochs_run": result.epochs_run,
+        "seconds": round(result.seconds, 2),
+        "val_accuracy": result.metrics.get("val_accuracy"),
+        "macro_f1": result.metrics.get("macro_f1"),
         "history": result.history,
     }
     print(json.dumps(summary, indent=1))
