@@ -181,13 +181,14 @@ class ExecutionConfig(_Section):
     workers: int | None = Field(None, ge=1, description="Workers of a local cluster (empty address); None = one per device.")
     # 1.0: one batch per GPU at a time, as the thread runner's per-GPU concurrency limit does.
     gpus_per_task: float = Field(1.0, ge=0.0, description="GPUs a task on a cuda device asks for (Dask worker resource GPU, Ray num_gpus).")
-    # An hour per batch: the default batch of 6 hybrids scores in seconds on CPU; a hung device or
-    # a deadlocked worker is what this catches. Training gets 6 h (a finalist trains for minutes).
+    # Off by default: the thread and Dask runners run tasks in worker threads, where Prefect can only
+    # fail a task that ran too long once it returns (it cannot interrupt a hang), and it logs a
+    # warning saying so for every task that has a timeout.
     batch_timeout_s: float | None = Field(
-        3600.0, gt=0, description="Seconds a score-batch or prune-layer task may run before it fails (None = no limit); not retried."
+        None, gt=0, description="Seconds a score-batch or prune-layer task may run before it fails (None = no limit); not retried."
     )
     training_timeout_s: float | None = Field(
-        21600.0, gt=0, description="Seconds a train-finalist task may run before it fails (None = no limit); not retried."
+        None, gt=0, description="Seconds a train-finalist task may run before it fails (None = no limit); not retried."
     )
 
 
