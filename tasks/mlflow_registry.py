@@ -365,25 +365,21 @@ def _log_pytorch_model(run_id: str, model: nn.Module, input_example: np.ndarray)
         output = cpu_model(torch.from_numpy(example)).numpy()
     signature = infer_signature(example, output)  # batch dimension -1: any batch size
     with mlflow.start_run(run_id=run_id):
-        try:
-            info = mlflow.pytorch.log_model(
-                pytorch_model=cpu_model,
-                name="model",
-                signature=signature,
-                input_example=example,
-                pip_requirements=_pip_requirements(),
-                serialization_format="pt2",
-            )
-        except Exception as err:  # torch.export cannot trace every block; pickling always works
-            log.warning("pt2 export of the model failed (%s: %s); logging it pickled instead", type(err).__name__, err)
-            info = mlflow.pytorch.log_model(
-                pytorch_model=cpu_model,
-                name="model",
-                signature=signature,
-                input_example=example,
-                pip_requirements=_pip_requirements(),
-                serialization_format="pickle",
-            )
+        for serialization in ("pt2", "pickle"):  # torch.export cannot trace every block; pickling always works
+            try:
+                info = mlflow.pytorch.log_model(
+                    pytorch_model=cpu_model,
+                    name="model",
+                    signature=signature,
+                    input_example=example,
+                    pip_requirements=_pip_requirements(),
+                    serialization_format=serialization,
+                )
+                break
+            except Exception as err:
+                if serialization == "pickle":
+                    raise
+                log.warning("pt2 export of the model failed (%s: %s); logging it pickled instead", type(err).__name__, err)
     return info.model_uri
 
 
