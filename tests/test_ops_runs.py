@@ -18,21 +18,10 @@ import pytest
 
 from ehnas.exit_codes import ExitCode
 from ehnas.runlock import LOCK_NAME, RunLocked, run_lock
+from tests.prefect_server import TINY
 from tests.test_edge_config import flat
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = [
-    "space.min_depth=4",
-    "space.max_depth=4",
-    "population.size=3",
-    "pruning.layers=[]",
-    "search.generations=0",
-    "training.top_k=1",
-    "training.epochs=1",
-    "training.max_batches_per_epoch=1",
-    "registry.enabled=false",
-    "data.proxy_batch=16",
-]
 HOLD = (
     "import sys; from ehnas.runlock import run_lock\n"
     "with run_lock(sys.argv[1], wait=sys.argv[2] == 'wait'):\n"
