@@ -26,9 +26,20 @@ PROBE_TIMEOUT_S = 5.0  # one bounded try: a healthy local or LAN server answers 
 def preflight(config: PipelineConfig) -> None:
     """Every check below, cheapest first."""
     check_names(config)
+    check_runner_installed(config)
     check_space(config)
     check_data(config)
     check_tracking(config)
+
+
+def check_runner_installed(config: PipelineConfig) -> None:
+    """`execution.runner` dask/ray needs its extra; said before Prefect starts (exit 2)."""
+    from flows.runners import RunnerUnavailable, check_runner
+
+    try:
+        check_runner(config.execution)
+    except RunnerUnavailable as err:
+        raise CliError(str(err), ExitCode.USAGE) from None
 
 
 def _unknown(field: str, values: Iterable[str], known: Iterable[str]) -> None:

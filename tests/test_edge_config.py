@@ -146,3 +146,16 @@ def test_redo_is_a_choice_of_step_names(tmp_path: Path) -> None:
     code, out = invoke(["resume", "x", "--runs-root", str(tmp_path), "--redo", "nope"], tmp_path)
     assert code == 2 and "09_registry" in out
     assert_nothing_started(tmp_path)
+
+
+def test_a_runner_without_its_extra_is_a_usage_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    from ehnas.preflight import check_runner_installed
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "prefect_ray" else real(name, *a))
+    with pytest.raises(CliError, match=r"execution.runner=ray needs the \[ray\] extra") as err:
+        check_runner_installed(load_config(None, ["execution.runner=ray"]))
+    assert err.value.exit_code == ExitCode.USAGE
+    check_runner_installed(load_config(None, []))  # threads need nothing
