@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 
+import httpx
 import openai
 import pytest
 
@@ -34,7 +35,7 @@ def test_permanent_faults_are_not_retried(err: BaseException) -> None:
         ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused"),
         TimeoutError("timed out"),
         OSError(errno.EIO, "Input/output error"),
-        openai.APIConnectionError(request=None),  # type: ignore[arg-type]
+        openai.APIConnectionError(request=httpx.Request("POST", "http://127.0.0.1:9/v1/chat/completions")),
     ],
 )
 def test_transient_faults_are_retried(err: BaseException) -> None:
