@@ -193,3 +193,47 @@ def test_damaged_protocol_and_bad_config_are_usage_errors(table: Path, tmp_path:
     assert result.exit_code == 2 and not (tmp_path / "x.csv").exists()
     result = CliRunner().invoke(app, ["bench", "train", "--out", str(tmp_path / "x.csv"), "--set", "training.epochs=zero"])
     assert result.exit_code == 2 and "epochs" in result.output
+
+
+def _npz_with_test_split(path: Path) -> Path:
+    """A tiny CIFAR-like npz whose labels a network can learn (class = brightest channel)."""
+    rng = np.random.default_rng(0)
+    y = np.arange(150) % 3
+    x = rng.integers(0, 60, size=(150, 8, 8, 3)).astype(np.uint8)
+    x[np.arange(150), :, :, y] += 150
+    split = np.array(["train"] * 120 + ["test"] * 30)
+    np.savez(path, x=x, y=y.astype(np.uint8), split=split)
+    return path
+
+
+def test_learning_curves_test_accuracy_references_and_floor(tmp_path: Path) -> None:
+    data = _npz_with_test_split(tmp_path / "d.npz")
+    out = tmp_path / "v2.csv"
+    space = build_space(_protocol().space)
+    reference = space.to_string(space.sample(np.random.default_rng(5), depth=4))
+    args = ["bench", "train", "--out", str(out), "--n", "2", "--set", "training.epochs=3", "--set", "space.max_depth=5"]
+    args += ["--set", "data.kind=cifar10_npz", "--set", f"data.path={data}", "--patience", "3", "--reference", reference]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    frame = pd.read_csv(out)
+    assert frame["role"].tolist() == ["reference", "sample", "sample"]  # the reference first
+    assert frame.loc[0, "arch"] == reference
+    assert all(len(json.loads(h)) == 3 for h in frame["history"])  # patience = epochs: whole curves
+    assert frame["test_accuracy"].between(0, 1).all()
+    assert reference not in load_table(out) and len(load_table(out)) == 2
+    floor = json.loads((tmp_path / "v2.csv.floor.json").read_text())
+    assert set(floor) == {"method", "val_accuracy", "test_accuracy"} and floor["test_accuracy"] > 0.9  # a learnable toy
+
+
+def test_a_bad_reference_is_a_usage_error(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["bench", "train", "--out", str(tmp_path / "t.csv"), "--reference", "cnn(nonsense)", *SET])
+    assert result.exit_code == 2 and "--reference" in result.output
+
+
+def test_a_table_written_before_patience_existed_still_resumes(table: Path, tmp_path: Path) -> None:
+    saved = json.loads(protocol_path(table).read_text())
+    old = tmp_path / "old.csv"
+    old.write_text(table.read_text())
+    protocol_path(old).write_text(json.dumps({k: v for k, v in saved.items() if k != "patience"}))
+    rows = train_table(read_protocol(old), [], old)
+    assert len(rows) == 4

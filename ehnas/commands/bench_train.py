@@ -72,11 +72,20 @@ def train(
     workers: int = typer.Option(1, "--workers", min=1, help="Worker processes (on CUDA they share the GPU: several architectures per device)."),
     threads: int = typer.Option(1, "--threads", min=1, help="torch CPU threads per worker."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N (refused when the machine lacks it)."),
+    patience: int | None = typer.Option(
+        None, "--patience", min=1, help="Early-stopping patience in epochs (default: the loop's 2); set it to the epochs for whole learning curves."
+    ),
+    reference: list[str] = typer.Option(  # noqa: B006
+        [], "--reference", help="An architecture a user would train instead of searching (e.g. a plain residual CNN); repeatable; role 'reference'."
+    ),
 ) -> None:
     """Train a seeded, depth-stratified sample of architectures under the pipeline's finalist
     protocol and write one row per architecture as it finishes (arch, arch_id, params, flops,
-    per-epoch val accuracy, val_accuracy, seconds, state, error). Reruns resume."""
-    from nas_lib.bench.train import build_space, stratified_sample, train_table
+    per-epoch val accuracy, val_accuracy, test accuracy, seconds, state, error, role). Reruns
+    resume. Beside the table, <out>.floor.json holds the 1-nearest-neighbour pixel baseline."""
+    from dataclasses import replace
+
+    from nas_lib.bench.train import build_space, stratified_sample, train_table, write_floor
     from nas_lib.train.device import resolve_device
 
     try:
@@ -86,13 +95,22 @@ def train(
     protocol = protocol_from_config(config, set_)
     if train_seed is not None:
         protocol = protocol.with_seed(train_seed)
+    if patience is not None:
+        protocol = replace(protocol, patience=patience)
     if protocol.data["kind"] != "digits" and not protocol.data.get("path"):
         raise typer.BadParameter(f"data.kind={protocol.data['kind']} needs data.path", param_hint="--set")
     if protocol.data.get("path") and not Path(protocol.data["path"]).exists():
         raise typer.BadParameter(f"data.path {protocol.data['path']} does not exist", param_hint="--set")
-    archs = stratified_sample(build_space(protocol.space), n, sample_seed)
+    space = build_space(protocol.space)
+    for arch in reference:
+        try:
+            space.from_string(arch)
+        except ValueError as err:
+            raise typer.BadParameter(f"{arch!r}: {err}", param_hint="--reference") from None
+    archs = stratified_sample(space, n, sample_seed)
     try:
-        rows = train_table(protocol, archs, out, workers=workers, device=device, threads=threads, progress=typer.echo)
+        write_floor(out, protocol)
+        rows = train_table(protocol, archs, out, workers=workers, device=device, threads=threads, progress=typer.echo, references=reference)
     except ValueError as err:
         raise typer.BadParameter(str(err), param_hint="--out") from None
     ok = sum(r["state"] == "ok" for r in rows)

@@ -2,8 +2,11 @@
 recorded protocol and write one table row per architecture the moment it finishes.
 
 The table is a CSV (``arch``, ``arch_id``, ``depth``, ``params``, ``flops``, ``val_accuracy``,
-``history``, ``seconds``, ``state``, ``error``, ``train_seed``) with its protocol beside it in
-``<table>.protocol.json``. It is what `ehnas bench proxies|pruning|search --space hybrid --table`
+``history``, ``seconds``, ``state``, ``error``, ``train_seed``, ``test_accuracy``, ``role``) with its
+protocol beside it in ``<table>.protocol.json``. ``history`` is the validation accuracy after every
+epoch of one schedule (a learning curve), ``test_accuracy`` the returned (best-validation-epoch)
+network on the source's test split (empty where the data has none), and ``role`` says whether a row
+is a ``sample`` of the space or a ``reference`` network the user would try instead. It is what `ehnas bench proxies|pruning|search --space hybrid --table`
 read, exactly as they read the NB201 table. A rerun with the same protocol resumes: rows already
 in the file are not trained again; a different protocol is refused (it would mix two notions of
 "good" in one table).
@@ -32,7 +35,10 @@ import torch
 from nas_lib.artifacts import atomic_write_json
 from nas_lib.space.base import SearchSpace
 
-COLUMNS = ("arch", "arch_id", "depth", "params", "flops", "val_accuracy", "history", "seconds", "state", "error", "train_seed")
+COLUMNS = (
+    "arch", "arch_id", "depth", "params", "flops", "val_accuracy", "history", "seconds", "state", "error", "train_seed", "test_accuracy", "role",
+)  # fmt: skip
+SAMPLE, REFERENCE = "sample", "reference"
 METRIC = "val_accuracy"
 Progress = Callable[[str], None]
 
@@ -49,6 +55,8 @@ class TrainProtocol:
         epochs, batch_size, lr, max_batches_per_epoch: the `TrainConfig` budget (weight decay,
             patience and label smoothing stay at `TrainConfig`'s defaults).
         seed: seeds the weight initialisation and the training shuffle (the pipeline's ``seed``).
+        patience: early-stopping patience in epochs (None: `TrainConfig`'s default); a table of
+            learning curves sets it to ``epochs`` so every row runs its whole schedule.
     """
 
     space: dict[str, Any] = field(default_factory=dict)  # empty where only the budget matters (a run's finalists)
@@ -58,6 +66,7 @@ class TrainProtocol:
     lr: float = 3e-3
     max_batches_per_epoch: int | None = None
     seed: int = 0
+    patience: int | None = None
     optimizer: str = field(default="adamw+cosine", init=False)  # what nas_lib.train runs; recorded for readers
 
     def to_dict(self) -> dict[str, Any]:
@@ -65,6 +74,7 @@ class TrainProtocol:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainProtocol:
+        """The protocol of a saved dict; fields added since it was written take their defaults."""
         return cls(**{k: v for k, v in data.items() if k != "optimizer"})
 
     def with_seed(self, seed: int) -> TrainProtocol:
@@ -96,7 +106,13 @@ def load_protocol_data(protocol: TrainProtocol) -> Any:
 
 
 def train_architecture(
-    space: SearchSpace, arch: str, data: Any, protocol: TrainProtocol, device: str = "cpu", progress: Callable[[dict[str, Any]], None] | None = None
+    space: SearchSpace,
+    arch: str,
+    data: Any,
+    protocol: TrainProtocol,
+    device: str = "cpu",
+    progress: Callable[[dict[str, Any]], None] | None = None,
+    role: str = SAMPLE,
 ) -> tuple[dict[str, Any], Any]:
     """Builds `arch` with the protocol's seed, trains it under the protocol and returns its
     table row and the `TrainResult` (for the weights and the full metrics)."""
@@ -113,8 +129,10 @@ def train_architecture(
         lr=protocol.lr,
         seed=protocol.seed,
         max_batches_per_epoch=protocol.max_batches_per_epoch,
+        **({} if protocol.patience is None else {"patience": protocol.patience}),
     )
     result = train_and_evaluate(model, data, cfg, device, progress)
+    test = test_accuracy(model, data, protocol.batch_size) if result.ok else math.nan
     row = {
         "arch": arch,
         "arch_id": space.arch_id(spec),
@@ -127,8 +145,39 @@ def train_architecture(
         "state": result.state,
         "error": result.error,
         "train_seed": protocol.seed,
+        "test_accuracy": test,
+        "role": role,
     }
     return row, result
+
+
+@torch.no_grad()
+def test_accuracy(model: torch.nn.Module, data: Any, batch_size: int = 256) -> float:
+    """Accuracy of `model` (left on its device, in eval mode) on the data's test split; NaN
+    when the source has none."""
+    if data.test_x is None:
+        return math.nan
+    device = next(model.parameters()).device
+    model.eval()
+    hits = 0
+    for start in range(0, len(data.test_y), batch_size):
+        logits = model(data.test_x[start : start + batch_size].to(device))
+        hits += int((logits.argmax(dim=1).cpu() == data.test_y[start : start + batch_size]).sum())
+    return hits / len(data.test_y)
+
+
+def nearest_neighbour_accuracy(data: Any) -> dict[str, float]:
+    """The floor a trained network must clear: 1-nearest-neighbour on raw (normalised) pixels,
+    fitted on the training split, scored on validation and test (no training at all)."""
+    train = data.train_x.flatten(1)
+    out = {}
+    for part in ("val", "test"):
+        x, y = getattr(data, f"{part}_x"), getattr(data, f"{part}_y")
+        if x is None:
+            continue
+        nearest = torch.cdist(x.flatten(1), train).argmin(dim=1)
+        out[f"{part}_accuracy"] = float((data.train_y[nearest] == y).double().mean())
+    return out
 
 
 def stratified_sample(space: SearchSpace, n: int, seed: int) -> list[str]:
@@ -171,7 +220,7 @@ def open_table(table: str | Path, protocol: TrainProtocol) -> list[dict[str, Any
     """
     path, proto = Path(table), protocol_path(table)
     if proto.exists():
-        saved = json.loads(proto.read_text(encoding="utf-8"))
+        saved = TrainProtocol.from_dict(json.loads(proto.read_text(encoding="utf-8"))).to_dict()
         mine = protocol.to_dict()
         if saved != mine:
             diff = sorted(k for k in set(saved) | set(mine) if saved.get(k) != mine.get(k))
@@ -195,6 +244,16 @@ def _rewrite(path: Path, rows: Sequence[dict[str, Any]]) -> None:
     os.replace(tmp, path)
 
 
+def write_floor(table: str | Path, protocol: TrainProtocol) -> dict[str, float]:
+    """Writes (once) ``<table>.floor.json``: the 1-NN pixel baseline on the protocol's data."""
+    path = Path(table).with_name(Path(table).name + ".floor.json")
+    if path.exists():
+        return json.loads(path.read_text(encoding="utf-8"))
+    floor = {"method": "1-nearest-neighbour on normalised pixels, no training", **nearest_neighbour_accuracy(load_protocol_data(protocol))}
+    atomic_write_json(path, floor)
+    return floor
+
+
 def append_row(table: str | Path, row: dict[str, Any]) -> None:
     """Appends one row and forces it to disk (a kill loses at most the row being written)."""
     with Path(table).open("a", newline="", encoding="utf-8") as fh:
@@ -213,11 +272,11 @@ def _init_worker(protocol: dict[str, Any], device: str, threads: int) -> None:
     _WORKER.update(protocol=proto, device=device, space=build_space(proto.space), data=load_protocol_data(proto))
 
 
-def _train_in_worker(arch: str) -> dict[str, Any]:
+def _train_in_worker(arch: str, role: str = SAMPLE) -> dict[str, Any]:
     start = time.perf_counter()
     seed = _WORKER["protocol"].seed
     try:
-        row, _ = train_architecture(_WORKER["space"], arch, _WORKER["data"], _WORKER["protocol"], _WORKER["device"])
+        row, _ = train_architecture(_WORKER["space"], arch, _WORKER["data"], _WORKER["protocol"], _WORKER["device"], role=role)
         return row
     except Exception as err:  # noqa: BLE001 - one broken architecture is a failed row, not a stopped table
         return {
@@ -232,6 +291,8 @@ def _train_in_worker(arch: str) -> dict[str, Any]:
             "state": "failed",
             "error": f"{type(err).__name__}: {str(err).splitlines()[0][:300] if str(err) else ''}",
             "train_seed": seed,
+            "test_accuracy": math.nan,
+            "role": role,
         }
 
 
@@ -243,6 +304,7 @@ def train_table(
     device: str = "cpu",
     threads: int = 1,
     progress: Progress | None = None,
+    references: Sequence[str] = (),
 ) -> list[dict[str, Any]]:
     """Trains every architecture not yet in `table`, in `workers` processes, appending each row as
     it finishes; returns all rows of the table.
@@ -257,13 +319,16 @@ def train_table(
         device: ``cpu``, ``cuda`` or ``cuda:N``; resolved before anything starts.
         threads: torch CPU threads per worker.
         progress: called with one line per finished row.
+        references: architectures a user would train instead of searching (a plain residual
+            CNN); trained first, under the same protocol, as rows of role ``reference``.
     """
     from nas_lib.train.device import resolve_device
 
     device = resolve_device(device)  # refuses a device this machine lacks, before any work
     rows = open_table(table, protocol)
     done = {r["arch"] for r in rows}
-    todo = [a for a in archs if a not in done]
+    roles = {**{a: REFERENCE for a in references}, **{a: SAMPLE for a in archs if a not in references}}
+    todo = [a for a in roles if a not in done]
     if progress:
         progress(f"{len(done)} rows already in {table}; {len(todo)} to train on {device} with {workers} worker(s)")
     if not todo:
@@ -272,7 +337,7 @@ def train_table(
     with ProcessPoolExecutor(
         max_workers=workers, mp_context=get_context("spawn"), initializer=_init_worker, initargs=(protocol.to_dict(), device, threads)
     ) as pool:
-        pending: set[Future[dict[str, Any]]] = {pool.submit(_train_in_worker, a) for a in todo}
+        pending: set[Future[dict[str, Any]]] = {pool.submit(_train_in_worker, a, roles[a]) for a in todo}
         finished = 0
         while pending:
             ready, pending = wait(pending, return_when=FIRST_COMPLETED)
@@ -289,8 +354,13 @@ def train_table(
 
 
 def load_table(table: str | Path) -> dict[str, float]:
-    """``{arch: val_accuracy}`` of the table's ok rows."""
-    return {r["arch"]: float(r[METRIC]) for r in read_rows(table) if r["state"] == "ok" and r[METRIC] not in ("", "nan")}
+    """``{arch: val_accuracy}`` of the table's ok sampled rows (reference rows are not part of the
+    space's sample)."""
+    return {
+        r["arch"]: float(r[METRIC])
+        for r in read_rows(table)
+        if r["state"] == "ok" and r[METRIC] not in ("", "nan") and r.get("role") in (None, "", SAMPLE)
+    }
 
 
 def read_protocol(table: str | Path) -> TrainProtocol:
