@@ -129,8 +129,9 @@ def train_architecture(
         lr=protocol.lr,
         seed=protocol.seed,
         max_batches_per_epoch=protocol.max_batches_per_epoch,
-        **({} if protocol.patience is None else {"patience": protocol.patience}),
     )
+    if protocol.patience is not None:
+        cfg = replace(cfg, patience=protocol.patience)
     result = train_and_evaluate(model, data, cfg, device, progress)
     test = test_accuracy(model, data, protocol.batch_size) if result.ok else math.nan
     row = {
@@ -248,9 +249,9 @@ def write_floor(table: str | Path, protocol: TrainProtocol) -> dict[str, float]:
     """Writes (once) ``<table>.floor.json``: the 1-NN pixel baseline on the protocol's data."""
     path = Path(table).with_name(Path(table).name + ".floor.json")
     if path.exists():
-        return json.loads(path.read_text(encoding="utf-8"))
-    floor = {"method": "1-nearest-neighbour on normalised pixels, no training", **nearest_neighbour_accuracy(load_protocol_data(protocol))}
-    atomic_write_json(path, floor)
+        return {k: v for k, v in json.loads(path.read_text(encoding="utf-8")).items() if k != "method"}
+    floor = nearest_neighbour_accuracy(load_protocol_data(protocol))
+    atomic_write_json(path, {"method": "1-nearest-neighbour on normalised pixels, no training", **floor})
     return floor
 
 
