@@ -2,7 +2,10 @@
 
 Reads a table from `ehnas bench train` and, optionally, the same sample retrained under another
 seed (the noise floor: the Spearman rho between the two runs is the ceiling of any predictor)
-and under another budget (which architectures a longer training rewards).
+and under another budget (which architectures a longer training rewards). Where the table has
+learning curves, test accuracies, reference rows and a 1-NN floor (the v2 tables), it also says
+where the ranking settles along the schedule, how validation ranks test, and where the reference
+networks and the floor sit among the sampled architectures.
 
     .venv/bin/python benchmarks/hybrid_table.py --table data/tables/hybrid_mnist14.csv \
         [--reseed data/tables/hybrid_mnist14_seed1.csv] [--budget data/tables/hybrid_mnist14_e4.csv] [--out stats.json]
@@ -29,8 +32,12 @@ def frame(table: Path) -> pd.DataFrame:
     """The ok rows with the block-type counts and the first epoch's accuracy as columns."""
     rows = pd.DataFrame(read_rows(table))
     rows = rows[rows["state"] == "ok"].copy()
-    for column in ("val_accuracy", "params", "flops", "depth", "seconds"):
-        rows[column] = rows[column].astype(float)
+    if "role" not in rows:
+        rows["role"] = "sample"
+    rows["role"] = rows["role"].fillna("sample").replace("", "sample")
+    for column in ("val_accuracy", "params", "flops", "depth", "seconds", "test_accuracy"):
+        if column in rows:
+            rows[column] = pd.to_numeric(rows[column], errors="coerce")
     for kind in ("cnn", "vit", "mamba"):
         rows[f"n_{kind}"] = rows["arch"].str.count(rf":{kind}\(")
     rows["epoch1_accuracy"] = rows["history"].map(lambda h: json.loads(h)[0])
@@ -77,6 +84,40 @@ def compare(base: pd.DataFrame, other: pd.DataFrame) -> dict:
     }
 
 
+def curve(rows: pd.DataFrame) -> dict:
+    """Where the ranking settles along one schedule: the Spearman rho of the validation accuracy
+    after epoch b with the final one, and with epoch 2b (the mid-schedule checkpoints of a single
+    cosine run: a lower bound for a short run with its own complete schedule)."""
+    histories = rows["history"].map(json.loads)
+    epochs = int(histories.map(len).min())
+    at = {b: histories.map(lambda h, b=b: h[b - 1]) for b in range(1, epochs + 1)}
+    final = at[epochs]
+    return {
+        "n": len(rows),
+        "epochs": epochs,
+        "rho_epoch_b_with_final": {b: rho(at[b], final) for b in at},
+        "rho_epoch_b_with_2b": {b: rho(at[b], at[2 * b]) for b in at if 2 * b <= epochs},
+    }
+
+
+def held_out(samples: pd.DataFrame, references: pd.DataFrame, floor: dict | None) -> dict:
+    """Validation against test, and where the reference networks and the 1-NN floor sit."""
+    out: dict = {"spearman_val_with_test": rho(samples["val_accuracy"], samples["test_accuracy"])}
+    test = samples["test_accuracy"]
+    out["test"] = {"min": round(test.min(), 4), "median": round(test.median(), 4), "max": round(test.max(), 4)}
+    out["references"] = {
+        arch: {
+            "val_accuracy": round(float(r["val_accuracy"]), 4),
+            "test_accuracy": round(float(r["test_accuracy"]), 4),
+            "share_of_samples_below_on_test": round(float((test < r["test_accuracy"]).mean()), 3),
+        }
+        for arch, r in references.iterrows()
+    }
+    if floor:
+        out["floor"] = floor | {"share_of_samples_above_on_test": round(float((test > floor["test_accuracy"]).mean()), 3)}
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--table", type=Path, required=True)
@@ -84,13 +125,19 @@ def main() -> None:
     parser.add_argument("--budget", type=Path, help="the same sample under another training budget")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
-    rows = frame(args.table)
+    table = frame(args.table)
+    rows, references = table[table["role"] == "sample"], table[table["role"] == "reference"]
     failed = sum(r["state"] == "failed" for r in read_rows(args.table))
     result = {
         "table": str(args.table),
         "protocol": read_protocol(args.table).to_dict() | {"space": "(see protocol file)"},
         "table_stats": describe(rows, failed),
+        "learning_curves": curve(rows),
     }
+    if "test_accuracy" in rows and rows["test_accuracy"].notna().all():
+        floor_file = args.table.with_name(args.table.name + ".floor.json")
+        floor = json.loads(floor_file.read_text()) if floor_file.exists() else None
+        result["held_out"] = held_out(rows, references, floor)
     if args.reseed:
         result["noise_floor"] = compare(rows, frame(args.reseed))
     if args.budget:
