@@ -146,4 +146,3 @@ def _accuracy(logits_of, images: np.ndarray, labels: np.ndarray, chunk: int = 25
     for start in range(0, len(images), chunk):
         hits += int((logits_of(images[start : start + chunk]).argmax(axis=1) == labels[start : start + chunk]).sum())
     return hits / max(len(images), 1)
-

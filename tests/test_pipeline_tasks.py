@@ -150,6 +150,15 @@ def test_data_ref_loads_once_per_process_and_resolves_an_fsspec_url(tmp_path, mo
         DataRef(kind="cifar10_npz", path="memory://ehnas-test/none.npz").load()
 
 
+def test_data_ref_from_a_registered_models_data_options_is_the_runs_own():
+    # what `tasks.mlflow_model.serving_info` stores in ehnas.json, read back by `registered_export_source`
+    config = load_config(None, ["data.kind=cifar10_npz", "data.path=memory://x/d.npz", "data.max_corrupt_fraction=0.2", "seed=4"])
+    stored = {**config.data.model_dump(mode="json"), "seed": config.seed}
+    assert DataRef.from_options(stored) == DataRef.of(config)
+    with pytest.raises(KeyError):
+        DataRef.from_options({"path": "x"})
+
+
 @pytest.mark.parametrize("space", [HybridSpace(HybridConstraints(min_depth=4, max_depth=8)), NB201Space()], ids=["hybrid", "nb201"])
 def test_population_is_distinct_seeded_and_spread_over_depths(space):
     rows = generate_population(space, PopulationConfig(size=24), np.random.default_rng(0))

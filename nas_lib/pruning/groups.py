@@ -64,4 +64,3 @@ def widenings(layer: PruningLayer, space: SearchSpace, decision: GroupDecision) 
                     del wider[key]
                 out.append((f"restore {option} in {key}", decision.model_copy(update={"keep": wider})))
     return out + layer.widenings(space, decision)
-
