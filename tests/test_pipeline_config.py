@@ -80,8 +80,10 @@ def test_registered_names_are_checked_by_the_model_itself(section, value, messag
 def test_a_new_dataset_kind_is_one_loader_plus_its_registration(monkeypatch):
     import numpy as np
 
-    from nas_lib.data.datasets import DATASETS, RawImages, load_dataset
+    from nas_lib.data.checks import check_source
+    from nas_lib.data.datasets import DATASETS, RawImages, load_dataset, reads_no_path
 
+    @reads_no_path  # it makes its images, like digits: the checks before a run ask for no path
     def stripes(path, image_size):  # the whole new source: a loader ...
         x = np.zeros((20, 1, 4, 4), np.float32)
         x[10:, :, ::2] = 1.0
@@ -93,3 +95,4 @@ def test_a_new_dataset_kind_is_one_loader_plus_its_registration(monkeypatch):
     config = load_config(None, ["data.kind=stripes"])
     assert config.data.kind == "stripes" and config.model_name() == "ehnas-stripes"
     assert load_dataset(config.data.kind, val_fraction=0.2).num_classes == 2
+    check_source(config.data.kind, None)  # the CLI's data check (ehnas.preflight) passes too
