@@ -11,7 +11,10 @@ flows computed together is stored once and neither write is lost.
 
 Failures are data: an architecture that cannot be built, an out-of-memory error on one
 architecture or a proxy that raises is recorded with ``state="failed"`` and its error, and the
-batch goes on. Only transient faults (I/O, connection) propagate so the caller can retry them.
+batch goes on. The proxy turns such a failure into a failed `ProxyResult` where it happens
+(`nas_lib.proxies.base.ScoringContext.run`); this module only copies that typed result into an
+`EvalRecord`. An exception that still comes out of a scorer is no architecture's failure (a
+transient I/O or connection fault, a bug): it propagates, and the task's retry policy decides.
 """
 
 from __future__ import annotations
@@ -22,9 +25,12 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
+
+if TYPE_CHECKING:
+    from nas_lib.proxies.base import Proxy, ProxyResult, ProxyState
 
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (OSError, ConnectionError, TimeoutError)
 
@@ -46,14 +52,6 @@ EVALUATION_SCHEMA = pa.schema(
 )
 
 
-class Proxy(Protocol):
-    name: str
-    version: str
-    higher_is_better: bool
-
-    def score(self, space: Any, spec: Any, batch: Any, seed: int, device: str) -> Any: ...
-
-
 @dataclass(frozen=True)
 class EvalRecord:
     """One proxy score of one architecture (a row of ``06_evaluations.parquet``)."""
@@ -64,12 +62,20 @@ class EvalRecord:
     proxy_version: str
     data_fingerprint: str
     seed: int
-    value: float | None
-    state: str  # "ok" or "failed" (the proxies' vocabulary)
+    value: float | None  # None when failed
+    state: ProxyState
     error: str | None
     seconds: float
     device: str
     cached: bool = False
+
+    @classmethod
+    def of(cls, arch_id: str, arch: str, proxy: Proxy, data_fingerprint: str, seed: int, device: str, result: ProxyResult) -> EvalRecord:
+        """The record of `proxy`'s `result` on one architecture (its state and error as they are)."""
+        value = float(result.value) if result.ok else None
+        return cls(
+            arch_id, arch, proxy.name, str(proxy.version), data_fingerprint, int(seed), value, result.state, result.error, result.seconds, device
+        )
 
     @property
     def key(self) -> tuple[str, str, str, str, int]:
@@ -156,72 +162,26 @@ class EvaluationStore:
             return int(con.execute("SELECT COUNT(*) FROM evals").fetchone()[0])
 
 
-def _is_oom(err: BaseException) -> bool:
-    return "out of memory" in str(err).lower() or type(err).__name__ == "OutOfMemoryError"
+MultiScorer = Callable[[Any, Any, Sequence["Proxy"], Any, int, str], Mapping[str, "ProxyResult"]]
 
 
-def _release_memory(device: str) -> None:
-    if device.startswith("cuda"):
-        import torch
-
-        torch.cuda.empty_cache()
-
-
-MultiScorer = Callable[[Any, Any, Sequence[Proxy], Any, int, str], Mapping[str, Any]]
-
-
-@dataclass(frozen=True)
-class _Failed:
-    value: None = None
-    seconds: float = 0.0
-    state: str = "failed"
-    error: str | None = None
-
-
-def _failure_text(err: BaseException) -> str:
-    return f"oom: {err}" if _is_oom(err) else f"{type(err).__name__}: {err}"
-
-
-def _score_each(space: Any, spec: Any, proxies: Sequence[Proxy], batch: Any, seed: int, device: str) -> dict[str, Any]:
-    """Calls each proxy's `score`; one proxy failing does not cost the others their score."""
-    out: dict[str, Any] = {}
-    for p in proxies:
-        try:
-            out[p.name] = p.score(space, spec, batch, seed, device)
-        except TRANSIENT_ERRORS:
-            raise
-        except Exception as err:  # noqa: BLE001 - recorded as this proxy's failure
-            out[p.name] = _Failed(error=_failure_text(err))
-            if _is_oom(err):
-                _release_memory(device)
-    return out
+def _score_each(space: Any, spec: Any, proxies: Sequence[Proxy], batch: Any, seed: int, device: str) -> dict[str, ProxyResult]:
+    """Calls each proxy's `score` (which returns a failed result rather than raising)."""
+    return {p.name: p.score(space, spec, batch, seed, device) for p in proxies}
 
 
 def score_one(
     space: Any, spec: Any, proxies: Sequence[Proxy], batch: Any, *, data_fingerprint: str, seed: int, device: str, scorer: MultiScorer | None = None
 ) -> list[EvalRecord]:
-    """Scores `spec` with `proxies`; a deterministic failure becomes ``failed`` records, not an error."""
+    """Scores `spec` with `proxies`: one record per proxy, a failed score included as ``failed``.
+
+    Args:
+        scorer: scores several proxies of one spec at once and returns one `ProxyResult` per proxy
+            name; None calls each proxy's `score`.
+    """
     arch_id, arch = space.arch_id(spec), space.to_string(spec)
-    start = time.perf_counter()
-    try:
-        results: Mapping[str, Any] = (scorer or _score_each)(space, spec, proxies, batch, seed, device)
-        failure = None
-    except TRANSIENT_ERRORS:
-        raise
-    except Exception as err:  # noqa: BLE001 - any other failure belongs to this architecture only
-        results, failure = {}, _failure_text(err)
-        if _is_oom(err):
-            _release_memory(device)
-    elapsed = time.perf_counter() - start
-    out = []
-    for proxy in proxies:
-        r = results.get(proxy.name)
-        value = None if r is None or r.value is None or r.value != r.value else float(r.value)
-        state = "ok" if value is not None and getattr(r, "state", "ok") == "ok" else "failed"
-        error = failure if r is None else (r.error or (None if state == "ok" else "proxy returned NaN"))
-        seconds = float(getattr(r, "seconds", elapsed)) if r is not None else elapsed
-        out.append(EvalRecord(arch_id, arch, proxy.name, str(proxy.version), data_fingerprint, int(seed), value, state, error, seconds, device))
-    return out
+    results = (scorer or _score_each)(space, spec, proxies, batch, seed, device)
+    return [EvalRecord.of(arch_id, arch, p, data_fingerprint, seed, device, results[p.name]) for p in proxies]
 
 
 def score_architectures(
@@ -241,7 +201,7 @@ def score_architectures(
     Args:
         space: the `SearchSpace` the specs belong to (builds the models).
         specs: architectures to score (duplicates are scored once).
-        proxies: proxy objects (`name`, `version`, `score(space, spec, batch, seed, device)`).
+        proxies: `nas_lib.proxies.base.Proxy` objects (`name`, `version`, `score(...) -> ProxyResult`).
         batch: the fixed data batch every proxy sees.
         data_fingerprint: identifies the data the batch came from (part of the cache key).
         seed: proxy seed (part of the cache key).
@@ -254,7 +214,7 @@ def score_architectures(
         One record per (unique spec, proxy), in input order; ``cached`` tells which were reused.
 
     Raises:
-        OSError, ConnectionError, TimeoutError: transient faults (every other failure is a record).
+        OSError, ConnectionError, TimeoutError: transient faults (a failed score is a record).
     """
     records: list[EvalRecord] = []
     for arch in dict.fromkeys(space.to_string(s) for s in specs):
@@ -301,7 +261,7 @@ def score_work(
     """Scores each ``(arch, proxy names)`` item; no store involved (what a remote worker runs).
 
     Raises:
-        OSError, ConnectionError, TimeoutError: transient faults (every other failure is a record).
+        OSError, ConnectionError, TimeoutError: transient faults (a failed score is a record).
     """
     by_name = {p.name: p for p in proxies}
     out: list[EvalRecord] = []

@@ -10,7 +10,6 @@ needs to feed the files (class names, input layout, the normalisation already in
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -147,8 +146,3 @@ def _accuracy(logits_of, images: np.ndarray, labels: np.ndarray, chunk: int = 25
     for start in range(0, len(images), chunk):
         hits += int((logits_of(images[start : start + chunk]).argmax(axis=1) == labels[start : start + chunk]).sum())
     return hits / max(len(images), 1)
-
-
-def read_labels(folder: str | Path) -> dict[str, Any]:
-    """The ``labels.json`` of an export folder."""
-    return json.loads((Path(folder) / "labels.json").read_text(encoding="utf-8"))

@@ -21,6 +21,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from nas_lib.registry import Registry
+
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda|cuda:\d+)$")
 
 
@@ -29,14 +31,11 @@ class _Section(BaseModel):
 
 
 class DataConfig(_Section):
-    kind: Literal[
-        "digits", "cifar10_batches", "cifar10_npz", "image_folder", "csv", "idx", "cifar100_batches", "svhn_mat", "stl10_binary", "gtsrb", "dtd"
-    ] = Field(
+    kind: str = Field(
         "digits",
-        description="Dataset: digits (scikit-learn, no download), cifar10_batches (CIFAR-10 python folder), cifar10_npz "
-        "(x, y, optional split), image_folder (one sub-folder per class), csv (path,label[,split]), idx (a folder of MNIST-family "
-        "IDX files), cifar100_batches (cifar-100-python folder), svhn_mat (train_32x32.mat or its folder), stl10_binary, gtsrb "
-        "(Final_Training/Images layout), dtd (images/ + labels/ fold 1).",
+        description="Dataset source, a name registered in nas_lib.data.datasets.DATASETS (an unknown one is an error that lists them): "
+        "digits (scikit-learn, no download) or a format read from path, e.g. cifar10_batches (CIFAR-10 python folder), image_folder "
+        "(one sub-folder per class), csv (path,label[,split]), idx (MNIST-family IDX files); docs/datasets_training.md lists every format.",
     )
     path: str | None = Field(None, description="Dataset location on disk (unused for digits).")
     val_fraction: float = Field(0.2, gt=0.0, lt=1.0, description="Share of the training data held out for finalist scoring.")
@@ -51,6 +50,13 @@ class DataConfig(_Section):
     max_corrupt_fraction: float = Field(
         0.01, ge=0.0, le=1.0, description="Share of image files (image_folder, csv) that may fail to decode and be skipped; above it loading stops."
     )
+
+    @field_validator("kind")
+    @classmethod
+    def _kind_registered(cls, value: str) -> str:
+        from nas_lib.data.datasets import DATASETS
+
+        return _registered(DATASETS, value)
 
 
 class SpaceConfig(_Section):
@@ -78,9 +84,16 @@ class KnowledgeConfig(_Section):
 
 def _pruning_layers() -> tuple[str, ...]:
     """The registered pruning layers, in the order they run (imported late: the library is heavy)."""
-    from nas_lib.pruning.run import LAYERS
+    from nas_lib.pruning.run import LAYER_REGISTRY
 
-    return LAYERS
+    return LAYER_REGISTRY.in_order()
+
+
+def _registered(registry: Registry[Any], name: str) -> str:
+    """`name` when `registry` holds it; else a ValueError whose message lists the registered names."""
+    if name not in registry:
+        raise ValueError(f"unknown {registry.kind} {name!r}; known: {', '.join(registry.names())}")
+    return name
 
 
 class PruningConfig(_Section):
@@ -121,6 +134,15 @@ class EvaluationConfig(_Section):
     batch_size: int = Field(6, ge=1, description="Architectures per Prefect task (larger = less per-task overhead).")
     store: str | None = Field(None, description="Persistent evaluation store (None = <runs_root>/evaluations.sqlite, shared by runs).")
 
+    @field_validator("proxies")
+    @classmethod
+    def _proxies_registered(cls, value: list[str]) -> list[str]:
+        from nas_lib.proxies import PROXIES
+
+        if not value:
+            raise ValueError(f"empty; name one proxy at least (the first is the search fitness); known: {', '.join(PROXIES.names())}")
+        return [_registered(PROXIES, name) for name in value]
+
 
 class SearchConfig(_Section):
     strategy: str = Field("rea", description="Search strategy (registered name).")
@@ -134,6 +156,13 @@ class SearchConfig(_Section):
         description="Options of the strategy (e.g. {population: 12} for ga); unknown keys are an error that lists the valid ones. "
         "A warm-up option left unset is lowered to population.size.",
     )
+
+    @field_validator("strategy")
+    @classmethod
+    def _strategy_registered(cls, value: str) -> str:
+        from nas_lib.search import STRATEGIES
+
+        return _registered(STRATEGIES, value)
 
 
 class TrainingConfig(_Section):
@@ -217,10 +246,8 @@ class PipelineConfig(_Section):
     @model_validator(mode="after")
     def _search_options_ok(self) -> PipelineConfig:
         if self.search.options:
-            from nas_lib.search import STRATEGIES, check_options
+            from nas_lib.search import check_options
 
-            if self.search.strategy not in STRATEGIES:  # named by the edge check (ehnas.preflight)
-                return self
             try:
                 check_options(self.search.strategy, dict(self.search.options))
             except ValueError as err:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,16 @@ class DataRef(BaseModel):
             max_items=d.max_items,
             max_corrupt_fraction=d.max_corrupt_fraction,
         )
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any]) -> DataRef:
+        """The reference of stored data options (a run's data section plus ``seed``, as a registered
+        model's ``ehnas.json`` keeps them); keys a reference does not hold are ignored.
+
+        Raises:
+            KeyError: ``kind`` is missing.
+        """
+        return cls(kind=options["kind"], **{k: options[k] for k in cls.model_fields if k != "kind" and k in options})
 
     def load(self) -> Any:
         """The `ImageDataset` (loaded on the first call in this process, then reused)."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
@@ -22,8 +22,11 @@ from tasks.data_ref import DataRef, proxy_batch
 from tasks.retry import retry_transient
 from tasks.spaces import space_from_dict
 
+if TYPE_CHECKING:
+    from nas_lib.proxies.base import Proxy, ProxyResult
 
-def make_proxy(name: str) -> Any:
+
+def make_proxy(name: str) -> Proxy:
     """The registered proxy `name` (KeyError lists the known ones)."""
     from nas_lib.proxies import get_proxy
 
@@ -45,10 +48,10 @@ class Scoring(BaseModel):
         """The scoring setup of a `PipelineConfig`."""
         return cls(data=DataRef.of(config), proxies=tuple(config.evaluation.proxies), proxy_batch=config.data.proxy_batch, seed=config.seed)
 
-    def proxy_objects(self) -> list[Any]:
+    def proxy_objects(self) -> list[Proxy]:
         return [make_proxy(name) for name in self.proxies]
 
-    def primary(self) -> Any:
+    def primary(self) -> Proxy:
         """The proxy whose score is the search fitness (the first one)."""
         return make_proxy(self.proxies[0])
 
@@ -60,7 +63,7 @@ class Scoring(BaseModel):
         return proxy_batch(self.data.load(), self.proxy_batch, self.seed)
 
 
-def shared_scorer(space: Any, spec: Any, proxies: Sequence[Any], batch: Any, seed: int, device: str) -> dict[str, Any]:
+def shared_scorer(space: Any, spec: Any, proxies: Sequence[Proxy], batch: Any, seed: int, device: str) -> dict[str, ProxyResult]:
     """Scores several proxies on one built network (model and passes shared)."""
     from nas_lib.proxies import score_proxies
 

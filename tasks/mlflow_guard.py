@@ -17,7 +17,8 @@ from mlflow import MlflowClient
 log = logging.getLogger("tasks.mlflow_registry")
 
 
-def _quote(value: str) -> str:
+def quote(value: str) -> str:
+    """`value` as the inside of a quoted string in an MLflow search filter."""
     return str(value).replace("'", "\\'")
 
 
@@ -37,7 +38,7 @@ def sqlite_schema_lock(tracking_uri: str) -> Iterator[None]:
 
 def versions_of(client: MlflowClient, model_name: str, tags: Mapping[str, str]) -> list[Any]:
     """The versions of `model_name` carrying all `tags`, oldest first."""
-    query = " and ".join([f"name = '{_quote(model_name)}'", *(f"tags.{k} = '{_quote(v)}'" for k, v in tags.items())])
+    query = " and ".join([f"name = '{quote(model_name)}'", *(f"tags.{k} = '{quote(v)}'" for k, v in tags.items())])
     return sorted(client.search_model_versions(query), key=lambda v: int(v.version))
 
 
@@ -55,7 +56,7 @@ def keep_oldest(client: MlflowClient, model_name: str, identity: Mapping[str, st
 def end_stale_runs(client: MlflowClient, experiment_id: str, tags: Mapping[str, str]) -> list[str]:
     """Marks KILLED the RUNNING runs with these tags (left by a process killed while logging;
     the run lock guarantees no live writer of the same pipeline run); returns their ids."""
-    clauses = " and ".join([*(f"tags.`{k}` = '{_quote(v)}'" for k, v in tags.items()), "attributes.status = 'RUNNING'"])
+    clauses = " and ".join([*(f"tags.`{k}` = '{quote(v)}'" for k, v in tags.items()), "attributes.status = 'RUNNING'"])
     stale = [run.info.run_id for run in client.search_runs([experiment_id], filter_string=clauses)]
     for run_id in stale:
         log.warning("MLflow run %s was left RUNNING by a killed registration: marking it KILLED", run_id)

@@ -153,20 +153,28 @@ def rebuild_registered(model_uri: str) -> tuple[nn.Module, ModelCard, dict[str, 
     return model.eval(), card, meta, files
 
 
-def registered_export_source(model_uri: str) -> tuple[nn.Module, ModelCard, np.ndarray, np.ndarray | None]:
-    """What `ehnas export` needs from a registered version: the rebuilt network, its card and
-    check images: the run's validation split when its data can be loaded here, else the
-    images stored with the model."""
-    from nas_lib.data.datasets import load_dataset
+def registered_export_source(model_uri: str, tracking_uri: str) -> tuple[nn.Module, ModelCard, np.ndarray, np.ndarray | None]:
+    """What `ehnas export` needs from a registered version at ``tracking_uri``: the rebuilt
+    network, its card and check images: the run's validation split when its data can be loaded
+    here (through `DataRef`, as the run loaded it), else the images stored with the model.
 
-    model, card, meta, files = rebuild_registered(model_uri)
-    d = meta.get("data", {})
+    Raises:
+        LookupError: no such model at ``tracking_uri``.
+    """
+    from mlflow.exceptions import MlflowException
+
+    from tasks.data_ref import DataRef
+    from tasks.mlflow_registry import client_for
+
+    client_for(tracking_uri)
     try:
-        data = load_dataset(
-            d["kind"], d.get("path"), image_size=d.get("image_size"), val_fraction=d["val_fraction"], seed=d["seed"], max_items=d.get("max_items")
-        )
+        model, card, meta, files = rebuild_registered(model_uri)
+    except MlflowException as err:
+        raise LookupError(f"{model_uri} not found at {tracking_uri}: {err.message}") from err
+    try:
+        data = DataRef.from_options(meta.get("data", {})).load()
         return model, card, to_raw_images(data.val_x, data.mean, data.std), data.val_y.numpy()
-    except (KeyError, OSError, ValueError):  # the data lives on another machine: use the stored images
+    except (KeyError, OSError, ValueError, ImportError):  # the data lives on another machine: use the stored images
         with np.load(files / "check.npz") as stored:
             return model, card, stored["images"], stored["labels"]
 

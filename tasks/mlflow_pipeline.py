@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 from torch import nn
 
+from nas_lib.steps import Step
 from tasks.mlflow_model import serving_info
 from tasks.mlflow_registry import (
     CONFIG_TAG,
@@ -27,6 +28,7 @@ from tasks.mlflow_registry import (
     register_champion,
     start_parent_run,
 )
+from tasks.run_folder import RunFolder
 
 
 def register_pipeline_run(
@@ -36,7 +38,7 @@ def register_pipeline_run(
 
     Parent run named after the run (config as params, per-generation search metrics, step
     Parquet files, plots and config as artifacts), one nested run per finalist row of
-    ``08_training.parquet``, and the winner as ``config.model_name()`` (reused, not duplicated,
+    the training step's Parquet file, and the winner as ``config.model_name()`` (reused, not duplicated,
     when this run already registered it) with alias ``champion``, or ``challenger`` when
     ``registry.promote`` is ``if_better`` and the current champion validated better on the same
     data (`promotion`).
@@ -53,11 +55,9 @@ def register_pipeline_run(
         ``run_url`` (None unless the tracking URI is an HTTP server), ``tracking_uri``, ``state``
         and ``note`` (what was registered and why it got its alias).
     """
-    run_dir = Path(run_dir)
+    run = RunFolder(Path(run_dir))
     if space is None:
-        from tasks.run_folder import RunFolder
-
-        space = RunFolder(run_dir).space_dict()
+        space = run.space_dict()
     uri = config.tracking_uri()
     parent = start_parent_run(
         uri,
@@ -66,10 +66,10 @@ def register_pipeline_run(
         _flatten(config.model_dump(mode="json")),
         {CONFIG_TAG: config.fingerprint(), "dataset": config.data.kind},
     )
-    _log_search_progress(uri, parent, run_dir / "07_search.parquet")
-    log_artifacts(uri, parent, [*steps, run_dir / "config.json", run_dir / "data.json"], artifact_path="steps")
-    log_artifacts(uri, parent, [run_dir / "plots"])
-    _log_finalists(uri, parent, run_dir / "08_training.parquet")
+    _log_search_progress(uri, parent, run.step_file(Step.SEARCH))
+    log_artifacts(uri, parent, [*steps, run.config_file, run.data_file], artifact_path="steps")
+    log_artifacts(uri, parent, [run.plots_dir])
+    _log_finalists(uri, parent, run.step_file(Step.TRAINING))
     data = _dataset(config)
     _log_dataset(uri, parent, config, data)
     model, example, data_fingerprint = _rebuild_winner(winner, space, data)

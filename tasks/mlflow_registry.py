@@ -39,6 +39,7 @@ from tasks.config import default_tracking_uri  # noqa: F401 - re-exported for ca
 from tasks.mlflow_guard import (
     end_stale_runs,
     keep_oldest,
+    quote,
     sqlite_schema_lock,
     versions_of,
 )
@@ -112,13 +113,9 @@ def _experiment_id(client: MlflowClient, tracking_uri: str, name: str) -> str:
 
 def _find_run(client: MlflowClient, experiment_id: str, tags: Mapping[str, str]) -> str | None:
     """The newest live run whose tags all match, or None."""
-    clauses = " and ".join(f"tags.`{k}` = '{_quote(v)}'" for k, v in tags.items())
+    clauses = " and ".join(f"tags.`{k}` = '{quote(v)}'" for k, v in tags.items())
     runs = client.search_runs([experiment_id], filter_string=clauses, max_results=1, order_by=["attributes.start_time DESC"])
     return runs[0].info.run_id if runs else None
-
-
-def _quote(value: str) -> str:
-    return str(value).replace("'", "\\'")
 
 
 def _log_new_params(client: MlflowClient, run_id: str, params: Mapping[str, Any]) -> None:
@@ -420,14 +417,3 @@ def _flavors(model_uri: str) -> set[str]:
     local = mlflow.artifacts.download_artifacts(artifact_uri=f"{model_uri}/MLmodel")
     flavors = set(Model.load(local).flavors)
     return flavors - {"python_function"} if "pytorch" in flavors else flavors
-
-
-def registered_export_source(model_uri: str, tracking_uri: str) -> Any:
-    """`tasks.mlflow_model.registered_export_source` against ``tracking_uri``."""
-    from tasks.mlflow_model import registered_export_source as source
-
-    client_for(tracking_uri)
-    try:
-        return source(model_uri)
-    except MlflowException as err:
-        raise LookupError(f"{model_uri} not found at {tracking_uri}: {err.message}") from err

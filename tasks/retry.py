@@ -13,6 +13,7 @@ import errno
 from typing import Any
 
 from nas_lib.evaluation import TRANSIENT_ERRORS
+from nas_lib.failures import is_out_of_memory
 
 
 def _llm_transient() -> tuple[type[BaseException], ...]:
@@ -37,7 +38,7 @@ def is_transient(err: BaseException | None) -> bool:
     task that ran past its ``timeout_seconds``: it would again)."""
     if err is None or type(err).__name__ == "TaskRunTimeoutError":
         return False
-    if "out of memory" in str(err).lower() or is_permanent_os_error(err):
+    if is_out_of_memory(err) or is_permanent_os_error(err):
         return False
     return isinstance(err, TRANSIENT_ERRORS + _llm_transient())
 

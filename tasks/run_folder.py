@@ -7,7 +7,7 @@ Layout of ``<runs_root>/<run name>/``::
     <step>.parquet             one file per `Step` (``01_knowledge.parquet`` ... ``09_registry.parquet``)
     space.json                 the space after each pruning layer (JSON form, see `tasks.spaces`)
     data.json                  the loaded dataset: sizes, classes, fingerprint, corrupt images skipped
-    07_search_state.json       the search strategy's state between generations
+    <search step>_state.json   the search strategy's state between generations (``07_search_state.json``)
     finalists/<arch_id>.json   a trained finalist's row (plus ``.pt`` weights, ``.roc.json`` curves)
     knowledge/                 papers extracted into a knowledge table (``knowledge.documents``)
     plots/                     PNG plots of the report and the finalists' ROC curves
@@ -88,7 +88,7 @@ class RunFolder:
 
     @property
     def search_state_file(self) -> Path:
-        return self.root / "07_search_state.json"
+        return self.root / f"{Step.SEARCH}_state.json"
 
     @property
     def finalists_dir(self) -> Path:

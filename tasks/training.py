@@ -212,7 +212,7 @@ def winner_export_source(run_dir: str | Path) -> tuple[torch.nn.Module, Any, Any
 
     run = RunFolder.open(run_dir)
     if not run.step_file(Step.TRAINING).exists():
-        raise FileNotFoundError(f"{run_dir}: no 08_training.parquet; the run has not trained its finalists yet")
+        raise FileNotFoundError(f"{run_dir}: no {Step.TRAINING}.parquet; the run has not trained its finalists yet")
     best = winner(run.read_step(Step.TRAINING))
     if best is None:
         raise ValueError(f"{run_dir}: no finalist trained successfully, so there is no winner to export")

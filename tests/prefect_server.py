@@ -16,20 +16,6 @@ from typing import Any
 import httpx
 import pytest
 
-# The smallest pipeline config that runs every step (seconds on CPU), as `--set`/override strings.
-TINY = [
-    "space.min_depth=4",
-    "space.max_depth=4",
-    "population.size=3",
-    "pruning.layers=[]",
-    "search.generations=0",
-    "training.top_k=1",
-    "training.epochs=1",
-    "training.max_batches_per_epoch=1",
-    "registry.enabled=false",
-    "data.proxy_batch=16",
-]
-
 
 def free_port() -> int:
     with socket.socket() as sock:

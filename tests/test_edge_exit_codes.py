@@ -17,21 +17,8 @@ from ehnas.exit_codes import ExitCode
 from tests.test_edge_config import ROOT, flat, invoke
 
 DOCS = ROOT / "docs" / "pipeline.md"
-TINY = [
-    "run_name=t1",
-    "space.min_depth=4",
-    "space.max_depth=4",
-    "population.size=4",
-    "evaluation.batch_size=2",
-    "evaluation.proxies=[params]",
-    "data.proxy_batch=16",
-    "pruning.layers=[]",
-    "search.generations=1",
-    "search.per_generation=2",
-    "training.top_k=1",
-    "training.epochs=1",
-    "training.max_batches_per_epoch=2",
-]
+# On top of the tiny config: registration on, and a first evaluation batch that the injected fault can cut.
+CRASHABLE = ["run_name=t1", "registry.enabled=true", "population.size=4", "evaluation.batch_size=2", "evaluation.proxies=[params]"]
 
 
 def test_codes_are_distinct_and_documented() -> None:
@@ -83,8 +70,8 @@ def _ehnas(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProces
 
 
 @pytest.mark.slow
-def test_step_failure_exits_5_and_resume_registers_with_0(tmp_path: Path) -> None:
-    sets = [arg for item in TINY for arg in ("--set", item)]
+def test_step_failure_exits_5_and_resume_registers_with_0(tmp_path: Path, tiny_overrides: list[str]) -> None:
+    sets = [arg for item in [*tiny_overrides, *CRASHABLE] for arg in ("--set", item)]
     crashed = _ehnas(["run", *sets], tmp_path, EHNAS_TEST_FAULT_AFTER="1")
     out = flat(crashed.stdout + crashed.stderr)
     assert crashed.returncode == ExitCode.RUN_FAILED == 5, out[-3000:]

@@ -3,34 +3,27 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 import pytest
+import torch
 
 from nas_lib import evaluation as ev
+from nas_lib.proxies.base import Proxy, ScoringContext
 from nas_lib.space import NB201Space
 
 
-@dataclass(frozen=True)
-class Result:
-    value: float
-    seconds: float
-    state: str
-    error: str | None = None
-
-
-class LengthProxy:
+class LengthProxy(Proxy):
     """Scores an architecture by a deterministic function of its string; counts calls."""
 
-    name, version, higher_is_better = "length", "1", True
+    name = "length"
 
     def __init__(self) -> None:
         self.calls = 0
 
-    def score(self, space, spec, batch, seed, device):
+    def compute(self, ctx: ScoringContext) -> float:
         self.calls += 1
-        return Result(float(len(space.to_string(spec)) + seed), 0.0, "ok")
+        return float(len(ctx.space.to_string(ctx.spec)) + ctx.seed)
 
 
 class FailingProxy(LengthProxy):
@@ -38,13 +31,16 @@ class FailingProxy(LengthProxy):
 
     name = "picky"
 
-    def score(self, space, spec, batch, seed, device):
+    def compute(self, ctx: ScoringContext) -> float:
         self.calls += 1
-        if spec.ops[0] == "none":
+        if ctx.spec.ops[0] == "none":
             raise ValueError("cannot score an empty first edge")
-        if spec.ops[0] == "skip_connect":
-            raise RuntimeError("CUDA out of memory. Tried to allocate 2 GiB")
-        return Result(1.0, 0.0, "ok")
+        if ctx.spec.ops[0] == "skip_connect":
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2 GiB")
+        return 1.0
+
+
+BATCH = (torch.zeros(2, 3, 4, 4), torch.zeros(2, dtype=torch.long))  # never read: the fakes build no network
 
 
 @pytest.fixture
@@ -59,7 +55,7 @@ def specs(space):
 
 
 def score(space, specs, proxies, store=None, seed=0):
-    return ev.score_architectures(space, specs, proxies, None, data_fingerprint="fp", seed=seed, store=store)
+    return ev.score_architectures(space, specs, proxies, BATCH, data_fingerprint="fp", seed=seed, store=store)
 
 
 def test_store_reuses_scores_across_calls_and_processes(tmp_path, space, specs):
@@ -75,7 +71,7 @@ def test_cache_key_includes_seed_data_and_version(tmp_path, space, specs):
     store, proxy = ev.EvaluationStore(tmp_path / "s.sqlite"), LengthProxy()
     score(space, specs[:3], [proxy], store)
     score(space, specs[:3], [proxy], store, seed=1)
-    ev.score_architectures(space, specs[:3], [proxy], None, data_fingerprint="other", seed=0, store=store)
+    ev.score_architectures(space, specs[:3], [proxy], BATCH, data_fingerprint="other", seed=0, store=store)
     proxy.version = "2"
     score(space, specs[:3], [proxy], store)
     assert proxy.calls == 12 and store.count() == 12
@@ -94,7 +90,9 @@ def test_failures_are_rows_and_the_batch_goes_on(tmp_path, space):
     rows = score(space, specs, [FailingProxy(), LengthProxy()], store)
     picky = [r for r in rows if r.proxy == "picky"]
     assert [r.state for r in picky] == ["failed", "failed", "ok"]
-    assert picky[0].error.startswith("ValueError") and picky[1].error.startswith("oom")
+    assert picky[0].error == "ValueError: cannot score an empty first edge"
+    assert picky[1].error == "out of memory: CUDA out of memory. Tried to allocate 2 GiB"
+    assert [r.value for r in picky] == [None, None, 1.0]  # a failed score stores no value (NaN stays in the ProxyResult)
     assert all(r.state == "ok" for r in rows if r.proxy == "length")
     again = FailingProxy()
     score(space, specs, [again], store)
@@ -103,7 +101,7 @@ def test_failures_are_rows_and_the_batch_goes_on(tmp_path, space):
 
 def test_transient_errors_propagate(space, specs):
     class Flaky(LengthProxy):
-        def score(self, *args):
+        def score(self, *args):  # a fault outside the proxy's computation: no failed result, an exception
             raise ConnectionError("reset by peer")
 
     with pytest.raises(ConnectionError):
@@ -136,7 +134,7 @@ def test_the_flow_side_split_sends_only_missing_work_and_reassembles_in_order(tm
     known, work = ev.split_cached(store, space, archs + archs[:2], [length, picky], data_fingerprint="fp", seed=0)
     assert len(known) == 4 and [a for a, _ in work] == list(dict.fromkeys(archs))
     assert [names for _, names in work[:4]] == [["picky"]] * 4 and all(names == ["length", "picky"] for _, names in work[4:])
-    fresh = ev.score_work(space, work, [length, picky], None, data_fingerprint="fp", seed=0)  # no store: a remote worker
+    fresh = ev.score_work(space, work, [length, picky], BATCH, data_fingerprint="fp", seed=0)  # no store: a remote worker
     assert store.put_many(fresh) == len(fresh) and store.put_many(fresh) == 0
     rows = ev.assemble(space, archs, [length, picky], [*known.values(), *fresh])
     assert [(r.arch, r.proxy) for r in rows] == [(a, p) for a in dict.fromkeys(archs) for p in ("length", "picky")]

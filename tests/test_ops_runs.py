@@ -18,7 +18,6 @@ import pytest
 
 from ehnas.exit_codes import ExitCode
 from ehnas.runlock import LOCK_NAME, RunLocked, run_lock
-from tests.prefect_server import TINY
 from tests.test_edge_config import flat
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -129,9 +128,9 @@ def _running_flow(port: int) -> bool:
 
 
 @pytest.mark.slow
-def test_kill_9_leaves_no_server_and_the_next_start_marks_the_run_crashed(tmp_path):
+def test_kill_9_leaves_no_server_and_the_next_start_marks_the_run_crashed(tmp_path, tiny_overrides):
     env, home = _env(tmp_path), tmp_path / ".prefect"
-    args = ["run", "--run-name", "k1", *[a for item in TINY for a in ("--set", item)]]
+    args = ["run", "--run-name", "k1", *[a for item in tiny_overrides for a in ("--set", item)]]
     first = subprocess.Popen(
         _ehnas(*args), env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
     )

@@ -11,19 +11,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tasks.config import parse_overrides
 from tests.prefect_server import poll, prefect_server
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
-TINY = {
-    "space": {"min_depth": 4, "max_depth": 4},
-    "population": {"size": 3},
-    "pruning": {"layers": []},
-    "search": {"generations": 0},
-    "training": {"top_k": 1, "epochs": 1, "max_batches_per_epoch": 1},
-    "registry": {"enabled": False},
-    "data": {"proxy_batch": 16},
-}
 
 
 @pytest.fixture
@@ -46,7 +38,7 @@ def _runs(url: str, deployment_id: str, state: str) -> list[dict]:
     return httpx.post(f"{url}/flow_runs/filter", json=body, timeout=30).json()
 
 
-def test_deployed_schedule_creates_runs_and_a_worker_completes_one(server, tmp_path):
+def test_deployed_schedule_creates_runs_and_a_worker_completes_one(server, tmp_path, tiny_overrides):
     url, env, log = server
     _prefect(env, "work-pool", "create", "ehnas-process", "--type", "process")
     _prefect(env, "deploy", "--all")  # the project's prefect.yaml, from the repository root
@@ -56,7 +48,7 @@ def test_deployed_schedule_creates_runs_and_a_worker_completes_one(server, tmp_p
     scheduled = poll("SCHEDULED run of the cron schedule", lambda: _runs(url, deployment["id"], "SCHEDULED"), log=log)
     assert all(r["expected_start_time"].endswith(("T02:00:00Z", "T02:00:00+00:00")) for r in scheduled), scheduled
 
-    config = {"run_name": "scheduled-tiny", "runs_root": str(tmp_path / "runs"), **TINY}
+    config = {"run_name": "scheduled-tiny", "runs_root": str(tmp_path / "runs"), **parse_overrides(tiny_overrides)}
     run = httpx.post(f"{url}/deployments/{deployment['id']}/create_flow_run", json={"parameters": {"config": config}}, timeout=30).json()
     _prefect(env, "worker", "start", "--pool", "ehnas-process", "--run-once", timeout=600)
     state = httpx.get(f"{url}/flow_runs/{run['id']}", timeout=30).json()["state_type"]

@@ -54,3 +54,45 @@ def test_help_documents_every_field():
     out = CliRunner().invoke(app, ["run", "--help"], env={"COLUMNS": "400"}).output
     for leaf in leaves:
         assert leaf in out
+
+
+@pytest.mark.parametrize(
+    "section, value, message",
+    [
+        ({"search": {"strategy": "reaa"}}, "search.strategy", "unknown search strategy 'reaa'; known: "),
+        ({"evaluation": {"proxies": ["params", "nwott"]}}, "evaluation.proxies", "unknown proxy 'nwott'; known: "),
+        ({"evaluation": {"proxies": []}}, "evaluation.proxies", "empty; name one proxy at least"),
+        ({"data": {"kind": "mnist"}}, "data.kind", "unknown dataset 'mnist'; known: "),
+    ],
+)
+def test_registered_names_are_checked_by_the_model_itself(section, value, message):
+    # A Prefect deployment validates its parameters with this model alone (no CLI preflight).
+    from pydantic import ValidationError
+
+    from tasks.config import format_validation_error
+
+    with pytest.raises(ValidationError) as err:
+        PipelineConfig.model_validate(section)
+    line = format_validation_error(err.value)
+    assert line.startswith(value) and message in line, line
+
+
+def test_a_new_dataset_kind_is_one_loader_plus_its_registration(monkeypatch):
+    import numpy as np
+
+    from nas_lib.data.checks import check_source
+    from nas_lib.data.datasets import DATASETS, RawImages, load_dataset, reads_no_path
+
+    @reads_no_path  # it makes its images, like digits: the checks before a run ask for no path
+    def stripes(path, image_size):  # the whole new source: a loader ...
+        x = np.zeros((20, 1, 4, 4), np.float32)
+        x[10:, :, ::2] = 1.0
+        return RawImages(x, np.repeat([0, 1], 10), ("plain", "striped"))
+
+    with pytest.raises(ConfigError, match="unknown dataset 'stripes'"):
+        load_config(None, ["data.kind=stripes"])
+    monkeypatch.setitem(DATASETS._items, "stripes", stripes)  # ... and its registration (removed after the test)
+    config = load_config(None, ["data.kind=stripes"])
+    assert config.data.kind == "stripes" and config.model_name() == "ehnas-stripes"
+    assert load_dataset(config.data.kind, val_fraction=0.2).num_classes == 2
+    check_source(config.data.kind, None)  # the CLI's data check (ehnas.preflight) passes too

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.prefect_server import TINY, prefect_server
+from tests.prefect_server import prefect_server
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,9 +26,9 @@ def server(tmp_path_factory):
         yield url, env
 
 
-def test_flow_runs_on_a_real_server_and_reports_through_the_api(server, tmp_path):
+def test_flow_runs_on_a_real_server_and_reports_through_the_api(server, tmp_path, tiny_overrides):
     url, env = server
-    args = ["run_name=srv", f"runs_root={tmp_path}", *TINY]
+    args = ["run_name=srv", f"runs_root={tmp_path}", *tiny_overrides]
     done = subprocess.run(
         [sys.executable, "-c", RUN, *args], cwd=ROOT, env={**env, "PREFECT_API_URL": url}, capture_output=True, text=True, timeout=400
     )

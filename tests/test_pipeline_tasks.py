@@ -150,6 +150,15 @@ def test_data_ref_loads_once_per_process_and_resolves_an_fsspec_url(tmp_path, mo
         DataRef(kind="cifar10_npz", path="memory://ehnas-test/none.npz").load()
 
 
+def test_data_ref_from_a_registered_models_data_options_is_the_runs_own():
+    # what `tasks.mlflow_model.serving_info` stores in ehnas.json, read back by `registered_export_source`
+    config = load_config(None, ["data.kind=cifar10_npz", "data.path=memory://x/d.npz", "data.max_corrupt_fraction=0.2", "seed=4"])
+    stored = {**config.data.model_dump(mode="json"), "seed": config.seed}
+    assert DataRef.from_options(stored) == DataRef.of(config)
+    with pytest.raises(KeyError):
+        DataRef.from_options({"path": "x"})
+
+
 @pytest.mark.parametrize("space", [HybridSpace(HybridConstraints(min_depth=4, max_depth=8)), NB201Space()], ids=["hybrid", "nb201"])
 def test_population_is_distinct_seeded_and_spread_over_depths(space):
     rows = generate_population(space, PopulationConfig(size=24), np.random.default_rng(0))
@@ -256,3 +265,17 @@ def test_skipped_corrupt_images_are_recorded_and_reported(tmp_path):
     record = run.save_data_record(data)
     assert record["skipped_count"] == 1 and record["skipped"][0]["file"].endswith("broken.png")
     assert "1 corrupt image files skipped" in summary_markdown(run.root)
+
+
+def test_a_score_crosses_the_task_seam_as_the_proxys_typed_result():
+    from tasks.evaluation import Scoring, score_records
+    from tasks.spaces import space_to_dict
+
+    space = NB201Space()
+    scoring = Scoring(data=DataRef(kind="digits", max_items=60), proxies=("params", "nwot"), proxy_batch=8, seed=0)
+    work = [(space.to_string(space.sample(np.random.default_rng(0))), ["params", "nwot"])]
+    ok = score_records(scoring, space_to_dict(space), work, "cpu")
+    assert [(r.proxy, r.state, r.error) for r in ok] == [("params", "ok", None), ("nwot", "ok", None)] and all(r.value > 0 for r in ok)
+    failed = score_records(scoring, space_to_dict(space), work, "cuda:64")  # no such device: the network cannot be placed
+    assert [(r.proxy, r.state, r.value) for r in failed] == [("params", "failed", None), ("nwot", "failed", None)]
+    assert failed[0].error and failed[0].error == failed[1].error  # one shared failure, described once, replayed to both

@@ -14,6 +14,7 @@ from nas_lib.pruning import (
     LAYERS,
     PRUNING_SCHEMA,
     MeasureConfig,
+    PruningLayer,
     draw_reference,
     retention,
     run_all_layers,
@@ -27,6 +28,7 @@ from nas_lib.pruning.prompts import KNOWLEDGE_MAX_CHARS, chunks
 from nas_lib.pruning.report import nb201_reference_cuts
 from nas_lib.pruning.scoring import PrecomputedScore
 from nas_lib.space import HybridConstraints, HybridSpace, NB201Space
+from nas_lib.space.narrowing import LayerView
 from nas_lib.space.nb201 import OPS
 from tests.fake_llm import FakeLLM
 
@@ -85,6 +87,52 @@ def test_config_layers_are_checked_against_the_registry() -> None:
     assert PruningConfig(layers=["connections"]).layers == ["connections"]
     with pytest.raises(ValidationError, match=r"unknown pruning layer\(s\) \['micro'\]; known: macro, hyperparameters, connections"):
         PruningConfig(layers=["macro", "micro"])
+
+
+class _Throwaway(PruningLayer):
+    name = "throwaway"
+    task = "Decide nothing that matters (a test layer)."
+
+
+class _ThrowawayView(LayerView):
+    """A view with one choice group that never narrows the space."""
+
+    def groups(self) -> dict:
+        return {"knob": ("low", "high")}
+
+    def features(self, spec) -> dict:
+        return {"knob": ["low"]}
+
+    def apply(self, decision):
+        return self.space
+
+
+def test_a_new_layer_is_its_module_plus_one_registration(monkeypatch: pytest.MonkeyPatch) -> None:
+    from nas_lib.knowledge import rules_problems
+    from nas_lib.steps import step_members
+    from tasks.config import PruningConfig
+
+    # the new layer's module: the layer and its view of each space it prunes; then its registration
+    monkeypatch.setitem(NB201Space.prune_views._items, "throwaway", _ThrowawayView)
+    monkeypatch.setitem(HybridSpace.prune_views._items, "throwaway", _ThrowawayView)
+    monkeypatch.setitem(LAYER_REGISTRY._items, "throwaway", _Throwaway)  # undone after the test
+
+    assert PruningConfig().layers == [*LAYERS, "throwaway"] and PruningConfig(layers=["throwaway"]).layers == ["throwaway"]
+    members = step_members(LAYER_REGISTRY.in_order())  # what `nas_lib.steps.Step` is built from at import
+    assert (members["THROWAWAY"], members["POPULATION"], members["SEARCH"], members["REGISTRY"]) == (
+        "05_throwaway",
+        "06_population",
+        "08_search",
+        "10_registry",
+    )
+    outcomes = run_all_layers(NB201Space(), None, provider="offline", settings=None, measure=MeasureConfig(score_fn=nb201_stand_in))
+    assert [o.layer for o in outcomes] == [*LAYERS, "throwaway"] and outcomes[-1].record["layer"] == "throwaway"
+    rules = {"version": 1, "pruning": {"hybrid": {"throwaway": {"avoid": {"knob": ["mid"], "dial": ["low"]}}, "micro": {}}}}
+    assert rules_problems(rules) == [
+        "pruning.hybrid.throwaway.knob: 'mid' is not an option",
+        "pruning.hybrid.throwaway: unknown group 'dial'",
+        "pruning.hybrid.micro: unknown HybridSpace pruning view 'micro'; known: connections, hyperparameters, macro, throwaway",
+    ]
 
 
 # -- exact sizes ----------------------------------------------------------------------------------

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pytest
 import torch
@@ -18,13 +20,6 @@ def digits() -> ImageDataset:
     return load_dataset("digits", max_items=400, seed=0)
 
 
-def tiny_cnn(num_classes: int = 10) -> nn.Module:
-    torch.manual_seed(0)
-    return nn.Sequential(
-        nn.Conv2d(1, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(32, num_classes)
-    )
-
-
 class Constant(nn.Module):
     """Predicts class 0 whatever it sees, so validation accuracy never moves."""
 
@@ -39,7 +34,7 @@ class Constant(nn.Module):
         return logits
 
 
-def test_training_learns_and_reports_every_metric(digits: ImageDataset) -> None:
+def test_training_learns_and_reports_every_metric(digits: ImageDataset, tiny_cnn: Callable[..., nn.Module]) -> None:
     seen: list[dict] = []
     result = train_and_evaluate(tiny_cnn(), digits, TrainConfig(epochs=4, batch_size=32, lr=1e-2, patience=4), progress=seen.append)
     assert result.state == "ok" and result.error is None and result.epochs_run == 4
@@ -53,7 +48,7 @@ def test_training_learns_and_reports_every_metric(digits: ImageDataset) -> None:
     assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
 
 
-def test_best_weights_are_restored(digits: ImageDataset) -> None:
+def test_best_weights_are_restored(digits: ImageDataset, tiny_cnn: Callable[..., nn.Module]) -> None:
     model = tiny_cnn()
     result = train_and_evaluate(model, digits, TrainConfig(epochs=3, batch_size=64, lr=5e-2, patience=3))
     assert result.best_state_dict is not None
@@ -71,7 +66,7 @@ def test_early_stopping_after_patience(digits: ImageDataset) -> None:
     assert result.metrics["macro_recall"] == pytest.approx(0.1)
 
 
-def test_same_seed_same_history(digits: ImageDataset) -> None:
+def test_same_seed_same_history(digits: ImageDataset, tiny_cnn: Callable[..., nn.Module]) -> None:
     cfg = TrainConfig(epochs=2, batch_size=64, max_batches_per_epoch=3, seed=5)
     a, b = (train_and_evaluate(tiny_cnn(), digits, cfg) for _ in range(2))
     assert a.history == b.history

@@ -19,6 +19,7 @@ from torch import nn
 from nas_lib.data.datasets import ImageDataset, load_dataset
 from nas_lib.space import get_space
 from nas_lib.train import TrainConfig, train_and_evaluate
+from tests.conftest import make_tiny_cnn
 
 GOLDEN = json.loads((Path(__file__).parent / "assets" / "train_golden.json").read_text(encoding="utf-8"))
 HYBRID = (
@@ -36,11 +37,6 @@ def one_thread() -> Iterator[None]:
     torch.set_num_threads(before)
 
 
-def tiny_cnn() -> nn.Module:
-    torch.manual_seed(0)
-    return nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(32, 10))
-
-
 def small_hybrid(data: ImageDataset) -> nn.Module:
     space = get_space("hybrid")
     torch.manual_seed(0)
@@ -50,7 +46,7 @@ def small_hybrid(data: ImageDataset) -> nn.Module:
 CASES = {
     "cnn": (
         lambda: load_dataset("digits", max_items=400, seed=0),
-        lambda data: tiny_cnn(),
+        lambda data: make_tiny_cnn(),
         TrainConfig(epochs=3, batch_size=32, lr=1e-2, patience=3, seed=3),
     ),
     "hybrid": (

@@ -4,6 +4,7 @@ non-finite checks, channels-last, torch.compile and runs in separate worker proc
 from __future__ import annotations
 
 import multiprocessing
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 
 import pytest
@@ -12,6 +13,7 @@ from torch import nn
 
 from nas_lib.data.datasets import ImageDataset, load_dataset
 from nas_lib.train import Execution, TrainConfig, resolve_execution, train_and_evaluate
+from tests.conftest import make_tiny_cnn
 
 
 @pytest.fixture(scope="module")
@@ -19,17 +21,12 @@ def digits() -> ImageDataset:
     return load_dataset("digits", max_items=200, seed=0)
 
 
-def tiny_cnn(seed: int = 0) -> nn.Module:
-    torch.manual_seed(seed)
-    return nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(32, 10))
-
-
 class NanAtBatch(nn.Module):
     """A tiny CNN whose training loss becomes NaN at the ``bad``-th training batch it sees."""
 
     def __init__(self, bad: int) -> None:
         super().__init__()
-        self.net, self.bad, self.calls = tiny_cnn(), bad, 0
+        self.net, self.bad, self.calls = make_tiny_cnn(), bad, 0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         logits = self.net(x)
@@ -58,7 +55,7 @@ def test_cuda_defaults_are_the_fast_path(monkeypatch: pytest.MonkeyPatch) -> Non
     assert resolve_execution(TrainConfig(precision="bf16"), "cuda:0").autocast_dtype is torch.bfloat16
 
 
-def test_bad_settings_are_refused(digits: ImageDataset) -> None:
+def test_bad_settings_are_refused(digits: ImageDataset, tiny_cnn: Callable[..., nn.Module]) -> None:
     with pytest.raises(ValueError, match="CUDA only"):
         train_and_evaluate(tiny_cnn(), digits, TrainConfig(precision="bf16"))
     with pytest.raises(ValueError, match="unknown torch.compile backend 'fast'.*inductor"):
@@ -86,14 +83,14 @@ def test_deferred_check_names_the_first_bad_batch(digits: ImageDataset, check_ev
     assert result.epochs_run == 1 and result.best_state_dict is not None  # epoch 2 is never evaluated
 
 
-def test_check_cadence_does_not_change_the_numbers(digits: ImageDataset) -> None:
+def test_check_cadence_does_not_change_the_numbers(digits: ImageDataset, tiny_cnn: Callable[..., nn.Module]) -> None:
     cfg = TrainConfig(epochs=2, batch_size=32, seed=2)
     every_step = train_and_evaluate(tiny_cnn(), digits, cfg)
     per_epoch = train_and_evaluate(tiny_cnn(), digits, TrainConfig(epochs=2, batch_size=32, seed=2, check_every=1000))
     assert every_step.history == per_epoch.history
 
 
-def test_channels_last_on_cpu_trains_the_same_network(digits: ImageDataset) -> None:
+def test_channels_last_on_cpu_trains_the_same_network(digits: ImageDataset, tiny_cnn: Callable[..., nn.Module]) -> None:
     cfg = TrainConfig(epochs=2, batch_size=32, seed=2)
     plain = train_and_evaluate(tiny_cnn(), digits, cfg)
     model = tiny_cnn()
@@ -103,7 +100,7 @@ def test_channels_last_on_cpu_trains_the_same_network(digits: ImageDataset) -> N
         assert b["train_loss"] == pytest.approx(a["train_loss"], rel=1e-3) and b["val_loss"] == pytest.approx(a["val_loss"], rel=1e-3)
 
 
-def test_compiled_model_trains_and_keeps_plain_weight_names(digits: ImageDataset) -> None:
+def test_compiled_model_trains_and_keeps_plain_weight_names(digits: ImageDataset, tiny_cnn: Callable[..., nn.Module]) -> None:
     cfg = TrainConfig(epochs=2, batch_size=32, seed=2)
     plain = train_and_evaluate(tiny_cnn(), digits, cfg)
     model = tiny_cnn()
@@ -116,7 +113,7 @@ def test_compiled_model_trains_and_keeps_plain_weight_names(digits: ImageDataset
 def _train_in_worker(seed: int) -> list[dict[str, float]]:
     torch.set_num_threads(1)
     data = load_dataset("digits", max_items=200, seed=0)
-    return train_and_evaluate(tiny_cnn(seed), data, TrainConfig(epochs=2, batch_size=32, seed=seed)).history
+    return train_and_evaluate(make_tiny_cnn(seed), data, TrainConfig(epochs=2, batch_size=32, seed=seed)).history
 
 
 def test_runs_in_parallel_worker_processes_match_serial_runs() -> None:

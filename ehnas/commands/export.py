@@ -50,7 +50,7 @@ def export(
 def _resolve(source: str, tracking_uri: str | None):  # noqa: ANN202  (model, ModelCard, images, labels)
     if source.startswith(("models:/", "runs:/")):
         from tasks.config import default_tracking_uri
-        from tasks.mlflow_registry import registered_export_source
+        from tasks.mlflow_model import registered_export_source
 
         try:
             return registered_export_source(source, tracking_uri or default_tracking_uri(Path("runs")))

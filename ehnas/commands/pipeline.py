@@ -60,13 +60,14 @@ def _execute(config: Any, redo: RedoStep | None, wait: bool = False) -> None:
 def run_failure(config: Any, err: Exception) -> CliError:
     """The `CliError` for an exception out of the flow: data (3), registration (4) or a step (5)."""
     from nas_lib.data.datasets import DatasetError
+    from nas_lib.steps import Step
 
     step = failed_step(config.run_dir())
     text = f"{type(err).__name__}: {err}"
     resume = f"; after fixing it, `ehnas resume {config.resolved_run_name()}` continues from there"
     if isinstance(err, DatasetError):
         return CliError(f"data ({config.data.kind}, {config.data.path}), in step {step}: {err}", ExitCode.DATA)
-    if step == "09_registry":
+    if step == Step.REGISTRY:
         return CliError(f"registration failed: {text}{resume}", ExitCode.REGISTRY)
     return CliError(f"run failed in step {step or '(before the first step)'}: {text}{resume}", ExitCode.RUN_FAILED)
 

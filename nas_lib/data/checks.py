@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nas_lib.data.datasets import DATASETS, TEST, DatasetError
+from nas_lib.data.datasets import TEST, DatasetError, needs_path
 from nas_lib.data.sources import list_image_folder, read_csv_list
 
 # Each class needs one image in training and one in validation (the split is stratified).
@@ -27,7 +27,7 @@ def check_source(kind: str, path: str | Path | None) -> None:
 
     Args:
         kind: a registered dataset name (``data.kind``).
-        path: ``data.path``; ignored for ``digits``.
+        path: ``data.path``; ignored for a source that reads none (``digits``, see `reads_no_path`).
 
     Raises:
         KeyError: unknown ``kind`` (the message lists the known ones).
@@ -36,8 +36,7 @@ def check_source(kind: str, path: str | Path | None) -> None:
         DatasetError: fewer than two classes, or a class with fewer than `MIN_PER_CLASS` images
             (image_folder and csv, whose labels are known without decoding).
     """
-    DATASETS.get(kind)
-    if kind == "digits":
+    if not needs_path(kind):
         return
     if path is None:
         raise DatasetError(f"dataset {kind!r} needs data.path")

@@ -142,6 +142,19 @@ Loader = Callable[[Path | None, int | None], RawImages]
 DATASETS: Registry[Loader] = Registry("dataset")
 
 
+def reads_no_path(loader: Loader) -> Loader:
+    """Marks a loader whose data needs no ``path`` (``digits`` ships inside scikit-learn): the
+    checks before a run (`nas_lib.data.checks.check_source`) then ask for none. Apply it below
+    the registration (``@DATASETS.register(...)`` on top)."""
+    loader.reads_no_path = True  # type: ignore[attr-defined]  # a function attribute: the mark travels with the loader
+    return loader
+
+
+def needs_path(kind: str) -> bool:
+    """Whether the registered source `kind` reads ``path`` (KeyError listing the known ones otherwise)."""
+    return not getattr(DATASETS.get(kind), "reads_no_path", False)
+
+
 def load_dataset(
     kind: str,
     path: str | Path | None = None,

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nas_lib.data.datasets import DATASETS, DatasetError, RawImages, parse_split, require_path as _require
+from nas_lib.data.datasets import DATASETS, DatasetError, RawImages, parse_split, reads_no_path, require_path as _require
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".ppm")
 DEFAULT_FOLDER_SIZE = 32  # folders hold images of any size; 32 px matches CIFAR-sized search nets
@@ -38,6 +38,7 @@ def _from_uint8_nhwc(x: np.ndarray, y: np.ndarray, source: Path) -> RawImages:
 
 
 @DATASETS.register("digits")
+@reads_no_path
 def _load_digits(path: Path | None, image_size: int | None) -> RawImages:
     """scikit-learn's bundled 8x8 handwritten digits (pixel values 0..16)."""
     from sklearn.datasets import load_digits

@@ -87,27 +87,25 @@ def _hyperparameters(hp: dict[str, Any]) -> list[str]:
 
 
 def _pruning(layers: dict[str, Any]) -> list[str]:
-    """Checks the hybrid pruning rules' groups and options against the full space."""
-    from nas_lib.space.constraints import CONNECTIONS, STAGES, block_types, full_hyperparameters
+    """Checks the hybrid pruning rules against each layer's choice groups on the full hybrid space.
 
-    full, types, out = full_hyperparameters(), set(block_types()), []
-    allowed: set[Any]
+    The groups and their options come from the layer's own view of the space
+    (`SearchSpace.prune_view`), so a new layer's rules are checked without naming it here.
+    """
+    from nas_lib.space.hybrid import HybridSpace
+
+    full, out = HybridSpace(), []
     for layer, entry in layers.items():
+        try:
+            groups = full.prune_view(layer).groups()
+        except KeyError as err:
+            out.append(f"pruning.hybrid.{layer}: {err.args[0]}")
+            continue
         for group, options in entry.get("avoid", {}).items():
-            kind, _, name = group.partition(":")
-            if layer == "macro" and kind == "stage" and name in STAGES:
-                allowed = set(types)
-            elif layer == "hyperparameters" and group.partition(".")[0] in full and group.partition(".")[2] in full[group.partition(".")[0]]:
-                t, _, field = group.partition(".")
-                allowed = set(full[t][field])
-            elif layer == "connections" and (
-                (kind == "stage" and name in STAGES) or (kind == "pair" and set(name.split("->")) <= types and "->" in name)
-            ):
-                allowed = set(CONNECTIONS)
-            else:
+            if group not in groups:
                 out.append(f"pruning.hybrid.{layer}: unknown group {group!r}")
                 continue
-            out += [f"pruning.hybrid.{layer}.{group}: {o!r} is not an option" for o in options if o not in allowed]
+            out += [f"pruning.hybrid.{layer}.{group}: {o!r} is not an option" for o in options if o not in groups[group]]
         for key in ("preferred_sequences", "forbidden_sequences"):
             for seq in entry.get(key, []):
                 out += _types(f"pruning.hybrid.{layer}.{key}", seq, min_len=2)

@@ -75,7 +75,7 @@ def score_proxies(
     try:
         ctx = ScoringContext(space, spec, batch, seed, device, wanted=set(names).union(*(p.requires for p in proxies)), model=model)
     except Exception as exc:  # e.g. a malformed device string: every proxy fails alike
-        return {p.name: ProxyResult(float("nan"), 0.0, "failed", f"{type(exc).__name__}: {exc}") for p in proxies}
+        return {p.name: ProxyResult.failure(exc) for p in proxies}
     return {p.name: ctx.run(p) for p in proxies}
 
 

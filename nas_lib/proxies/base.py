@@ -1,5 +1,9 @@
 """The proxy contract: a `Proxy` turns (space, spec, batch, seed) into one `ProxyResult`.
 
+A failure (a network that cannot be built, an out-of-memory error, a proxy that raises, a
+non-finite score) becomes a failed `ProxyResult` where it happens, in `ScoringContext.run`;
+everything downstream reads the result's ``state`` and never re-derives it.
+
 A `ScoringContext` holds what several proxies of one network can share: the model built under
 the seed, its forward pass with activation codes, its cross-entropy gradients. Each shared item
 is computed once, on first use, and its cost is recorded, so a proxy's reported seconds are what
@@ -14,11 +18,12 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar, TypeVar, cast
+from typing import Any, ClassVar, Literal, TypeVar, cast
 
 import torch
 from torch import nn
 
+from nas_lib.failures import describe_failure, is_out_of_memory
 from nas_lib.registry import Registry
 from nas_lib.space.base import SearchSpace
 
@@ -27,25 +32,35 @@ V = TypeVar("V")
 PROXIES: Registry[type[Proxy]] = Registry("proxy")
 
 
+ProxyState = Literal["ok", "failed"]
+
+
 @dataclass(frozen=True)
 class ProxyResult:
-    """One proxy score of one architecture.
+    """One proxy score of one architecture: what crosses the scoring seam, from a proxy to the
+    evaluation store (`nas_lib.evaluation.EvalRecord`), for every outcome.
 
     Attributes:
         value: the score (NaN when failed); compare with the proxy's `higher_is_better`.
         seconds: cost of the score alone, shared passes included.
         state: ``"ok"`` or ``"failed"``.
-        error: why it failed (exception type and message), else None.
+        error: why it failed (`nas_lib.failures.describe_failure`), else None.
     """
 
     value: float
     seconds: float
-    state: str
+    state: ProxyState
     error: str | None = None
 
     @property
     def ok(self) -> bool:
         return self.state == "ok"
+
+    @classmethod
+    def failure(cls, reason: BaseException | str, seconds: float = 0.0) -> ProxyResult:
+        """The failed result: NaN, with ``reason`` (an exception is described as ``<kind>: <message>``)."""
+        error = reason if isinstance(reason, str) else describe_failure(reason)
+        return cls(math.nan, seconds, "failed", error)
 
 
 class _Failure:
@@ -213,24 +228,15 @@ class ScoringContext:
             value = self.value(proxy)
             if not math.isfinite(value):
                 error = f"non-finite score {value}"
-        except Exception as exc:  # any failure of a bad architecture becomes a failed result
-            error = _describe(exc)
-            if _is_oom(exc) and self.device.type == "cuda":
+        except Exception as exc:  # any failure of a bad architecture becomes a failed result, here and only here
+            error = describe_failure(exc)
+            if is_out_of_memory(exc) and self.device.type == "cuda":
                 torch.cuda.empty_cache()
         own = time.perf_counter() - start - self._nested
         seconds = own + sum(self._cost.get(k, 0.0) for k in self._used)
         if error is not None:
-            return ProxyResult(math.nan, seconds, "failed", error)
+            return ProxyResult.failure(error, seconds)
         return ProxyResult(value, seconds, "ok")
-
-
-def _is_oom(exc: BaseException) -> bool:
-    return isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc).lower()
-
-
-def _describe(exc: BaseException) -> str:
-    kind = "out of memory" if _is_oom(exc) else type(exc).__name__
-    return f"{kind}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"
 
 
 class Proxy:
@@ -266,7 +272,7 @@ class Proxy:
         try:
             ctx = ScoringContext(space, spec, batch, seed, device, wanted={self.name} | set(self.requires))
         except Exception as exc:  # e.g. an unknown device string
-            return ProxyResult(math.nan, 0.0, "failed", _describe(exc))
+            return ProxyResult.failure(exc)
         return ctx.run(self)
 
     def cache_key(self) -> str:

@@ -64,15 +64,3 @@ def widenings(layer: PruningLayer, space: SearchSpace, decision: GroupDecision) 
                     del wider[key]
                 out.append((f"restore {option} in {key}", decision.model_copy(update={"keep": wider})))
     return out + layer.widenings(space, decision)
-
-
-def cut_summary(layer: PruningLayer, space: SearchSpace, decision: GroupDecision) -> list[str]:
-    """Readable list of what the decision removes, e.g. ``edge3: drop none, avg_pool_3x3``."""
-    groups = layer.groups(space)
-    lines = []
-    for key, kept in decision.keep.items():
-        kept_set = {str(k) for k in kept}
-        dropped = [str(o) for o in groups.get(key, ()) if str(o) not in kept_set]
-        if dropped:
-            lines.append(f"{key}: drop {', '.join(dropped)}")
-    return lines

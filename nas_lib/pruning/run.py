@@ -20,11 +20,12 @@ from nas_lib.space.base import SearchSpace
 
 LAYER_REGISTRY: Registry[type[PruningLayer]] = Registry("pruning layer")
 # The layers run in registration order, each on the space the one before left; the config's
-# `pruning.layers` and the pipeline's steps follow this list. A new layer: its module, one line here.
+# `pruning.layers`, `run_all_layers` and the pipeline's steps (`nas_lib.steps.Step`) read this
+# registry. A new layer: its module, one line here.
 LAYER_REGISTRY.add("macro", MacroLayer)
 LAYER_REGISTRY.add("hyperparameters", HyperparametersLayer)
 LAYER_REGISTRY.add("connections", ConnectionsLayer)
-LAYERS: tuple[str, ...] = LAYER_REGISTRY.in_order()
+LAYERS: tuple[str, ...] = LAYER_REGISTRY.in_order()  # the built-in layers; code that must see later registrations reads the registry
 PROVIDERS: Registry[Callable[..., Proposal]] = Registry("pruning provider")
 
 MAX_REFERENCES = 8
@@ -71,7 +72,7 @@ def run_layer(
     """Runs one pruning layer on `space` (already narrowed by `previous`).
 
     Args:
-        layer: one of `LAYERS`.
+        layer: a name in `LAYER_REGISTRY`.
         space: the current space.
         knowledge: a `KnowledgeBase` (or None); the offline provider reads ``.rules``, the LLM
             provider ``.text()``.
@@ -115,10 +116,10 @@ def run_layer(
 
 
 def run_all_layers(space: SearchSpace, knowledge: Any, *, provider: str, settings: Any, measure: MeasureConfig) -> list[LayerOutcome]:
-    """Runs `LAYERS` in order, each on the previous one's space; `space` is the unpruned root."""
+    """Runs the registered layers in order, each on the previous one's space; `space` is the unpruned root."""
     outcomes: list[LayerOutcome] = []
     current = space
-    for name in LAYERS:
+    for name in LAYER_REGISTRY.in_order():
         outcome = run_layer(name, current, knowledge, provider=provider, settings=settings, measure=measure, previous=outcomes, root=space)
         outcomes.append(outcome)
         current = outcome.space

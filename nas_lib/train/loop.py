@@ -16,6 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from nas_lib.data.datasets import ImageDataset
+from nas_lib.failures import is_out_of_memory
 from nas_lib.train.config import TrainConfig, TrainResult
 from nas_lib.train.device import resolve_device
 from nas_lib.train.metrics import classification_report
@@ -82,7 +83,7 @@ def train_and_evaluate(
         except NonFiniteLossError as err:
             return _failed(run, str(err), start)
         except (RuntimeError, MemoryError) as err:
-            if not _is_out_of_memory(err):
+            if not is_out_of_memory(err):
                 raise
             model.to("cpu")
             if execution.is_cuda:
@@ -217,10 +218,3 @@ def _finish(model: nn.Module, data: ImageDataset, run: _Run, start: float) -> Tr
 
 def _failed(run: _Run, reason: str, start: float) -> TrainResult:
     return TrainResult("failed", reason, len(run.history), time.perf_counter() - start, run.history, {}, run.best_state)
-
-
-def _is_out_of_memory(err: BaseException) -> bool:
-    if isinstance(err, MemoryError) or type(err).__name__ == "OutOfMemoryError":
-        return True
-    text = str(err).lower()
-    return "out of memory" in text or "can't allocate memory" in text or "failed to allocate" in text
