@@ -40,7 +40,9 @@ def _cpu_attention_backward(grad_out: Any, query: Any, key: Any, value: Any, *ar
     return sdpa_backward_flop_count(grad_out, query, key, value)
 
 
-def _conv_backward(grad_out: Any, x: Any, w: Any, _bias: Any, _stride: Any, _padding: Any, _dilation: Any, transposed: bool, *rest: Any, **kwargs: Any) -> int:
+def _conv_backward(
+    grad_out: Any, x: Any, w: Any, _bias: Any, _stride: Any, _padding: Any, _dilation: Any, transposed: bool, *rest: Any, **kwargs: Any
+) -> int:
     """Input gradient as a transposed convolution; weight gradient at the forward's cost (``rest[2]``: which gradients)."""
     output_mask = rest[2]
     flops = conv_flop_count(list(grad_out), list(w), list(x), not transposed) if output_mask[0] else 0
