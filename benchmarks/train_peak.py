@@ -47,6 +47,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from scipy import stats
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -151,6 +152,18 @@ class Stepper:
             return (time.perf_counter() - start) / steps
 
 
+def ratio_stats(ratios: list[float]) -> dict:
+    """Mean ± standard error of the paired speed-ups, its 95% CI (t) and the minimum detectable
+    difference (80% power, two-sided 5%: (t_0.975 + z_0.8) x SE)."""
+    n = len(ratios)
+    mean = statistics.fmean(ratios)
+    if n < 2:
+        return {"n": n, "mean": mean}
+    se = statistics.stdev(ratios) / n**0.5
+    t = float(stats.t.ppf(0.975, n - 1))
+    return {"n": n, "mean": mean, "se": se, "ci95": [mean - t * se, mean + t * se], "mdd": (t + 0.8416) * se}
+
+
 def measure(name: str, arch: str, space: object, variants: list[str], args: argparse.Namespace, peak_flops: float) -> dict:
     """Part 2 for one network: every variant timed in turn, ``args.repeats`` rounds."""
     x, y = torch.randn(BATCH, *SHAPE), torch.randint(0, CLASSES, (BATCH,))
@@ -171,6 +184,7 @@ def measure(name: str, arch: str, space: object, variants: list[str], args: argp
             "fraction_of_peak": flops / sec / peak_flops,
             "speedup_vs_" + base: statistics.median(ratios),
             "speedup_min_max": [min(ratios), max(ratios)],
+            "speedup_pairs": ratio_stats(ratios),
             "first_step_s": steppers[v].setup_seconds,
         }
     cells = "  ".join(
@@ -286,14 +300,19 @@ def main() -> None:
     for i, (name, arch) in enumerate(networks):
         chosen = [v for v in variants if v != "inductor" or i < args.compile_archs]
         report["networks"].append(measure(name, arch, space, chosen, args, report["peak"]["peak"]))
+        save(report, args.out)  # after every network: a run cut short keeps what it measured
     if args.profile:
         print("self CPU time by kind of op (part 4):")
         report["profile"] = profile_kinds(networks, space)
     if args.parallel > 1:
         print(f"threads or processes ({networks[-1][0]}):")
         report["processes"] = threads_or_processes(networks[-1][1], args.parallel, args.steps * args.repeats)
-    if args.out:
-        args.out.write_text(json.dumps(report, indent=1))
+    save(report, args.out)
+
+
+def save(report: dict, out: Path | None) -> None:
+    if out:
+        out.write_text(json.dumps(report, indent=1))
 
 
 if __name__ == "__main__":
