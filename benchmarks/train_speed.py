@@ -10,8 +10,7 @@ images/s of each and the median of the per-pair ratios ours/plain (1.0 = no over
 Part 2 (block cost at 32x32): networks made of one block family only (4 residual blocks of the
 default space's choices, stride 1, so every block works at full resolution), each against a
 plain residual CNN (3x3 stem, 4 basic blocks, GAP, linear) whose width gives the closest forward
-FLOPs (`torch.utils.flop_counter`; `forward_flops` adds the CPU attention kernel, which the
-counter, and so `count_flops`, leaves at 0). Printed: milliseconds per image of one training step
+FLOPs (`count_flops`, attention included). Printed: milliseconds per image of one training step
 (forward, backward, AdamW) and the ratio block network / plain CNN.
 
     PYTHONPATH=. .venv/bin/python benchmarks/train_speed.py --images ../shared/data/cifar10/cifar10_5000.npz \
@@ -38,7 +37,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -189,25 +187,9 @@ class PlainResNet(nn.Module):
         return self.head(x.mean(dim=(2, 3)))
 
 
-def _cpu_attention_flops(query_shape: tuple, key_shape: tuple, value_shape: tuple, *args: object, **kwargs: object) -> int:
-    return sdpa_flop_count(query_shape, key_shape, value_shape)
-
-
-def forward_flops(model: nn.Module, input_shape: tuple[int, int, int]) -> int:
-    """Forward FLOPs of one image, counting CPU attention too (torch registers only the CUDA
-    attention kernels with its counter, so `count_flops` misses a ViT's QK^T and AV products)."""
-    mapping = {torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _cpu_attention_flops}
-    was_training = model.training
-    model.eval()
-    with FlopCounterMode(display=False, custom_mapping=mapping) as counter, torch.no_grad():
-        model(torch.zeros(1, *input_shape))
-    model.train(was_training)
-    return int(counter.get_total_flops())
-
-
 def matching_resnet(flops: int, input_shape: tuple[int, int, int]) -> PlainResNet:
     """The plain residual CNN whose forward FLOPs are closest to ``flops`` (log scale)."""
-    best = min(range(4, 257), key=lambda w: abs(math.log(forward_flops(PlainResNet(w, in_channels=input_shape[0]), input_shape) / flops)))
+    best = min(range(4, 257), key=lambda w: abs(math.log(count_flops(PlainResNet(w, in_channels=input_shape[0]), input_shape) / flops)))
     return PlainResNet(best, in_channels=input_shape[0])
 
 
@@ -233,7 +215,7 @@ def block_costs(space: object, data: ImageDataset, args: argparse.Namespace, dev
     for family in args.families.split(","):
         torch.manual_seed(0)
         net = space.build_model(space.from_string(" > ".join([BLOCK_ALONE[family]] * 4)), shape, data.num_classes)
-        flops = forward_flops(net, shape)
+        flops = count_flops(net, shape)
         base = matching_resnet(flops, shape)
         t_net, t_base, ratio = paired(step_seconds(net, x, y, device), step_seconds(base, x, y, device), args.repeats, device)
         rows.append(
@@ -241,9 +223,8 @@ def block_costs(space: object, data: ImageDataset, args: argparse.Namespace, dev
                 "family": family,
                 "params": count_parameters(net),
                 "mflops": flops / 1e6,
-                "count_flops_mflops": count_flops(net, shape) / 1e6,
                 "baseline_width": base.head.in_features,
-                "baseline_mflops": forward_flops(base, shape) / 1e6,
+                "baseline_mflops": count_flops(base, shape) / 1e6,
                 "ms_per_image": 1e3 * t_net / len(y),
                 "baseline_ms_per_image": 1e3 * t_base / len(y),
                 "time_ratio": ratio,
@@ -251,7 +232,7 @@ def block_costs(space: object, data: ImageDataset, args: argparse.Namespace, dev
         )
         r = rows[-1]
         print(
-            f"  {family:<6} {r['mflops']:7.1f} MFLOPs ({r['count_flops_mflops']:.1f} by count_flops) {r['ms_per_image']:7.2f} ms/img | plain CNN w={r['baseline_width']:<3} "
+            f"  {family:<6} {r['mflops']:7.1f} MFLOPs {r['ms_per_image']:7.2f} ms/img | plain CNN w={r['baseline_width']:<3} "
             f"{r['baseline_mflops']:7.1f} MFLOPs {r['baseline_ms_per_image']:7.2f} ms/img | ratio {ratio:.2f}",
             flush=True,
         )

@@ -40,8 +40,12 @@ class WindowAttentionBlock(TokenBlock):
         # (B, Hp, Wp, C) -> (B * windows, ws*ws, C)
         windows = grid.view(b, hp // ws, ws, wp // ws, ws, c).permute(0, 1, 3, 2, 4, 5).reshape(-1, ws * ws, c)
         head_dim = self.qkv_dim // self.num_heads
-        qkv = self.qkv(windows).view(windows.shape[0], ws * ws, 3, self.num_heads, head_dim).permute(2, 0, 3, 1, 4)
-        q, k, v = qkv.unbind(0)  # indexing would make each backward zero-fill the whole qkv tensor
+        # Split q, k, v where the linear left them (dim 2), then view each as (windows, heads, tokens,
+        # head_dim): the backward stacks the three gradients straight into the linear's layout. A
+        # permute first would make the backward copy the whole qkv gradient once more, and
+        # indexing would zero-fill it for each of q, k and v.
+        qkv = self.qkv(windows).view(windows.shape[0], ws * ws, 3, self.num_heads, head_dim)
+        q, k, v = (t.transpose(1, 2) for t in qkv.unbind(2))
         out = F.scaled_dot_product_attention(q, k, v)
         out = self.proj(out.transpose(1, 2).reshape(windows.shape[0], ws * ws, self.qkv_dim))
         out = out.view(b, hp // ws, wp // ws, ws, ws, c).permute(0, 1, 3, 2, 4, 5).reshape(b, hp, wp, c)
