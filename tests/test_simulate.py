@@ -136,10 +136,21 @@ def test_k_largest_trains_the_largest_rows_first_to_full_budget(table: CurveTabl
 def test_the_ehnas_prefilter_confines_the_search_to_the_largest_rows(table: CurveTable) -> None:
     pool = _pool(table)
     largest = set(pool[np.argsort(-table.params[pool])][:3])
-    method = make_method("ehnas", keep=0.25, budgets=(1, 2, 4), eta=2)
+    method = make_method("ehnas", keep=0.25, budgets=(1, 2, 4), eta=2, refill=False)
     run = run_method(method, table, pool, 1e9, 0, PoolMapper(table.archs))
     assert run.row in largest
     assert run.evaluations == 3 + 1 + 1  # bracket of 3 -> 1 -> 1, then nothing is left
+
+
+def test_with_refill_ehnas_admits_the_next_largest_rows_once_the_kept_ones_are_spent(table: CurveTable) -> None:
+    pool = _pool(table)  # 12 rows: keep 0.25 admits them 3 at a time
+    evaluations = [
+        run_method(
+            make_method("ehnas", keep=0.25, budgets=(1, 2, 4), eta=2, refill=refill, draw="proxy"), table, pool, 1e9, 0, PoolMapper(table.archs)
+        ).evaluations
+        for refill in (False, True)
+    ]
+    assert evaluations == [5, 4 * 5]  # one chunk, or all four, each a 3 -> 1 -> 1 bracket
 
 
 def test_the_mapper_returns_an_exact_row_at_distance_zero_and_skips_excluded_rows(table: CurveTable) -> None:

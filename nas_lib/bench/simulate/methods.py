@@ -75,7 +75,9 @@ class EhnasOptions(HalvingOptions):
 
     proxy: str = "params"  # table column ranking the pool for free (params or flops); "none": no prefilter
     keep: float = 0.5  # fraction of the pool the prefilter keeps
-    strategy: str = "none"  # nas_lib.search strategy proposing each bracket (mapped onto the kept rows); "none": uniform
+    strategy: str = "none"  # nas_lib.search strategy proposing each bracket (mapped onto the kept rows); "none": see `draw`
+    draw: str = "uniform"  # without a strategy, how a bracket is filled from the kept rows: uniform, or proxy (largest first)
+    refill: bool = True  # once the kept rows are spent, admit the next `keep` fraction (else stop, leaving budget unspent)
 
 
 @METHODS.register("ehnas")
@@ -90,31 +92,38 @@ class Ehnas(Method):
 
     def run(self, ctx: SimContext) -> None:
         c = self.config
+        if c.draw not in ("uniform", "proxy"):
+            raise ValueError(f"ehnas draw {c.draw!r}: use uniform or proxy")
         config = halving_config(c.budgets, c.eta, ctx.table.epochs)
         size = c.bracket or c.eta ** len(config.budgets)
-        kept = prefilter(ctx, c.proxy, c.keep)
-        propose = self._uniform if c.strategy == "none" else _StrategyProposer(ctx, c.strategy, size)
-        while len(ctx.objective.unused(kept)):
-            rows = propose(ctx, kept, size)
-            first = run_bracket(ctx, rows, config)
-            if isinstance(propose, _StrategyProposer):
-                propose.tell(rows, first)
+        ranked = prefilter(ctx, c.proxy, 1.0 if c.proxy == "none" else c.keep, every=c.refill)
+        chunk = len(ranked) if c.proxy == "none" else max(1, round(c.keep * len(ctx.pool)))
+        propose = None if c.strategy == "none" else _StrategyProposer(ctx, c.strategy, size)
+        for end in range(chunk, len(ranked) + chunk, chunk):
+            kept = ranked[:end]
+            while len(ctx.objective.unused(kept)):
+                rows = self._draw(ctx, kept, size) if propose is None else propose(ctx, kept, size)
+                first = run_bracket(ctx, rows, config)
+                if propose is not None:
+                    propose.tell(rows, first)
 
-    @staticmethod
-    def _uniform(ctx: SimContext, kept: np.ndarray, size: int) -> list[int]:
+    def _draw(self, ctx: SimContext, kept: np.ndarray, size: int) -> list[int]:
         left = ctx.objective.unused(kept)
+        if self.config.draw == "proxy":  # `kept` is in proxy order, largest first
+            return [int(r) for r in left[:size]]
         return [int(r) for r in ctx.rng.choice(left, size=min(size, len(left)), replace=False)]
 
 
-def prefilter(ctx: SimContext, proxy: str, keep: float) -> np.ndarray:
-    """The `keep` fraction of the pool with the largest `proxy` (at least one row)."""
-    if proxy == "none" or keep >= 1:
+def prefilter(ctx: SimContext, proxy: str, keep: float, every: bool = False) -> np.ndarray:
+    """The `keep` fraction of the pool with the largest `proxy` (at least one row), largest
+    first; with `every`, the whole pool in that order (the caller admits it chunk by chunk)."""
+    if proxy == "none":
         return ctx.pool
     if not 0 < keep <= 1:
         raise ValueError(f"prefilter keep {keep} must lie in (0, 1]")
     values = ctx.table.column(proxy)[ctx.pool]
-    order = np.argsort(-values, kind="stable")
-    return ctx.pool[order[: max(1, round(keep * len(ctx.pool)))]]
+    order = ctx.pool[np.argsort(-values, kind="stable")]
+    return order if every else order[: max(1, round(keep * len(ctx.pool)))]
 
 
 class _StrategyProposer:
