@@ -240,3 +240,18 @@ def test_the_minimum_detectable_difference_shrinks_with_root_n() -> None:
     assert large < small
     assert large == pytest.approx((stats.t.ppf(0.975, 99) + stats.t.ppf(0.8, 99)) * 0.02 / 10)
     assert mean_se([1.0, 3.0]).se == pytest.approx(1.0)
+
+
+def test_a_spent_pool_ends_the_mapping_unless_reuse_is_asked_for(table: CurveTable) -> None:
+    from nas_lib.bench.simulate import SimContext
+
+    pool = np.array([3, 4])
+    obj = TabularObjective(table, pool, budget=1e9)
+    ctx = SimContext(table, pool, obj, PoolMapper(table.archs), np.random.default_rng(0), 0)
+    assert ctx.map(parse_blocks(table.archs[3])) == 3
+    obj.evaluate(3, 1)
+    assert ctx.map(parse_blocks(table.archs[3])) == 4  # the nearest UNUSED row
+    obj.evaluate(4, 1)
+    with pytest.raises(BudgetExhausted):
+        ctx.map(parse_blocks(table.archs[3]))
+    assert ctx.map(parse_blocks(table.archs[3]), reuse=True) == 3

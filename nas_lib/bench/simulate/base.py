@@ -42,17 +42,19 @@ class SimContext:
     seed: int
     distances: list[float] = field(default_factory=list)
 
-    def map(self, blocks: Sequence[Block], candidates: Sequence[int] | None = None) -> int:
+    def map(self, blocks: Sequence[Block], candidates: Sequence[int] | None = None, reuse: bool = False) -> int:
         """The nearest pool row (of `candidates`, default the pool) not evaluated yet; the
-        distance is recorded.
+        distance is recorded. With `reuse`, once every candidate has been evaluated, the nearest
+        of them all (its training continues from where it stopped).
 
         Raises:
-            BudgetExhausted: every candidate row has been evaluated (nothing left to propose).
+            BudgetExhausted: every candidate row has been evaluated and `reuse` is off.
         """
-        left = self.objective.unused(self.pool if candidates is None else candidates)
-        if len(left) == 0:
+        rows = self.pool if candidates is None else np.asarray(candidates, dtype=int)
+        left = self.objective.unused(rows)
+        if len(left) == 0 and not reuse:
             raise BudgetExhausted("every pool row has been evaluated")
-        row, distance = self.mapper.nearest(blocks, left)
+        row, distance = self.mapper.nearest(blocks, left if len(left) else rows)
         self.distances.append(distance)
         return row
 

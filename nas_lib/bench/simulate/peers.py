@@ -1,7 +1,9 @@
 """What a user would pick instead of EHNAS: Optuna and SMAC3 over the same space.
 
 Both propose by the space's choices (`ChoiceSpace`); each proposal is moved onto the nearest
-unused pool row (`features.PoolMapper`), since only trained rows have a learning curve. The
+unused pool row (`features.PoolMapper`), since only trained rows have a learning curve; once
+every pool row is used, onto the nearest row at all (so a small pool does not end the search
+with budget left: the row's training continues). The
 packages are imported inside `run`, so this module imports without them (the `bench` extra).
 
 - Optuna: T. Akiba, S. Sano, T. Yanase, T. Ohta, M. Koyama, "Optuna: A Next-generation
@@ -67,7 +69,7 @@ class OptunaTPEHyperband(Method):
 
         def objective(trial: Any) -> float:
             try:
-                row = ctx.map(space.blocks(lambda name, options: trial.suggest_categorical(name, list(options))))
+                row = ctx.map(space.blocks(lambda name, options: trial.suggest_categorical(name, list(options))), reuse=True)
                 value = 0.0
                 for epoch in range(1, ctx.table.epochs + 1):
                     value = ctx.objective.evaluate(row, epoch)
@@ -123,11 +125,13 @@ class SmacMultiFidelity(Method):
                 overwrite=True,
                 logging_level=logging.ERROR,
             )
-            while True:
+            free = 0  # consecutive asks that cost nothing (a config and budget already evaluated)
+            while free < 1000:
                 info = smac.ask()
                 key = tuple(sorted(dict(info.config).items()))
                 if key not in rows:
-                    rows[key] = ctx.map(space.blocks(lambda name, options, cfg=dict(info.config): cfg[name]))
+                    rows[key] = ctx.map(space.blocks(lambda name, options, cfg=dict(info.config): cfg[name]), reuse=True)
                 budget = max(1, min(ctx.table.epochs, round(float(info.budget or ctx.table.epochs))))
+                free = free + 1 if ctx.objective.cost(rows[key], budget) == 0 else 0
                 value = ctx.objective.evaluate(rows[key], budget)
                 smac.tell(info, TrialValue(cost=1.0 - value))
