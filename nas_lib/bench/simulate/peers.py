@@ -125,8 +125,8 @@ class SmacMultiFidelity(Method):
                 overwrite=True,
                 logging_level=logging.ERROR,
             )
-            free = 0  # consecutive asks that cost nothing (a config and budget already evaluated)
-            while free < 1000:
+            free = 0  # consecutive asks that cost nothing (a config and budget already evaluated): 50 end the run
+            while free < 50:
                 info = smac.ask()
                 key = tuple(sorted(dict(info.config).items()))
                 if key not in rows:
