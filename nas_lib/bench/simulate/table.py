@@ -17,9 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from nas_lib.bench.train import protocol_path, read_rows
+from nas_lib.bench.train import REFERENCE, SAMPLE, read_protocol, read_rows
 
-SAMPLE, REFERENCE = "sample", "reference"
 
 
 @dataclass(frozen=True)
@@ -75,10 +74,8 @@ def load_curve_table(path: str | Path, seed1: str | Path | None = None) -> Curve
     Raises:
         ValueError: no ok row has a full-length history.
     """
-    # only the epochs and the space are needed: read them raw, so a protocol written by a newer
-    # `ehnas bench train` (fields this version's TrainProtocol lacks) still reads
-    protocol = json.loads(protocol_path(path).read_text(encoding="utf-8"))
-    epochs = int(protocol["epochs"])
+    protocol = read_protocol(path)
+    epochs = protocol.epochs
     rows = [r for r in read_rows(path) if r["state"] == "ok"]
     rows = [r for r in rows if len(json.loads(r["history"] or "[]")) == epochs]
     if not rows:
@@ -100,7 +97,7 @@ def load_curve_table(path: str | Path, seed1: str | Path | None = None) -> Curve
         flops=np.array([float(r["flops"]) for r in rows]),
         score=score,
         roles=tuple(r.get("role") or SAMPLE for r in rows),
-        space=protocol["space"],
+        space=protocol.space,
         score_note=note,
     )
 
