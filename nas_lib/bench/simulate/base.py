@@ -21,7 +21,8 @@ import numpy as np
 
 from nas_lib.bench.simulate.features import Block, PoolMapper
 from nas_lib.bench.simulate.objective import BudgetExhausted, TabularObjective
-from nas_lib.bench.simulate.table import REFERENCE, CurveTable
+from nas_lib.bench.simulate.table import CurveTable
+from nas_lib.bench.train import REFERENCE
 from nas_lib.registry import Registry
 
 

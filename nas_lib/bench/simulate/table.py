@@ -17,8 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from nas_lib.bench.train import REFERENCE, SAMPLE, read_protocol, read_rows
-
+from nas_lib.bench.train import SAMPLE, read_protocol, read_rows
 
 
 @dataclass(frozen=True)
