@@ -59,6 +59,7 @@ def methods(table_epochs: int, models: list[str], curve_epochs: list[int]) -> li
         out += [Method(f"enc{tag}", PredictorConfig(model=model, proxies=()))] if main else []
         out += [Method(f"enc+pf{tag}", pf)]
         out += [Method(f"enc+pf+c{k}{tag}", pf, k) for k in (ks if main else ks[-1:])]
+        out += [Method(f"enc+pf+c{k}/abs", replace(pf, residual=False), k) for k in ks] if main else []  # the target itself, not the gain
     out += [Method("params", None, baseline="params"), Method("flops", None, baseline="flops")]
     out += [Method(f"curve{k}", None, k, baseline="curve") for k in curve_epochs if k < table_epochs]
     return out
@@ -129,10 +130,13 @@ def ceiling(table: Path, reseed: Path, column: str) -> dict[str, float]:
     """Spearman of `column` between a table and its reseeded retraining (shared arch_ids)."""
     import pandas as pd
 
-    a, b = (pd.read_csv(p) for p in (table, reseed))
+    from nas_lib.bench.train import read_rows
+
+    a, b = (pd.DataFrame(read_rows(p)) for p in (table, reseed))  # tolerates a table still being written
     column = column if column in a.columns and column in b.columns else "val_accuracy"
     both = a[a.state == "ok"].merge(b[b.state == "ok"], on="arch_id", suffixes=("", "_seed"))
-    return {"column": column, "rows": len(both), "rho": float(stats.spearmanr(both[column], both[f"{column}_seed"])[0])}
+    x, y = pd.to_numeric(both[column]), pd.to_numeric(both[f"{column}_seed"])
+    return {"column": column, "rows": len(both), "rho": float(stats.spearmanr(x, y)[0])}
 
 
 def report(name: str, result: dict) -> str:
@@ -152,7 +156,8 @@ def report(name: str, result: dict) -> str:
 def comparisons(rho: dict) -> list[tuple[str, str]]:
     """Each predictor feature set against the baseline it must beat."""
     pairs = [("enc+pf", "params"), ("enc+pf", "enc")]
-    pairs += [(m, f"curve{m.split('+c')[1]}") for m in rho if "+c" in m and "[" not in m]
+    pairs += [(m, f"curve{m.split('+c')[1]}") for m in rho if "+c" in m and "[" not in m and "/" not in m]
+    pairs += [(m, f"{m}/abs") for m in rho if "+c" in m and "[" not in m and "/" not in m]
     return [(a, b) for a, b in pairs if a in rho and b in rho]
 
 

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from nas_lib.registry import Registry
+from nas_lib.search.predictors import CodeFeatures
 from nas_lib.space.base import SearchSpace
 
 # space name -> function (space, spec) -> ordered {feature name: value}
@@ -91,8 +92,7 @@ class FeatureBuilder:
 
     def codes(self, rows: Sequence[Observation]) -> np.ndarray:
         """The integer codes of the rows' specs, one row each."""
-        width = len(self.space.code_cardinalities())
-        return np.array([self.space.encode(r.spec) for r in rows], dtype=np.int64).reshape(len(rows), width)
+        return CodeFeatures(self.space, pairwise=False).codes([r.spec for r in rows])
 
     def names(self, epochs: int) -> list[str]:
         """Column names of `transform(rows, epochs)`."""

@@ -32,6 +32,8 @@ class PredictorConfig:
         code, summary: whether the code digits / the space's summary are features.
         proxies: proxy names to read (None: every proxy the training rows carry; () none).
         max_epochs: read at most this many curve entries (None: as many as a query knows).
+        residual: with a curve, learn the target minus the last known epoch's accuracy (training
+            rows whose curve is shorter are left out of that model).
         seed: seeds the model's members.
     """
 
@@ -40,12 +42,27 @@ class PredictorConfig:
     summary: bool = True
     proxies: tuple[str, ...] | None = None
     max_epochs: int | None = None
+    residual: bool = True
     seed: int = 0
 
     def __post_init__(self) -> None:
         MODELS.get(self.model)  # an unknown name fails here, listing the known ones
         if self.proxies is not None:
             object.__setattr__(self, "proxies", tuple(self.proxies))
+
+
+@dataclass(frozen=True)
+class _Fitted:
+    """The model for one curve length and the feature columns it was fitted on."""
+
+    features: FeatureBuilder
+    model: Regressor
+    residual: bool  # fitted on target minus the last known epoch's accuracy
+
+
+def _last(rows: Sequence[Observation], epochs: int) -> np.ndarray:
+    """Each row's accuracy after epoch `epochs`."""
+    return np.array([float(r.curve[epochs - 1]) for r in rows], dtype=np.float64)
 
 
 @dataclass(frozen=True)
@@ -68,7 +85,7 @@ class LearnedPredictor:
         self.space = space
         self.config = config or PredictorConfig()
         self.rows: list[Observation] = []
-        self._models: dict[int, tuple[FeatureBuilder, Regressor]] = {}
+        self._models: dict[int, _Fitted] = {}
 
     def fit(self, rows: Sequence[Observation]) -> LearnedPredictor:
         """Replaces the training rows with `rows` (those with a finite target); models are
@@ -95,22 +112,28 @@ class LearnedPredictor:
         for i, row in enumerate(rows):
             by_epochs.setdefault(self.epochs_read(row), []).append(i)
         for epochs, idx in by_epochs.items():
-            features, model = self._model(epochs)
-            m, s = model.predict(features.transform([rows[i] for i in idx], epochs))
-            mean[idx], spread[idx] = m, s
+            fitted = self._model(epochs)
+            part = [rows[i] for i in idx]
+            m, s = fitted.model.predict(fitted.features.transform(part, epochs))
+            mean[idx], spread[idx] = m + (_last(part, epochs) if fitted.residual else 0.0), s
         return Prediction(mean, spread)
 
     def score(self, rows: Sequence[Observation]) -> np.ndarray:
         """The predicted means alone (higher is better, like the target)."""
         return self.predict(rows).mean
 
-    def _model(self, epochs: int) -> tuple[FeatureBuilder, Regressor]:
+    def _model(self, epochs: int) -> _Fitted:
         if epochs not in self._models:
             c = self.config
-            features = FeatureBuilder(self.space, use_code=c.code, use_summary=c.summary, proxies=c.proxies).fit(self.rows)
-            x = features.transform(self.rows, epochs)
-            y = np.array([r.target for r in self.rows], dtype=np.float64)
-            self._models[epochs] = (features, MODELS.get(c.model)().fit(x, y, c.seed))
+            rows = self.rows
+            # Learn the gain after the last known epoch: with few rows a tree cannot learn
+            # "about the epoch-k accuracy", which the residual gives it for free.
+            known = [r for r in rows if len(r.curve) >= epochs]
+            residual = c.residual and epochs > 0 and len(known) >= MIN_ROWS
+            rows = known if residual else rows
+            features = FeatureBuilder(self.space, use_code=c.code, use_summary=c.summary, proxies=c.proxies).fit(rows)
+            y = np.array([r.target for r in rows], dtype=np.float64) - (_last(rows, epochs) if residual else 0.0)
+            self._models[epochs] = _Fitted(features, MODELS.get(c.model)().fit(features.transform(rows, epochs), y, c.seed), residual)
         return self._models[epochs]
 
     # -- state -----------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ well under a second on one core).
   "was missing" indicator; the spread is that of bootstrap members.
 - ``gp``: a Gaussian process (RBF kernel with one length scale, plus white noise) on the same
   filled features.
+- ``mix``: the mean of ``gbt`` and ``ridge``.
 """
 
 from __future__ import annotations
@@ -148,3 +149,17 @@ class Gaussian:
     def predict(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         mean, std = self.model.predict(self.filled(x), return_std=True)
         return mean, std
+
+
+@MODELS.register("mix")
+class Mix:
+    """The mean of ``gbt`` and ``ridge``: the linear member carries monotone trends (larger is
+    better) that trees need many rows to learn; the trees carry interactions."""
+
+    def fit(self, x: np.ndarray, y: np.ndarray, seed: int) -> Mix:
+        self.members = [BaggedBoosting().fit(x, y, seed), BaggedRidge().fit(x, y, seed)]
+        return self
+
+    def predict(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        (m1, s1), (m2, s2) = (m.predict(x) for m in self.members)
+        return (m1 + m2) / 2, np.sqrt((s1**2 + s2**2) / 2 + ((m1 - m2) / 2) ** 2)
