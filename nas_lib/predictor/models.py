@@ -157,7 +157,7 @@ class Mix:
     better) that trees need many rows to learn; the trees carry interactions."""
 
     def fit(self, x: np.ndarray, y: np.ndarray, seed: int) -> Mix:
-        self.members = [BaggedBoosting().fit(x, y, seed), BaggedRidge().fit(x, y, seed)]
+        self.members: list[Regressor] = [BaggedBoosting().fit(x, y, seed), BaggedRidge().fit(x, y, seed)]
         return self
 
     def predict(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
