@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from nas_lib.predictor import LearnedPredictor, Observation, PredictorConfig  # noqa: E402
 from nas_lib.predictor.table import TableRows, read_table  # noqa: E402
 
-MIN_HELD_OUT = 10  # held-out rows per split at least; larger n are skipped on small tables
+MIN_HELD_OUT = 10  # held-out rows per split at least (half a table of under 20); larger n are skipped
 
 
 @dataclass(frozen=True)
@@ -86,7 +86,10 @@ def spearman(score: np.ndarray, truth: np.ndarray) -> float:
 def run_table(table: TableRows, ns: list[int], splits: int, models: list[str], curve_epochs: list[int]) -> dict:
     """rho[method][n] = list over splits, plus what the run cost."""
     total = len(table.rows)
-    ns = [n for n in ns if n <= total - MIN_HELD_OUT]
+    held_out = min(MIN_HELD_OUT, total // 2)
+    ns = [n for n in ns if n <= total - held_out] or [total - held_out]  # a young table: whatever it holds
+    if ns[0] < 5:
+        raise SystemExit(f"{total} usable rows: too few to split")
     epochs = min(len(r.curve) for r in table.rows)
     chosen = methods(epochs, models, curve_epochs)
     rho: dict[str, dict[int, list[float]]] = {m.name: {n: [] for n in ns} for m in chosen}
@@ -167,7 +170,7 @@ def main() -> None:
     parser.add_argument("--reseed", type=Path, action="append", default=[], help="TABLE=RESEEDED or a reseed of the first --table")
     parser.add_argument("--n", default="10,20,40,80,150")
     parser.add_argument("--splits", type=int, default=20)
-    parser.add_argument("--models", default="gbt", help="comma list; the first is the main one, the others add tagged rows")
+    parser.add_argument("--models", default="forest", help="comma list; the first is the main one, the others add tagged rows")
     parser.add_argument("--curve-epochs", default="1,2,3")
     parser.add_argument("--truth", default="test_accuracy")
     parser.add_argument("--out", type=Path)

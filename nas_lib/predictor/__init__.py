@@ -6,7 +6,7 @@ architectures the run has trained. Usage::
 
     from nas_lib.predictor import LearnedPredictor, Observation, PredictorConfig
 
-    predictor = LearnedPredictor(space, PredictorConfig(model="gbt"))
+    predictor = LearnedPredictor(space, PredictorConfig(model="forest"))
     predictor.fit([Observation(spec, {"params": 0.12, "flops": 20.1}, curve=[0.41, 0.55, ...], target=0.71), ...])
     prediction = predictor.predict([Observation(other, {"params": 0.3}), Observation(third, curve=[0.38])])
     prediction.mean, prediction.spread       # NaN while fewer than 3 rows are known
