@@ -30,7 +30,8 @@ from __future__ import annotations
 
 from nas_lib.predictor import hybrid_summary  # noqa: F401  (registers the hybrid summary)
 from nas_lib.predictor.features import SUMMARIES, FeatureBuilder, Observation
+from nas_lib.predictor.fitness import PredictedFitness
 from nas_lib.predictor.learned import LearnedPredictor, Prediction, PredictorConfig
 from nas_lib.predictor.models import MODELS
 
-__all__ = ["MODELS", "SUMMARIES", "FeatureBuilder", "LearnedPredictor", "Observation", "Prediction", "PredictorConfig"]
+__all__ = ["MODELS", "SUMMARIES", "FeatureBuilder", "LearnedPredictor", "Observation", "PredictedFitness", "Prediction", "PredictorConfig"]

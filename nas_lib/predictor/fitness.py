@@ -12,8 +12,8 @@ instead of by one proxy::
         fitness.tell(spec, accuracy, curve=history)
     strategy.tell(specs, [fitness(s) for s in specs])
 
-Until the predictor holds `LearnedPredictor`'s minimum of trained rows, `fallback` (e.g. the
-``params`` proxy) answers, or NaN without one; its values are on another scale than the predicted
+Until the predictor holds `min_rows` trained rows, `fallback` (e.g. the ``params`` proxy)
+answers, or NaN without one; its values are on another scale than the predicted
 accuracies, so a strategy should not mix the two phases in one history (start it once enough
 rows are trained, or rescore its history).
 """
@@ -40,12 +40,15 @@ class PredictedFitness:
         proxies: spec -> its zero-cost proxy scores (called once per architecture; None: none).
         fallback: spec -> fitness while too few trained rows exist (None: NaN).
         kappa: weight of the members' spread (optimism; 0 = the mean alone).
+        min_rows: trained rows before the predictor answers instead of `fallback` (on the MNIST
+            table the predictor overtakes params alone between 40 and 80 rows: docs/predictor.md).
     """
 
     predictor: LearnedPredictor
     proxies: Callable[[Any], Mapping[str, float]] | None = None
     fallback: Callable[[Any], float] | None = None
     kappa: float = 0.0
+    min_rows: int = MIN_ROWS
     known: dict[str, Observation] = field(default_factory=dict)
     trained: dict[str, float] = field(default_factory=dict)
 
@@ -55,7 +58,7 @@ class PredictedFitness:
     def score(self, specs: Sequence[Any]) -> np.ndarray:
         """The fitness of several specs at once (one model call per curve length); a trained
         spec's fitness is its trained score."""
-        if len(self.predictor.rows) < MIN_ROWS:
+        if len(self.predictor.rows) < max(self.min_rows, MIN_ROWS):
             out = np.array([self.fallback(s) if self.fallback else math.nan for s in specs], dtype=np.float64)
         else:
             prediction = self.predictor.predict([self.observation(s) for s in specs])
