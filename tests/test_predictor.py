@@ -71,7 +71,7 @@ def test_read_table_keeps_sampled_ok_rows_and_skips_a_torn_line(tmp_path: Path) 
         writer.writeheader()
         writer.writerows(rows)
         fh.write('"sequential:cnn(planes=16')  # a row cut by a kill
-    protocol_path(path).write_text(protocol_path(E4).read_text())
+    protocol_path(path).write_text(json.dumps({**json.loads(protocol_path(E4).read_text()), "patience": 12}))  # a newer protocol field
     table = read_table(path)
     assert table.truth_column == "test_accuracy" and table.note == ""
     assert table.arch_ids == [r["arch_id"] for r in rows[2:]]

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from nas_lib.bench.train import TrainProtocol, build_space, protocol_path, read_rows
+from nas_lib.bench.train import build_space, protocol_path, read_rows
 from nas_lib.predictor.features import Observation
 from nas_lib.space.base import SearchSpace
 
@@ -56,8 +56,9 @@ def read_table(path: str | Path, target: str = "val_accuracy", truth: str = "tes
             tables have no test split) falls back to `target`, and `TableRows.note` says so.
     """
     path = Path(path)
-    protocol = TrainProtocol.from_dict(json.loads(protocol_path(path).read_text()))
-    space = build_space(protocol.space)
+    # only the space is read: the protocol gains fields (the v2 table's `patience`) that an older
+    # TrainProtocol would refuse, and none of them changes what the rows mean to the predictor
+    space = build_space(json.loads(protocol_path(path).read_text())["space"])
     frame = pd.DataFrame(read_rows(path))  # the tolerant reader: a table being written may end in a torn line
     if frame.empty or target not in frame.columns:
         raise ValueError(f"{path.name}: no trained rows with a {target!r} column")
