@@ -93,7 +93,7 @@ def run_table(table: TableRows, ns: list[int], splits: int, models: list[str], c
     epochs = min(len(r.curve) for r in table.rows)
     chosen = methods(epochs, models, curve_epochs)
     rho: dict[str, dict[int, list[float]]] = {m.name: {n: [] for n in ns} for m in chosen}
-    fit_seconds = 0.0
+    seconds = {m.name: 0.0 for m in chosen}  # fitting + predicting, per method, all n and splits
     for split in range(splits):
         order = np.random.default_rng(split).permutation(total)
         held = [table.rows[i] for i in order[max(ns) :]]
@@ -106,9 +106,10 @@ def run_table(table: TableRows, ns: list[int], splits: int, models: list[str], c
                 start = time.perf_counter()
                 predictor = LearnedPredictor(table.space, replace(m.config, seed=split)).fit([table.rows[i] for i in order[:n]])
                 score = predictor.score([cut(r, m.epochs) for r in held])
-                fit_seconds += time.perf_counter() - start
+                seconds[m.name] += time.perf_counter() - start
                 rho[m.name][n].append(spearman(score, truth))
-    return {"rows": total, "epochs": epochs, "held_out": total - max(ns), "ns": ns, "rho": rho, "fit_seconds": fit_seconds, "note": table.note}
+    refit = {name: s / (len(ns) * splits) for name, s in seconds.items() if s}
+    return {"rows": total, "epochs": epochs, "held_out": total - max(ns), "ns": ns, "rho": rho, "refit_seconds": refit, "note": table.note}
 
 
 def summary(values: list[float]) -> tuple[float, float]:
@@ -145,10 +146,11 @@ def ceiling(table: Path, reseed: Path, column: str) -> dict[str, float]:
 def report(name: str, result: dict) -> str:
     lines = [f"\n{name}: {result['rows']} rows, {result['epochs']} epochs, {result['held_out']} held out per split; {result['note']}".rstrip("; ")]
     ns = result["ns"]
-    lines.append(f"{'method':<20}" + "".join(f"{'n=' + str(n):>16}" for n in ns))
+    lines.append(f"{'method':<20}" + "".join(f"{'n=' + str(n):>16}" for n in ns) + "   s/refit (wall, mean over n)")
     for method, by_n in result["rho"].items():
         cells = "".join(f"{cell(by_n[n]):>16}" for n in ns)
-        lines.append(f"{method:<20}{cells}")
+        refit = result["refit_seconds"].get(method)
+        lines.append(f"{method:<20}{cells}" + (f"   {refit:.2f}" if refit else ""))
     for a, b in comparisons(result["rho"]):
         for n in ns:
             p = paired(result["rho"][a][n], result["rho"][b][n])
