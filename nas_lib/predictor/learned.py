@@ -37,8 +37,7 @@ class PredictorConfig:
         seed: seeds the model's members.
     """
 
-    # forest ranked as well as gbt from 40 rows on and better below (0.42 vs 0.29 at 10 rows of the
-    # MNIST table), at two thirds of its refit cost: docs/predictor.md
+    # the forest ranked best with few rows and as well as gbt with many (docs/predictor.md)
     model: str = "forest"
     code: bool = True
     summary: bool = True

@@ -46,8 +46,8 @@ def _bootstrap(n: int, member: int, rng: np.random.Generator) -> np.ndarray:
 class BaggedBoosting:
     """Bagged `HistGradientBoostingRegressor`s; mean and spread across members."""
 
-    # 4 members of 60 rounds: 0.33 s of CPU per refit on 20-80 rows; 8 of 150 at rate 0.05 cost
-    # 1.0-1.6 s and ranked no better (benchmarks/predictor.py, docs/predictor.md)
+    # Few members and rounds: the predictor refits after every trained architecture (seconds per
+    # refit of each model: benchmarks/predictor.py, docs/predictor.md).
     members = 4
     # Tens of rows: leaves of 3 and depth 3 (the library's default leaves of 20 make one split on 40 rows).
     params = {"max_iter": 60, "learning_rate": 0.1, "max_depth": 3, "min_samples_leaf": 3, "l2_regularization": 1.0}
