@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from nas_lib.bench.train import build_space, protocol_path, read_rows
+from nas_lib.bench.train import SAMPLE, build_space, read_protocol, read_rows
 from nas_lib.predictor.features import Observation
 from nas_lib.space.base import SearchSpace
 
@@ -56,9 +56,7 @@ def read_table(path: str | Path, target: str = "val_accuracy", truth: str = "tes
             tables have no test split) falls back to `target`, and `TableRows.note` says so.
     """
     path = Path(path)
-    # only the space is read: the protocol gains fields (the v2 table's `patience`) that an older
-    # TrainProtocol would refuse, and none of them changes what the rows mean to the predictor
-    space = build_space(json.loads(protocol_path(path).read_text())["space"])
+    space = build_space(read_protocol(path).space)
     frame = pd.DataFrame(read_rows(path))  # the tolerant reader: a table being written may end in a torn line
     if frame.empty or target not in frame.columns:
         raise ValueError(f"{path.name}: no trained rows with a {target!r} column")
@@ -66,7 +64,7 @@ def read_table(path: str | Path, target: str = "val_accuracy", truth: str = "tes
         frame[column] = pd.to_numeric(frame[column], errors="coerce")
     frame = frame[(frame["state"] == "ok") & frame[target].notna()]
     if "role" in frame.columns:
-        frame = frame[frame["role"].fillna("sample").replace("", "sample") == "sample"]
+        frame = frame[frame["role"].fillna(SAMPLE).replace("", SAMPLE) == SAMPLE]
     note = ""
     if truth not in frame.columns:
         note = f"{path.name} has no {truth!r} column: held-out rankings are judged on {target!r}"
