@@ -21,6 +21,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from tasks.config_fidelity import FidelityConfig
+
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda|cuda:\d+)$")
 
 
@@ -120,6 +122,7 @@ class EvaluationConfig(_Section):
     proxies: list[str] = Field(default_factory=lambda: ["params"], description="Proxies to score; the first is the search fitness.")
     batch_size: int = Field(6, ge=1, description="Architectures per Prefect task (larger = less per-task overhead).")
     store: str | None = Field(None, description="Persistent evaluation store (None = <runs_root>/evaluations.sqlite, shared by runs).")
+    fidelity: FidelityConfig = Field(default_factory=FidelityConfig, description="Training rungs (successive halving, Hyperband).")
 
 
 class SearchConfig(_Section):
