@@ -3,9 +3,13 @@
 A rung trains an architecture to `budget` epochs under a `RungProtocol` whose cosine schedule
 spans `horizon` epochs. With the long schedule (``horizon`` = the largest budget) the rung at 1
 epoch is a checkpoint in the middle of the schedule, and the rung at 3 continues from it: the
-checkpoint holds the weights, the AdamW moments, the schedule's position, the shuffle generator
-and torch's random state, so 1 then 2 more epochs equal 3 epochs straight (bit for bit on the
-same device). With the short schedule (``horizon`` = ``budget``) every rung is a complete run
+checkpoint holds the weights, the AdamW moments, the schedule's position and the shuffle
+generator, so 1 then 2 more epochs equal 3 epochs straight (bit for bit on the same device).
+
+Training draws no number from torch's global generator (the shuffle has its own, and no block
+of the spaces draws in its forward pass), so rungs in threads of one process cannot disturb each
+other; only the weight initialisation is seeded globally, under a lock (`build_seeded`). A block
+with dropout would need its generator in the checkpoint too. With the short schedule (``horizon`` = ``budget``) every rung is a complete run
 of its own and no checkpoint is continued.
 
 The epoch loop is `nas_lib.train.loop`'s own (its stepper, epoch and evaluation pass), so a rung
@@ -20,6 +24,7 @@ import hashlib
 import io
 import json
 import math
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -106,10 +111,16 @@ class RungResult:
         return float(self.history[-1]["val_accuracy"])
 
 
+_GLOBAL_RNG = threading.Lock()  # torch's default generator is one per process, shared by the thread runner's tasks
+
+
 def build_seeded(space: Any, arch: str, data: Any, seed: int) -> nn.Module:
-    """`arch` built with its weights initialised under `seed` (as `nas_lib.bench.train` does)."""
-    torch.manual_seed(seed)
-    return space.build_model(space.from_string(arch), input_shape=tuple(data.input_shape), num_classes=data.num_classes)
+    """`arch` built with its weights initialised under `seed`, the same weights as
+    `nas_lib.bench.train` builds; safe beside other threads (they cannot reseed it mid-way) and
+    leaves the caller's random state as it was."""
+    with _GLOBAL_RNG, torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return space.build_model(space.from_string(arch), input_shape=tuple(data.input_shape), num_classes=data.num_classes)
 
 
 def train_to_budget(
@@ -137,17 +148,15 @@ def train_to_budget(
     cfg = protocol.train_config()
     execution = resolve_execution(cfg, device)
     start, history = time.perf_counter(), []
-    cuda_devices = [torch.device(device).index or 0] if execution.is_cuda else []
-    with torch.random.fork_rng(devices=cuda_devices), execution.backend_flags():
-        torch.manual_seed(cfg.seed)
+    with execution.backend_flags():  # never touches torch's global generator (see the module notes)
         try:
             steps = _steps_per_epoch(len(data.train_y), cfg)
             stepper = _Stepper(model, cfg, execution, steps)
             shuffler = torch.Generator().manual_seed(cfg.seed)
             if checkpoint is not None:
-                history = _restore(checkpoint, stepper, shuffler, protocol, budget, execution.is_cuda)
+                history = _restore(checkpoint, stepper, shuffler, protocol, budget)
             _run_epochs(stepper, data, execution, shuffler, steps, history, budget)
-            saved = save_checkpoint(stepper, shuffler, protocol, history, execution.is_cuda)
+            saved = save_checkpoint(stepper, shuffler, protocol, history)
         except NonFiniteLossError as err:
             return RungResult("failed", str(err), len(history), time.perf_counter() - start, history)
         except (RuntimeError, MemoryError) as err:
@@ -176,7 +185,7 @@ def _run_epochs(
         history.append({"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "val_accuracy": accuracy})
 
 
-def save_checkpoint(stepper: _Stepper, shuffler: torch.Generator, protocol: RungProtocol, history: list[dict[str, float]], cuda: bool) -> bytes:
+def save_checkpoint(stepper: _Stepper, shuffler: torch.Generator, protocol: RungProtocol, history: list[dict[str, float]]) -> bytes:
     """Everything the next epoch depends on, as bytes (`torch.save` of tensors and plain data)."""
     state = {
         "protocol": protocol.version(),
@@ -185,8 +194,6 @@ def save_checkpoint(stepper: _Stepper, shuffler: torch.Generator, protocol: Rung
         "optimizer": stepper.optimizer.state_dict(),
         "schedule": stepper.schedule.state_dict(),
         "shuffler": shuffler.get_state(),
-        "rng": torch.get_rng_state(),
-        "cuda_rng": torch.cuda.get_rng_state() if cuda else None,
     }
     buffer = io.BytesIO()
     torch.save(state, buffer)
@@ -202,9 +209,7 @@ def _load(checkpoint: bytes) -> dict[str, Any]:
     return torch.load(io.BytesIO(checkpoint), map_location="cpu", weights_only=True)
 
 
-def _restore(
-    checkpoint: bytes, stepper: _Stepper, shuffler: torch.Generator, protocol: RungProtocol, budget: int, cuda: bool
-) -> list[dict[str, float]]:
+def _restore(checkpoint: bytes, stepper: _Stepper, shuffler: torch.Generator, protocol: RungProtocol, budget: int) -> list[dict[str, float]]:
     """Loads a checkpoint into the stepper and the generators; returns its history."""
     state = _load(checkpoint)
     if state["protocol"] != protocol.version():
@@ -216,7 +221,4 @@ def _restore(
     stepper.optimizer.load_state_dict(state["optimizer"])
     stepper.schedule.load_state_dict(state["schedule"])
     shuffler.set_state(state["shuffler"])
-    torch.set_rng_state(state["rng"])
-    if cuda and state["cuda_rng"] is not None:
-        torch.cuda.set_rng_state(state["cuda_rng"])
     return history
