@@ -166,3 +166,17 @@ def test_search_fitness_is_the_top_rung(harness, tmp_path) -> None:
     population = search[search["generation"] == 0].set_index("arch_id")["fitness"]
     assert population.to_dict() == top.to_dict()
     assert len(search[search["generation"] == 1]) == 2
+
+
+def test_prefilter_keeps_the_best_by_the_first_proxy_and_never_a_failure() -> None:
+    from flows.fidelity import prefilter
+
+    def row(arch: str, value: float | None) -> dict:
+        state = "ok" if value is not None else "failed"
+        return {"arch_id": f"id-{arch}", "arch": arch, "proxy": "params", "proxy_version": "1", "data_fingerprint": "fp", "seed": 0,
+                "value": value, "state": state, "error": None, "seconds": 0.0, "device": "cpu", "cached": False}  # fmt: skip
+
+    rows = [row("a", 3.0), row("b", None), row("c", 5.0), row("d", 1.0)]
+    assert prefilter(rows, ["a", "b", "c", "d"], "params", 2) == ["c", "a"]
+    assert prefilter(rows, ["a", "b", "c", "d", "a"], "params", None) == ["a", "b", "c", "d"]
+    assert prefilter(rows, ["a", "b", "c", "d"], "params", 3) == ["c", "a", "d"]
