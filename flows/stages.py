@@ -26,6 +26,7 @@ from tasks.config import PipelineConfig
 from tasks.context import plan_devices
 from tasks.data_ref import DataRef
 from tasks.evaluation import Scoring, gpu_limit_name, score_batch
+from tasks.fidelity import RungSetup
 from tasks.run_folder import RunFolder
 from tasks.search import SEARCH_SCHEMA, SearchSetup, initial_state, propose_generation, record_generation, top_k
 from tasks.spaces import space_from_dict
@@ -68,6 +69,8 @@ class Evaluation:
     devices: list[str]
     name: str
     timeout_s: float | None = None  # per score-batch task (execution.batch_timeout_s)
+    rungs: RungSetup | None = None  # training rungs after the proxies (evaluation.fidelity); None = proxies only
+    training_timeout_s: float | None = None  # per train-rungs task (execution.training_timeout_s)
 
     @classmethod
     def of(cls, run: RunFolder) -> Evaluation:
@@ -80,6 +83,8 @@ class Evaluation:
             plan_devices(cfg.device),
             cfg.resolved_run_name(),
             cfg.execution.batch_timeout_s,
+            RungSetup.of(cfg),
+            cfg.execution.training_timeout_s,
         )
 
 
@@ -120,10 +125,20 @@ def score_in_batches(ev: Evaluation, archs: Sequence[str], label: str) -> list[d
     return [r.to_row() for r in assemble(space, archs, proxies, [*known.values(), *fresh])]
 
 
+def score_architectures(ev: Evaluation, archs: Sequence[str], label: str) -> list[dict[str, Any]]:
+    """`score_in_batches`, followed by the training rungs when ``evaluation.fidelity`` is on
+    (`flows.fidelity.score_in_rungs`): what the population and every search generation get."""
+    if ev.rungs is None:
+        return score_in_batches(ev, archs, label)
+    from flows.fidelity import score_in_rungs  # imports this module
+
+    return score_in_rungs(ev, archs, label)
+
+
 @flow(name="evaluate", flow_run_name="evaluate-{label}")
 def evaluate_architectures(run_dir: str, archs: list[str], label: str) -> list[dict[str, Any]]:
     """Scores architectures in batches spread over the devices; rows in input order."""
-    return score_in_batches(Evaluation.of(RunFolder(Path(run_dir))), archs, label)
+    return score_architectures(Evaluation.of(RunFolder(Path(run_dir))), archs, label)
 
 
 def evaluate(run: RunFolder, archs: list[str], label: str) -> list[dict[str, Any]]:
@@ -152,7 +167,7 @@ def search_flow(run_dir: str) -> str:
     progress = ui.progress_start(f"{cfg.resolved_run_name()}-search-progress", "search: generations")
     for generation in range(state["generation"], cfg.search.generations + 1):
         state = _saved(run, propose_generation(state, generation, setup))
-        rows = score_in_batches(ev, state["pending"], f"generation-{generation}")
+        rows = score_architectures(ev, state["pending"], f"generation-{generation}")
         state = _saved(run, record_generation(state, generation, rows, setup))
         run.write_step(Step.SEARCH, state["rows"], SEARCH_SCHEMA)
         top = top_k(state["rows"], cfg.search.top_k_table)

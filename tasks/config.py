@@ -22,6 +22,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from nas_lib.registry import Registry
+from tasks.config_fidelity import FidelityConfig
 
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda|cuda:\d+)$")
 
@@ -133,6 +134,7 @@ class EvaluationConfig(_Section):
     proxies: list[str] = Field(default_factory=lambda: ["params"], description="Proxies to score; the first is the search fitness.")
     batch_size: int = Field(6, ge=1, description="Architectures per Prefect task (larger = less per-task overhead).")
     store: str | None = Field(None, description="Persistent evaluation store (None = <runs_root>/evaluations.sqlite, shared by runs).")
+    fidelity: FidelityConfig = Field(default_factory=FidelityConfig, description="Training rungs (successive halving, Hyperband).")
 
     @field_validator("proxies")
     @classmethod

@@ -19,6 +19,7 @@ from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, ConfigDict
 
 from nas_lib.evaluation import EvalRecord, fitness_of
+from nas_lib.fidelity.plan import FITNESS
 from tasks.config import SearchConfig
 from tasks.evaluation import make_proxy
 from tasks.spaces import space_from_dict
@@ -51,10 +52,10 @@ class SearchSetup(BaseModel):
 
     @classmethod
     def of(cls, config: Any, space: dict[str, Any]) -> SearchSetup:
-        """The setup of a `PipelineConfig` searching `space` (the pruned space's dict)."""
-        return cls(
-            search=config.search, population_size=config.population.size, seed=config.seed, space=space, fitness_proxy=config.evaluation.proxies[0]
-        )
+        """The setup of a `PipelineConfig` searching `space` (the pruned space's dict); with
+        ``evaluation.fidelity`` on, the fitness is the score at the highest training rung."""
+        fitness = FITNESS if config.evaluation.fidelity.enabled else config.evaluation.proxies[0]
+        return cls(search=config.search, population_size=config.population.size, seed=config.seed, space=space, fitness_proxy=fitness)
 
 
 def _records(rows: Sequence[dict[str, Any]]) -> list[EvalRecord]:
@@ -73,8 +74,12 @@ def _strategy(setup: SearchSetup, state: dict[str, Any] | None) -> Any:
 
 def generation_rows(fitness_proxy: str, generation: int, rows: Sequence[dict[str, Any]], best: float) -> list[dict[str, Any]]:
     """One `SEARCH_SCHEMA` row per architecture of a generation."""
-    proxy = make_proxy(fitness_proxy)
-    fit = fitness_of(_records(rows), proxy.name, proxy.higher_is_better)
+    if fitness_proxy == FITNESS:  # the score at the highest training rung: a validation accuracy
+        name, higher = FITNESS, True
+    else:
+        proxy = make_proxy(fitness_proxy)
+        name, higher = proxy.name, proxy.higher_is_better
+    fit = fitness_of(_records(rows), name, higher)
     params = {r["arch_id"]: r["value"] for r in rows if r["proxy"] == "params"}
     out, seen = [], set()
     for r in rows:
@@ -90,7 +95,7 @@ def generation_rows(fitness_proxy: str, generation: int, rows: Sequence[dict[str
                 "arch_id": r["arch_id"],
                 "arch": r["arch"],
                 "fitness": f,
-                "fitness_proxy": proxy.name,
+                "fitness_proxy": name,
                 "params": params.get(r["arch_id"]),
                 "state": "ok" if not math.isnan(f) else "failed",
                 "seconds": seconds,

@@ -126,3 +126,33 @@ def test_hyperband_rounds_budgets_and_respects_min_budget() -> None:
     assert hyperband(1) == [(1, HalvingConfig(budgets=(1,), eta=3))]
     with pytest.raises(ValueError):
         hyperband(2, min_budget=3)
+
+
+def test_plan_runs_hyperband_brackets_round_by_round() -> None:
+    from nas_lib.fidelity.plan import FidelityPlan, FidelitySpec, deal
+
+    assert deal(10, [9, 5, 3]) == [5, 3, 2] and deal(3, [9, 5, 3]) == [2, 1, 0]
+    plan = FidelityPlan([f"a{i}" for i in range(10)], FidelitySpec(kind="hyperband", budgets=(1, 9), eta=3))
+    assert [b.config.budgets for b in plan.brackets] == [(1, 3, 9), (3, 9), (9,)]
+    rounds = []
+    while work := plan.ask():
+        rounds.append(work)
+        plan.tell({(a, b): by_index(a, b) for a, b in work})
+    assert rounds[0] == [*((f"a{i}", 1) for i in range(5)), ("a5", 3), ("a6", 3), ("a7", 3), ("a8", 9), ("a9", 9)]
+    assert plan.highest()["a9"] == (9, by_index("a9", 9)) and plan.highest()["a0"] == (1, by_index("a0", 1))
+    assert plan.highest()["a4"] == (9, by_index("a4", 9))  # the best of bracket 0 reaches the top rung
+
+
+def test_spec_protocol_follows_the_schedule() -> None:
+    from nas_lib.fidelity.plan import FidelitySpec, rung_key
+    from nas_lib.fidelity.training import RungProtocol
+
+    base = RungProtocol(horizon=1, seed=4)
+    long, short = FidelitySpec(budgets=(1, 3)), FidelitySpec(budgets=(1, 3), schedule="short")
+    assert long.protocol(base, 1).horizon == 3 and short.protocol(base, 1).horizon == 1
+    assert rung_key("id", "fp", long.protocol(base, 1), 1) != rung_key("id", "fp", short.protocol(base, 1), 1)
+    assert rung_key("id", "fp", long.protocol(base, 1), 1)[2:] == ("train@1", long.protocol(base, 1).version(), 4)
+    with pytest.raises(ValueError, match="schedule"):
+        FidelitySpec(schedule="medium")
+    with pytest.raises(ValueError, match="kind"):
+        FidelitySpec(kind="none")

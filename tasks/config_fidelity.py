@@ -1,0 +1,49 @@
+"""`evaluation.fidelity`: training-based fidelities (successive halving, Hyperband) in the config.
+
+Kept apart from `tasks.config` so that module stays one screenful per section; `EvaluationConfig`
+holds it as its ``fidelity`` field.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class FidelityConfig(BaseModel):
+    """How architectures are scored by short trainings on top of the proxies (docs/multi_fidelity.md)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # Off by default: the proxies rank the embedded digits run in seconds, rungs train for minutes.
+    kind: Literal["none", "halving", "hyperband"] = Field(
+        "none",
+        description="none (proxies only), halving (successive halving over the budgets) or hyperband (its brackets from the first "
+        "budget to the last); with halving/hyperband the search fitness is the validation accuracy at the highest rung reached.",
+    )
+    budgets: list[int] = Field(
+        default_factory=lambda: [1, 3, 9], description="Epochs of the rungs, strictly increasing (Hyperband uses the first and the last)."
+    )
+    eta: int = Field(3, ge=2, description="Each rung keeps the best 1/eta of the previous one (at least one).")
+    # long: on the digits run a rung is then a checkpoint of the schedule the finalists would see,
+    # and a promoted architecture continues from it instead of paying its first epochs again.
+    schedule: Literal["long", "short"] = Field(
+        "long",
+        description="long: one cosine schedule over the largest budget, each rung a checkpoint of it, promoted architectures continue; "
+        "short: each rung a complete cosine schedule of its own budget, trained from scratch.",
+    )
+    prefilter_keep: int | None = Field(
+        None, ge=1, description="Train only this many of each batch's best by the first proxy (None = train all); the rest count as failed."
+    )
+    batch_size: int = Field(1, ge=1, description="Rung trainings per Prefect task (one keeps every worker busy; trainings take seconds).")
+
+    @model_validator(mode="after")
+    def _rungs_ok(self) -> FidelityConfig:
+        if not self.budgets or self.budgets[0] < 1 or any(b <= a for a, b in zip(self.budgets, self.budgets[1:])):
+            raise ValueError(f"evaluation.fidelity.budgets {self.budgets} must be positive and strictly increasing")
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        return self.kind != "none"
