@@ -32,9 +32,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from nas_lib.failures import is_out_of_memory
+from nas_lib.proxies.base import ProxyState
 from nas_lib.train.config import TrainConfig
 from nas_lib.train.device import resolve_device
-from nas_lib.train.loop import NonFiniteLossError, _is_out_of_memory, _predict, _Stepper, _steps_per_epoch, _train_epoch
+from nas_lib.train.loop import NonFiniteLossError, _predict, _Stepper, _steps_per_epoch, _train_epoch
 from nas_lib.train.runtime import resolve_execution
 
 PROTOCOL_VERSION = 1  # bump when the meaning of a rung's score changes, so cached scores are not reused
@@ -96,7 +98,7 @@ class RungResult:
         checkpoint: the state to continue from (`save_checkpoint` bytes), None on failure.
     """
 
-    state: str
+    state: ProxyState
     error: str | None
     epochs_run: int
     seconds: float
@@ -160,7 +162,7 @@ def train_to_budget(
         except NonFiniteLossError as err:
             return RungResult("failed", str(err), len(history), time.perf_counter() - start, history)
         except (RuntimeError, MemoryError) as err:
-            if not _is_out_of_memory(err):
+            if not is_out_of_memory(err):
                 raise
             model.to("cpu")
             if execution.is_cuda:
