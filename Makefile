@@ -35,9 +35,10 @@ check-python:
 # install(venv, args): uv into that venv's interpreter, or that venv's own pip.
 install = $(if $(UV),$(UV) pip install --python $(1)/bin/python,$(1)/bin/python -m pip install -q) $(2)
 
+# torch alone (--no-deps): its dependencies come from the lock, or from the resolution in test-latest.
 define make_venv
 	$(PYTHON) -m venv $(1)
-	$(call install,$(1),$(TORCH_SOURCES) "torch==$(TORCH_VERSION)")
+	$(call install,$(1),--no-deps $(TORCH_SOURCES) "torch==$(TORCH_VERSION)")
 endef
 
 $(VENV)/.installed: pyproject.toml $(LOCK) | check-python
@@ -71,7 +72,8 @@ test-latest: check-python
 	$(call make_venv,$(VENV_LATEST))
 	echo "torch==$(TORCH_VERSION)" > $(VENV_LATEST)/torch-constraint.txt
 	$(call install,$(VENV_LATEST),--upgrade -c $(VENV_LATEST)/torch-constraint.txt $(TORCH_SOURCES) -e ".[$(EXTRAS)]")
-	$(VENV_LATEST)/bin/python -m pip list 2>/dev/null || $(UV) pip list --python $(VENV_LATEST)/bin/python
+	$(VENV_LATEST)/bin/python -m pip check
+	$(VENV_LATEST)/bin/python -m pip list
 	$(VENV_LATEST)/bin/python -m pytest -q
 
 # ruff (lint and format) and mypy, configured in pyproject.toml; .ci/run runs this before the tests.
