@@ -11,6 +11,8 @@ TORCH_VERSION ?= 2.13.0
 # TORCH_INDEX=https://download.pytorch.org/whl/cpu (CPU build) or leave it empty (PyPI's CUDA build on Linux).
 TORCH_FIND_LINKS ?= $(wildcard /opt/wheels)
 TORCH_INDEX ?=
+# torch's own dependencies come from the lock; a CUDA build also needs its nvidia-* packages: TORCH_NO_DEPS= (empty).
+TORCH_NO_DEPS ?= --no-deps
 TORCH_SOURCES := $(if $(TORCH_FIND_LINKS),--find-links $(TORCH_FIND_LINKS)) $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX))
 # uv when it is on PATH (seconds), else the venv's pip (minutes); both read the same lock.
 UV ?= $(shell command -v uv 2>/dev/null)
@@ -35,10 +37,10 @@ check-python:
 # install(venv, args): uv into that venv's interpreter, or that venv's own pip.
 install = $(if $(UV),$(UV) pip install --python $(1)/bin/python,$(1)/bin/python -m pip install -q) $(2)
 
-# torch alone (--no-deps): its dependencies come from the lock, or from the resolution in test-latest.
+# torch first, alone: its dependencies come from the lock, or from the resolution in test-latest.
 define make_venv
 	$(PYTHON) -m venv $(1)
-	$(call install,$(1),--no-deps $(TORCH_SOURCES) "torch==$(TORCH_VERSION)")
+	$(call install,$(1),$(TORCH_NO_DEPS) $(TORCH_SOURCES) "torch==$(TORCH_VERSION)")
 endef
 
 $(VENV)/.installed: pyproject.toml $(LOCK) | check-python
