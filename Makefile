@@ -14,6 +14,8 @@ TORCH_INDEX ?=
 # torch's own dependencies come from the lock; a CUDA build also needs its nvidia-* packages: TORCH_NO_DEPS= (empty).
 TORCH_NO_DEPS ?= --no-deps
 TORCH_SOURCES := $(if $(TORCH_FIND_LINKS),--find-links $(TORCH_FIND_LINKS)) $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX))
+# Extra pytest arguments for test, test-fast and test-latest, e.g. PYTEST_ARGS='-x -k train'.
+PYTEST_ARGS ?=
 # uv when it is on PATH (seconds), else the venv's pip (minutes); both read the same lock.
 UV ?= $(shell command -v uv 2>/dev/null)
 # The one floor: requires-python in pyproject.toml, checked with the interpreter that is about to build the venv.
@@ -61,11 +63,11 @@ run: setup
 	$(VENV)/bin/ehnas run
 
 test: setup
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 # The inner loop: everything but the tests that start servers, subprocess CLIs or whole flows.
 test-fast: setup
-	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
 
 # The whole suite on the newest releases pyproject.toml allows (torch stays at TORCH_VERSION), in its own venv,
 # so that a breaking release is found on purpose rather than on the day someone installs.
@@ -76,7 +78,7 @@ test-latest: check-python
 	$(call install,$(VENV_LATEST),--upgrade -c $(VENV_LATEST)/torch-constraint.txt $(TORCH_SOURCES) -e ".[$(EXTRAS)]")
 	$(VENV_LATEST)/bin/python -m pip check
 	$(VENV_LATEST)/bin/python -m pip list
-	$(VENV_LATEST)/bin/python -m pytest -q
+	$(VENV_LATEST)/bin/python -m pytest -q $(PYTEST_ARGS)
 
 # ruff (lint and format) and mypy, configured in pyproject.toml; .ci/run runs this before the tests.
 lint: setup
