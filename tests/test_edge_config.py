@@ -45,6 +45,7 @@ def assert_nothing_started(cwd: Path) -> None:
     assert not (cwd / ".prefect").exists() and not (cwd / "runs").exists()
 
 
+@pytest.mark.slow
 def test_missing_config_file_is_a_usage_error_in_a_real_process(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.run(

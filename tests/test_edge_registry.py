@@ -99,6 +99,7 @@ def test_probe_against_a_real_mlflow_server(tmp_path: Path) -> None:
     assert probe_tracking_uri(uri, timeout_s=2.0) is not None
 
 
+@pytest.mark.slow
 def test_unreachable_registry_exits_4_in_a_real_process(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     args = ["run", "--set", f"registry.tracking_uri=http://127.0.0.1:{free_port()}"]

@@ -77,6 +77,7 @@ def registered(
     return {"run_dir": run.root, "uri": uri, "model_uri": out["model_uri"], "config": run.config()}
 
 
+@pytest.mark.slow
 def test_a_process_without_ehnas_classifies_raw_mnist_images(registered: dict) -> None:
     from nas_lib.data.idx import read_idx
     from tasks.data_ref import DataRef
@@ -106,6 +107,7 @@ def test_a_process_without_ehnas_classifies_raw_mnist_images(registered: dict) -
     assert np.allclose(served["p"], probs.max(1).values.numpy(), atol=1e-5)
 
 
+@pytest.mark.slow
 def test_export_all_from_the_registry_matches_pytorch(registered: dict, tmp_path: Path) -> None:
     result = CliRunner().invoke(
         app, ["export", registered["model_uri"], "--format", "all", "--out", str(tmp_path), "--tracking-uri", registered["uri"]]
@@ -129,6 +131,7 @@ def test_export_all_from_the_registry_matches_pytorch(registered: dict, tmp_path
         ("quantized", "classify_quantized.py", "model.int8.torchscript.pt"),
     ],
 )
+@pytest.mark.slow
 def test_example_script_classifies_an_image_file(registered: dict, tmp_path: Path, fmt: str, script: str, file: str) -> None:
     from PIL import Image
 

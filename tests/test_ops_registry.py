@@ -35,6 +35,7 @@ def _uri(folder: Path) -> str:
     return f"sqlite:///{folder.resolve()}/mlflow.db"
 
 
+@pytest.mark.slow
 def test_two_processes_on_a_fresh_database_register_one_version(tmp_path):
     uri = _uri(tmp_path)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "MLFLOW_DISABLE_TELEMETRY": "true"}

@@ -170,6 +170,7 @@ def test_kill_9_leaves_no_server_and_the_next_start_marks_the_run_crashed(tmp_pa
     assert _server_record(home) is None  # the next start stopped its own server and removed its record
 
 
+@pytest.mark.slow
 def test_next_start_reaps_a_recorded_server_whose_parent_is_gone(tmp_path):
     from ehnas.prefect_server import reap_orphans
 

@@ -236,6 +236,7 @@ def test_a_full_disk_is_reported_with_the_path_and_leaves_no_file(tmp_path, monk
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_library_loggers_reach_prefect_from_the_command_line():
     import subprocess
     import sys
