@@ -14,7 +14,7 @@ import os
 import re
 import typing
 from collections.abc import Iterable, Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -279,7 +279,7 @@ class PipelineConfig(_Section):
         """`run_name` (``{date}`` -> today's UTC date, for scheduled runs), or
         ``<dataset>-<space>-<fingerprint>`` so the same config reruns in place."""
         if self.run_name:
-            return self.run_name.replace("{date}", datetime.now(timezone.utc).strftime("%Y%m%d"))
+            return self.run_name.replace("{date}", datetime.now(UTC).strftime("%Y%m%d"))
         return f"{self.data.kind}-{self.space.name}-{self.fingerprint()}"
 
     def run_dir(self) -> Path:
