@@ -32,11 +32,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from nas_lib.failures import is_out_of_memory
 from nas_lib.proxies.base import ProxyState
 from nas_lib.train.config import TrainConfig
 from nas_lib.train.device import resolve_device
-from nas_lib.train.loop import NonFiniteLossError, _predict, _Stepper, _steps_per_epoch, _train_epoch
+from nas_lib.train.loop import NonFiniteLossError, _predict, _Stepper, _steps_per_epoch, _train_epoch, release_after_oom
 from nas_lib.train.runtime import resolve_execution
 
 PROTOCOL_VERSION = 1  # bump when the meaning of a rung's score changes, so cached scores are not reused
@@ -162,14 +161,7 @@ def train_to_budget(
         except NonFiniteLossError as err:
             return RungResult("failed", str(err), len(history), time.perf_counter() - start, history)
         except (RuntimeError, MemoryError) as err:
-            if not is_out_of_memory(err):
-                raise
-            model.to("cpu")
-            if execution.is_cuda:
-                torch.cuda.empty_cache()
-            return RungResult(
-                "failed", f"out of memory on {device}: {str(err).splitlines()[0][:300]}", len(history), time.perf_counter() - start, history
-            )
+            return RungResult("failed", release_after_oom(err, model, execution, device), len(history), time.perf_counter() - start, history)
     return RungResult("ok", None, len(history), time.perf_counter() - start, history, saved)
 
 

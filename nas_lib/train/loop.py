@@ -83,13 +83,19 @@ def train_and_evaluate(
         except NonFiniteLossError as err:
             return _failed(run, str(err), start)
         except (RuntimeError, MemoryError) as err:
-            if not is_out_of_memory(err):
-                raise
-            model.to("cpu")
-            if execution.is_cuda:
-                torch.cuda.empty_cache()
-            return _failed(run, f"out of memory on {device}: {str(err).splitlines()[0][:300]}", start)
+            return _failed(run, release_after_oom(err, model, execution, device), start)
     return _finish(model, data, run, start)
+
+
+def release_after_oom(err: RuntimeError | MemoryError, model: nn.Module, execution: Execution, device: str) -> str:
+    """The failure text of an out-of-memory `err`, after moving `model` off the device and freeing
+    the CUDA cache; any other error is raised again (it is a bug, not a failed candidate)."""
+    if not is_out_of_memory(err):
+        raise err
+    model.to("cpu")
+    if execution.is_cuda:
+        torch.cuda.empty_cache()
+    return f"out of memory on {device}: {str(err).splitlines()[0][:300]}"
 
 
 class _Stepper:
