@@ -19,7 +19,7 @@ from typing import Any
 from prefect.futures import as_completed
 
 from flows.runners import release
-from flows.stages import Evaluation, ensure_gpu_limits, score_in_batches
+from flows.stages import Evaluation, gate_gpus, score_in_batches
 from nas_lib.evaluation import EvalRecord, fitness_of, split_batches
 from nas_lib.fidelity.checkpoints import CheckpointStore
 from nas_lib.fidelity.plan import FITNESS, FidelityPlan
@@ -77,9 +77,7 @@ def train_round(ev: Evaluation, setup: RungSetup, work: Sequence[Rung], label: s
     missing: list[RungWork] = [
         (arch, budget, start_from(setup, checkpoints, ids[arch], fingerprint, budget)) for arch, budget in work if (arch, budget) not in out
     ]
-    gated = len(ev.devices) > 1 and ev.devices[0].startswith("cuda")
-    if gated and missing:
-        ensure_gpu_limits(ev.devices)
+    gated = gate_gpus(ev.devices, bool(missing))
     batches = split_batches(missing, setup.tasks_per_batch)
     progress = ui.progress_start(f"{ev.name}-{label}-progress", f"{label}: {len(missing)} rungs trained, {len(out)} read from the store")
     trainer = train_rungs.with_options(timeout_seconds=ev.training_timeout_s)

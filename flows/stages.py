@@ -45,6 +45,14 @@ def ensure_gpu_limits(devices: list[str]) -> None:
                 client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=gpu_limit_name(device), limit=1))
 
 
+def gate_gpus(devices: list[str], has_work: bool) -> bool:
+    """Whether batches spread over several GPUs are gated one per device (then the limits exist)."""
+    gated = len(devices) > 1 and devices[0].startswith("cuda")
+    if gated and has_work:
+        ensure_gpu_limits(devices)
+    return gated
+
+
 def _runner(config: PipelineConfig) -> TaskRunner[Any]:
     """The configured task runner (flows/runners.py): one worker per device unless set."""
     return task_runner(config.execution, plan_devices(config.device))
@@ -99,9 +107,7 @@ def score_in_batches(ev: Evaluation, archs: Sequence[str], label: str) -> list[d
     space, proxies = space_from_dict(ev.space), ev.scoring.proxy_objects()
     fingerprint = ev.scoring.data_fingerprint()
     known, work = split_cached(ev.store, space, archs, proxies, data_fingerprint=fingerprint, seed=ev.scoring.seed)
-    gated = len(ev.devices) > 1 and ev.devices[0].startswith("cuda")
-    if gated and work:
-        ensure_gpu_limits(ev.devices)
+    gated = gate_gpus(ev.devices, bool(work))
     batches = split_batches(work, ev.batch_size)
     progress = ui.progress_start(f"{ev.name}-{label}-progress", f"{label}: batches of {ev.batch_size} scored")
     scorer = score_batch.with_options(timeout_seconds=ev.timeout_s)
