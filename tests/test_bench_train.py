@@ -72,6 +72,14 @@ def test_rerun_resumes_and_drops_a_torn_line(table: Path, tmp_path: Path) -> Non
     assert [r["arch"] for r in read_rows(copy)][:4] == list(before)
 
 
+def test_the_same_command_resumes_its_table(table: Path) -> None:
+    # the protocol from the config (tuples) is the one saved as JSON (lists)
+    before = table.read_text()
+    result = CliRunner().invoke(app, ["bench", "train", "--out", str(table), "--n", "4", *SET])
+    assert result.exit_code == 0, result.output
+    assert table.read_text() == before
+
+
 def test_another_protocol_is_refused(table: Path) -> None:
     with pytest.raises(ValueError, match="differs in: epochs"):
         train_table(_protocol(epochs=2), [], table)

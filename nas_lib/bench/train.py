@@ -222,7 +222,7 @@ def open_table(table: str | Path, protocol: TrainProtocol) -> list[dict[str, Any
     path, proto = Path(table), protocol_path(table)
     if proto.exists():
         saved = TrainProtocol.from_dict(json.loads(proto.read_text(encoding="utf-8"))).to_dict()
-        mine = protocol.to_dict()
+        mine = json.loads(json.dumps(protocol.to_dict()))  # as saved: tuples become lists
         if saved != mine:
             diff = sorted(k for k in set(saved) | set(mine) if saved.get(k) != mine.get(k))
             raise ValueError(
