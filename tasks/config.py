@@ -22,7 +22,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from nas_lib.registry import Registry
-from tasks.config_fidelity import FidelityConfig
+from tasks.config_fidelity import FidelityConfig, PredictorSection
 
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda|cuda:\d+)$")
 
@@ -135,6 +135,7 @@ class EvaluationConfig(_Section):
     batch_size: int = Field(6, ge=1, description="Architectures per Prefect task (larger = less per-task overhead).")
     store: str | None = Field(None, description="Persistent evaluation store (None = <runs_root>/evaluations.sqlite, shared by runs).")
     fidelity: FidelityConfig = Field(default_factory=FidelityConfig, description="Training rungs (successive halving, Hyperband).")
+    predictor: PredictorSection = Field(default_factory=PredictorSection, description="The learned predictor as the fitness of a multi-fidelity run.")
 
     @field_validator("proxies")
     @classmethod
@@ -144,6 +145,12 @@ class EvaluationConfig(_Section):
         if not value:
             raise ValueError(f"empty; name one proxy at least (the first is the search fitness); known: {', '.join(PROXIES.names())}")
         return [_registered(PROXIES, name) for name in value]
+
+    @model_validator(mode="after")
+    def _predictor_needs_rungs(self) -> EvaluationConfig:
+        if self.predictor.enabled and not self.fidelity.enabled:
+            raise ValueError("evaluation.predictor.enabled needs training rungs: set evaluation.fidelity.kind to halving or hyperband")
+        return self
 
 
 class SearchConfig(_Section):

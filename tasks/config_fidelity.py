@@ -47,3 +47,25 @@ class FidelityConfig(BaseModel):
     @property
     def enabled(self) -> bool:
         return self.kind != "none"
+
+
+class PredictorSection(BaseModel):
+    """`evaluation.predictor`: the learned predictor as the search fitness of a multi-fidelity run
+    (docs/predictor.md): an architecture stopped at a low rung is ranked by its predicted top-rung
+    score instead of its low-rung accuracy."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = Field(False, description="Rank architectures below the top rung by their predicted top-rung score (needs evaluation.fidelity).")
+    model: str = Field("forest", description="Predictor model (nas_lib.predictor.MODELS: forest, gbt, ridge, gp, mix).")
+    min_rows: int = Field(
+        6, ge=3, description="Architectures trained to the top rung before the predictor answers (until then: the highest rung's score)."
+    )
+
+    @model_validator(mode="after")
+    def _model_known(self) -> PredictorSection:
+        from nas_lib.predictor import MODELS
+
+        if self.model not in MODELS:
+            raise ValueError(f"evaluation.predictor.model {self.model!r} is not one of {', '.join(MODELS.names())}")
+        return self

@@ -19,8 +19,9 @@ from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, ConfigDict
 
 from nas_lib.evaluation import EvalRecord, fitness_of
-from nas_lib.fidelity.plan import FITNESS
+from nas_lib.fidelity.plan import FITNESS, RUNG_PREFIX
 from tasks.config import SearchConfig
+from tasks.config_fidelity import PredictorSection
 from tasks.evaluation import make_proxy
 from tasks.spaces import space_from_dict
 
@@ -49,13 +50,27 @@ class SearchSetup(BaseModel):
     seed: int
     space: dict[str, Any]
     fitness_proxy: str
+    predictor: PredictorSection | None = None  # the learned predictor over the rungs (evaluation.predictor)
+    budgets: tuple[int, ...] = ()  # the rungs' budgets, when the predictor is on
 
     @classmethod
     def of(cls, config: Any, space: dict[str, Any]) -> SearchSetup:
         """The setup of a `PipelineConfig` searching `space` (the pruned space's dict); with
-        ``evaluation.fidelity`` on, the fitness is the score at the highest training rung."""
-        fitness = FITNESS if config.evaluation.fidelity.enabled else config.evaluation.proxies[0]
-        return cls(search=config.search, population_size=config.population.size, seed=config.seed, space=space, fitness_proxy=fitness)
+        ``evaluation.fidelity`` on, the fitness is the score at the highest training rung, or with
+        ``evaluation.predictor`` on, the trained or predicted score at the top rung."""
+        e = config.evaluation
+        fitness = FITNESS if e.fidelity.enabled else e.proxies[0]
+        predictor = e.predictor if e.predictor.enabled else None
+        budgets = tuple(e.fidelity.budgets) if predictor else ()
+        return cls(
+            search=config.search,
+            population_size=config.population.size,
+            seed=config.seed,
+            space=space,
+            fitness_proxy=fitness,
+            predictor=predictor,
+            budgets=budgets,
+        )
 
 
 def _records(rows: Sequence[dict[str, Any]]) -> list[EvalRecord]:
@@ -72,21 +87,48 @@ def _strategy(setup: SearchSetup, state: dict[str, Any] | None) -> Any:
     return strategy
 
 
-def generation_rows(fitness_proxy: str, generation: int, rows: Sequence[dict[str, Any]], best: float) -> list[dict[str, Any]]:
-    """One `SEARCH_SCHEMA` row per architecture of a generation."""
-    if fitness_proxy == FITNESS:  # the score at the highest training rung: a validation accuracy
-        name, higher = FITNESS, True
-    else:
-        proxy = make_proxy(fitness_proxy)
-        name, higher = proxy.name, proxy.higher_is_better
-    fit = fitness_of(_records(rows), name, higher)
+def learn(known: dict[str, Any], rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """`known` (arch -> its proxy scores and rung scores, JSON values) with what `rows` scored."""
+    out = {arch: {"proxies": dict(f["proxies"]), "rungs": dict(f["rungs"])} for arch, f in known.items()}
+    for r in rows:
+        facts = out.setdefault(r["arch"], {"proxies": {}, "rungs": {}})
+        if r["state"] != "ok" or r["value"] is None or r["proxy"] == FITNESS:
+            continue
+        if r["proxy"].startswith(RUNG_PREFIX):
+            facts["rungs"][r["proxy"][len(RUNG_PREFIX) :]] = r["value"]
+        else:
+            facts["proxies"][r["proxy"]] = r["value"]
+    return out
+
+
+def fitness_by_id(setup: SearchSetup, rows: Sequence[dict[str, Any]], known: dict[str, Any]) -> dict[str, tuple[float, str]]:
+    """arch_id -> (fitness, what it is) for the architectures of `rows`: the fitness proxy's
+    score, or with the predictor on the trained or predicted top-rung score (`rung_fitness`)."""
+    ids = {r["arch"]: r["arch_id"] for r in rows}
+    if setup.predictor is None:
+        if setup.fitness_proxy == FITNESS:  # the score at the highest training rung: a validation accuracy
+            name, higher = FITNESS, True
+        else:
+            proxy = make_proxy(setup.fitness_proxy)
+            name, higher = proxy.name, proxy.higher_is_better
+        return {arch_id: (f, name) for arch_id, f in fitness_of(_records(rows), name, higher).items()}
+    from nas_lib.predictor import PredictorConfig
+    from nas_lib.predictor.rungs import rung_fitness
+
+    config = PredictorConfig(model=setup.predictor.model, seed=setup.seed)
+    scored = rung_fitness(space_from_dict(setup.space), known, setup.budgets, config, setup.predictor.min_rows)
+    return {ids[arch]: (f, FITNESS if source in ("trained", "highest rung") else source) for arch, (f, source) in scored.items() if arch in ids}
+
+
+def generation_rows(fit: dict[str, tuple[float, str]], generation: int, rows: Sequence[dict[str, Any]], best: float) -> list[dict[str, Any]]:
+    """One `SEARCH_SCHEMA` row per architecture of a generation (`fit`: `fitness_by_id`)."""
     params = {r["arch_id"]: r["value"] for r in rows if r["proxy"] == "params"}
     out, seen = [], set()
     for r in rows:
         if r["arch_id"] in seen:
             continue
         seen.add(r["arch_id"])
-        f = fit.get(r["arch_id"], math.nan)
+        f, name = fit.get(r["arch_id"], (math.nan, ""))
         best = f if math.isnan(best) or (not math.isnan(f) and f > best) else best
         seconds = sum(x["seconds"] for x in rows if x["arch_id"] == r["arch_id"])
         out.append(
@@ -105,15 +147,30 @@ def generation_rows(fitness_proxy: str, generation: int, rows: Sequence[dict[str
     return out
 
 
+def rescored(setup: SearchSetup, rows: Sequence[dict[str, Any]], known: dict[str, Any]) -> list[dict[str, Any]]:
+    """Earlier generations' rows with the predictor's latest estimates (it was refitted on more
+    trained architectures since), their running best recomputed; unchanged without the predictor."""
+    if setup.predictor is None or not rows:
+        return list(rows)
+    fit = fitness_by_id(setup, [{"arch": r["arch"], "arch_id": r["arch_id"]} for r in rows], known)
+    out, best = [], math.nan
+    for r in rows:
+        f, name = fit.get(r["arch_id"], (math.nan, r["fitness_proxy"]))
+        best = f if math.isnan(best) or (not math.isnan(f) and f > best) else best
+        out.append({**r, "fitness": f, "fitness_proxy": name, "state": "ok" if not math.isnan(f) else "failed", "best_so_far": best})
+    return out
+
+
 def initial_state(setup: SearchSetup, evaluations: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """A new search state, the strategy warmed with the scored initial population (the rows of
     ``06_evaluations``)."""
     strategy = _strategy(setup, None)
     _warn_about_warmup(setup, strategy)
-    rows = generation_rows(setup.fitness_proxy, 0, evaluations, math.nan)
+    known = learn({}, evaluations) if setup.predictor else {}
+    rows = generation_rows(fitness_by_id(setup, evaluations, known), 0, evaluations, math.nan)
     space = strategy.space
     strategy.tell([space.from_string(r["arch"]) for r in rows], [r["fitness"] for r in rows])
-    return {"generation": 1, "pending": None, "rows": rows, "strategy": strategy.state_dict()}
+    return {"generation": 1, "pending": None, "rows": rows, "strategy": strategy.state_dict(), "known": known}
 
 
 def _warn_about_warmup(setup: SearchSetup, strategy: Any) -> None:
@@ -145,10 +202,12 @@ def record_generation(state: dict[str, Any], generation: int, rows: list[dict[st
     if state["generation"] > generation or not state["pending"]:
         return state  # already told (resumed run)
     strategy = _strategy(setup, state["strategy"])
-    best = max((r["best_so_far"] for r in state["rows"] if not math.isnan(r["best_so_far"])), default=math.nan)
-    new = generation_rows(setup.fitness_proxy, generation, rows, best)
+    known = learn(state.get("known", {}), rows) if setup.predictor else {}
+    earlier = rescored(setup, state["rows"], known)
+    best = max((r["best_so_far"] for r in earlier if not math.isnan(r["best_so_far"])), default=math.nan)
+    new = generation_rows(fitness_by_id(setup, rows, known), generation, rows, best)
     strategy.tell([strategy.space.from_string(r["arch"]) for r in new], [r["fitness"] for r in new])
-    return {**state, "generation": generation + 1, "pending": None, "rows": state["rows"] + new, "strategy": strategy.state_dict()}
+    return {**state, "generation": generation + 1, "pending": None, "rows": earlier + new, "strategy": strategy.state_dict(), "known": known}
 
 
 def top_k(rows: Sequence[dict[str, Any]], k: int) -> list[dict[str, Any]]:

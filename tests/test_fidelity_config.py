@@ -29,6 +29,20 @@ def test_bad_values_name_the_field(override: str, message: str) -> None:
     assert "evaluation.fidelity" in str(err.value)
 
 
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("evaluation.predictor.enabled=true", "needs training rungs"),
+        ("evaluation.predictor.model=oracle", "is not one of forest"),
+        ("evaluation.predictor.min_rows=1", "greater than or equal to 3"),
+    ],
+)
+def test_bad_predictor_settings_name_the_field(override: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message) as err:
+        load_config(None, [override])
+    assert "evaluation" in str(err.value)
+
+
 def test_rung_setup_follows_training_and_schedule() -> None:
     cfg = load_config(None, ["evaluation.fidelity.kind=hyperband", "evaluation.fidelity.budgets=[1,9]", "training.lr=0.01", "seed=3"])
     setup = RungSetup.of(cfg)

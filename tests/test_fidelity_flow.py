@@ -168,6 +168,31 @@ def test_search_fitness_is_the_top_rung(harness, tmp_path) -> None:
     assert len(search[search["generation"] == 1]) == 2
 
 
+def test_the_predictor_ranks_what_stopped_below_the_top_rung(harness, tmp_path) -> None:
+    from flows.pipeline import nas_pipeline
+    from nas_lib.artifacts import read_table
+
+    extra = ["population.size=8", "pruning.layers=[]", "search.generations=1", "search.per_generation=2", "training.top_k=1"]
+    cfg = load_config(
+        None,
+        [*TINY, f"runs_root={tmp_path}", "evaluation.fidelity.budgets=[1,2]", "evaluation.predictor.enabled=true", "evaluation.predictor.min_rows=3",
+         *extra, "training.epochs=1", "registry.enabled=false"],
+    )  # fmt: skip
+    run = RunFolder(Path(nas_pipeline(cfg)["run_dir"]))
+    search = read_table(run.step_file("07_search")).set_index("arch_id")
+    evaluations = read_table(run.step_file("06_evaluations"))
+    top = evaluations[evaluations["proxy"] == "train@2"].set_index("arch_id")["value"]
+    population = search[search["generation"] == 0]
+    assert len(top) == 4  # eta 2: half of the 8 reach the top rung
+    trained = population.loc[top.index]
+    assert set(trained["fitness_proxy"]) == {FITNESS} and trained["fitness"].to_dict() == top.to_dict()
+    predicted = population.drop(top.index)
+    assert set(predicted["fitness_proxy"]) == {"predicted"} and np.isfinite(predicted["fitness"]).all()
+    # the predictor's estimate, not the epoch-1 accuracy it stopped at
+    low = evaluations[evaluations["proxy"] == "train@1"].set_index("arch_id")["value"]
+    assert (predicted["fitness"] != low.loc[predicted.index]).all()
+
+
 def test_prefilter_keeps_the_best_by_the_first_proxy_and_never_a_failure() -> None:
     from flows.fidelity import prefilter
 

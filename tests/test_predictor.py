@@ -180,3 +180,25 @@ def test_predicted_fitness_drives_a_search_strategy(e4, strategy: str) -> None:
     truth = {e4.space.to_string(r.spec): float(r.target) for r in e4.rows}
     run = run_search(strategy, space, fitness, truth, budget=8, seed=0)
     assert run.queries == 8 and run.answer in truth and math.isfinite(run.answer_metric)
+
+
+def test_rung_fitness_keeps_the_trained_predicts_the_rest_and_waits_for_min_rows(synthetic) -> None:
+    from nas_lib.predictor.rungs import rung_curve, rung_fitness
+
+    space, rows = synthetic
+    archs = [space.to_string(r.spec) for r in rows[:40]]
+    # the first 30 reached the top rung (budget 3), the last 10 stopped at budget 1; one has no rung at all
+    known = {a: {"proxies": dict(r.proxies), "rungs": {"1": r.curve[0], "3": r.target}} for a, r in zip(archs[:30], rows)}
+    known |= {a: {"proxies": dict(r.proxies), "rungs": {"1": r.curve[0]}} for a, r in zip(archs[30:39], rows[30:39])}
+    known[archs[39]] = {"proxies": {}, "rungs": {}}
+    out = rung_fitness(space, known, [1, 3], PredictorConfig(), min_rows=10)
+    assert all(out[a] == (r.target, "trained") for a, r in zip(archs[:30], rows))
+    assert {out[a][1] for a in archs[30:39]} == {"predicted"}
+    assert math.isnan(out[archs[39]][0]) and out[archs[39]][1] == "none"
+    predicted = [out[a][0] for a in archs[30:39]]
+    assert stats.spearmanr(predicted, [r.target for r in rows[30:39]])[0] > 0.5  # the synthetic signal is strong
+    # too few trained: the highest rung's score answers
+    early = rung_fitness(space, known, [1, 3], PredictorConfig(), min_rows=31)
+    assert all(early[a] == (r.curve[0], "highest rung") for a, r in zip(archs[30:39], rows[30:39]))
+    # a Hyperband bracket entering at budget 3 has no epoch-1 score: an empty curve, not a shifted one
+    assert rung_curve({"3": 0.5}, [1, 3, 9]) == [] and rung_curve({"1": 0.2, "3": 0.5}, [1, 3, 9]) == [0.2, 0.5]
