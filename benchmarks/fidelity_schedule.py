@@ -38,11 +38,14 @@ from nas_lib.bench.train import TrainProtocol, build_space, load_protocol_data, 
 from nas_lib.fidelity.training import RungProtocol, build_seeded, train_to_budget  # noqa: E402
 
 
-def pick(rows: list[dict[str, Any]], n: int, seed: int) -> list[dict[str, Any]]:
-    """`n` ok sample rows (reference rows left out), drawn with `seed`, in table order."""
+def pick(rows: list[dict[str, Any]], n: int, seed: int | None) -> list[dict[str, Any]]:
+    """`n` ok sample rows (reference rows left out), drawn with `seed`, in table order; with seed
+    None the first `n` (the table's own order is a seeded sample, and a growing table keeps them)."""
     ok = [
         r for r in rows if r["state"] == "ok" and r.get("role", "sample") in ("sample", "", None) and len(json.loads(r["history"])) == longest(rows)
     ]
+    if seed is None:
+        return ok[:n]
     chosen = sorted(np.random.default_rng(seed).choice(len(ok), size=min(n, len(ok)), replace=False))
     return [ok[i] for i in chosen]
 
@@ -120,7 +123,8 @@ def main() -> None:
     parser.add_argument("--table", type=Path, default=Path("data/tables/hybrid_mnist14_e4.csv"))
     parser.add_argument("--n", type=int, default=8, help="architectures of the table to train")
     parser.add_argument("--budgets", default="1,2,3", help="short-run epochs b (each also read as history[b-1])")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the choice of architectures")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the choice of architectures (-1: the first --n rows of the table)")
+    parser.add_argument("--shard", default="0/1", help="i/k: train only the architectures at positions i, i+k, ... (k processes share one cache)")
     parser.add_argument(
         "--cache", type=Path, default=None, help="JSON lines of finished trainings (default: <table>.fidelity_schedule.jsonl under /tmp)"
     )
@@ -131,7 +135,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     budgets = [int(b) for b in args.budgets.split(",")]
-    rows = pick(read_rows(args.table), args.n, args.seed)
+    rows = pick(read_rows(args.table), args.n, None if args.seed < 0 else args.seed)
+    shard, shards = (int(x) for x in args.shard.split("/"))
     metric = final_metric(rows)
     protocol = table_protocol(args.table)
     cache_path = args.cache or Path("/tmp") / f"{args.table.stem}.fidelity_schedule.jsonl"
@@ -140,7 +145,7 @@ def main() -> None:
     print(f"protocol: {protocol.epochs} epochs, batch {protocol.batch_size}, lr {protocol.lr}, seed {protocol.seed}; cache {cache_path}")
     space, data, start = build_space(protocol.space), load_protocol_data(protocol), time.perf_counter()
     for b in budgets:
-        for r in rows:
+        for r in rows[shard::shards]:
             if (r["arch"], b) in done:
                 continue
             if args.max_seconds is not None and time.perf_counter() - start > args.max_seconds:
@@ -151,6 +156,10 @@ def main() -> None:
             with cache_path.open("a", encoding="utf-8") as fh:
                 fh.write(json.dumps(entry) + "\n")
             print(f"b={b} {r['arch_id']} short {entry['score']:.4f} mid {json.loads(r['history'])[b - 1]:.4f} ({entry['seconds']:.1f} s)", flush=True)
+    done = read_cache(cache_path)  # with the other shards' trainings
+    if any((r["arch"], b) not in done for b in budgets for r in rows):
+        print("this shard is done; the report waits for the other shards (run again without --shard once they finish)")
+        return
     print(json.dumps(report(rows, budgets, done, metric, protocol.epochs), indent=2))
     if args.out:
         args.out.write_text(json.dumps(report(rows, budgets, done, metric, protocol.epochs), indent=2) + "\n", encoding="utf-8")
@@ -170,6 +179,7 @@ def report(rows: list[dict[str, Any]], budgets: list[int], done: dict, metric: s
         mid = np.array([json.loads(r["history"])[b - 1] for r in rows])
         out[f"b{b}"] = {
             "rho_short": round(float(stats.spearmanr(short, truth).statistic), 3),
+            "rho_short_final_val": round(float(stats.spearmanr(short, [float(r["val_accuracy"]) for r in rows]).statistic), 3),
             "rho_mid": round(float(stats.spearmanr(mid, truth).statistic), 3),
             "short_minus_mid": paired_bootstrap(short, mid, truth),
             "short_seconds_mean": round(float(np.mean([done[r["arch"], b]["seconds"] for r in rows])), 1),
