@@ -153,6 +153,26 @@ def test_with_refill_ehnas_admits_the_next_largest_rows_once_the_kept_ones_are_s
     assert evaluations == [5, 4 * 5]  # one chunk, or all four, each a 3 -> 1 -> 1 bracket
 
 
+def test_with_predicted_fitness_the_strategy_is_told_top_rung_scores(table: CurveTable) -> None:
+    from nas_lib.bench.simulate.base import SimContext
+    from nas_lib.bench.simulate.methods import _StrategyProposer
+    from nas_lib.bench.simulate.objective import TabularObjective
+
+    pool = np.arange(24)
+    objective = TabularObjective(table, pool, 1e9)
+    ctx = SimContext(table, pool, objective, PoolMapper(table.archs), np.random.default_rng(0), 0)
+    for row in range(10):  # ten rows trained to the top rung (4), four stopped at rung 1
+        objective.evaluate(row, 4)
+    for row in range(10, 14):
+        objective.evaluate(row, 1)
+    proposer = _StrategyProposer(ctx, "rea", 4, predict_rungs=(1, 2, 4), min_rows=6)
+    told = proposer.predicted(list(range(14)))
+    assert all(told[r] == table.curves[r, 3] for r in range(10))  # trained: the top-rung score
+    assert all(told[r] != table.curves[r, 0] and math.isfinite(told[r]) for r in range(10, 14))  # predicted, not the epoch-1 score
+    with pytest.raises(ValueError, match="use first or predicted"):
+        run_method(make_method("ehnas", fitness="best"), table, pool, 1e9, 0, PoolMapper(table.archs))
+
+
 def test_the_mapper_returns_an_exact_row_at_distance_zero_and_skips_excluded_rows(table: CurveTable) -> None:
     mapper = PoolMapper(table.archs)
     assert mapper.nearest(parse_blocks(table.archs[5]), range(24)) == (5, 0.0)

@@ -78,13 +78,17 @@ class EhnasOptions(HalvingOptions):
     strategy: str = "none"  # nas_lib.search strategy proposing each bracket (mapped onto the kept rows); "none": see `draw`
     draw: str = "uniform"  # without a strategy, how a bracket is filled from the kept rows: uniform, or proxy (largest first)
     refill: bool = True  # once the kept rows are spent, admit the next `keep` fraction (else stop, leaving budget unspent)
+    fitness: str = "first"  # what the strategy is told: first (the first-rung score) or predicted (top-rung score, trained or predicted)
+    min_rows: int = 6  # with fitness=predicted: rows trained to the top rung before the predictor answers (the pipeline's default)
 
 
 @METHODS.register("ehnas")
 class Ehnas(Method):
     """Zero-cost prefilter, then a search strategy proposing successive-halving brackets.
 
-    The strategy is told the first-rung score of the pool row each proposal was mapped to.
+    The strategy is told the first-rung score of the pool row each proposal was mapped to, or
+    with ``fitness="predicted"`` what the pipeline's `evaluation.predictor` tells it: the
+    top-rung score where the row got there, else the learned predictor's estimate of it.
     """
 
     name = "ehnas"
@@ -94,11 +98,15 @@ class Ehnas(Method):
         c = self.config
         if c.draw not in ("uniform", "proxy"):
             raise ValueError(f"ehnas draw {c.draw!r}: use uniform or proxy")
+        if c.fitness not in ("first", "predicted"):
+            raise ValueError(f"ehnas fitness {c.fitness!r}: use first or predicted")
         config = halving_config(c.budgets, c.eta, ctx.table.epochs)
         size = c.bracket or c.eta ** len(config.budgets)
         ranked = prefilter(ctx, c.proxy, 1.0 if c.proxy == "none" else c.keep, every=c.refill)
         chunk = len(ranked) if c.proxy == "none" else max(1, round(c.keep * len(ctx.pool)))
-        propose = None if c.strategy == "none" else _StrategyProposer(ctx, c.strategy, size)
+        propose = (
+            None if c.strategy == "none" else _StrategyProposer(ctx, c.strategy, size, config.budgets if c.fitness == "predicted" else (), c.min_rows)
+        )
         for end in range(chunk, len(ranked) + chunk, chunk):
             kept = ranked[:end]
             while len(ctx.objective.unused(kept)):
@@ -129,13 +137,14 @@ def prefilter(ctx: SimContext, proxy: str, keep: float, every: bool = False) -> 
 class _StrategyProposer:
     """Asks a `nas_lib.search` strategy for candidates and maps each onto an unused kept row."""
 
-    def __init__(self, ctx: SimContext, name: str, size: int) -> None:
+    def __init__(self, ctx: SimContext, name: str, size: int, predict_rungs: tuple[int, ...] = (), min_rows: int = 6) -> None:
         from nas_lib.bench.train import build_space
         from nas_lib.search import fitted_options, make_strategy
 
         self.space = build_space(ctx.table.space)
         self.archs = ctx.table.archs
         self.strategy = make_strategy(name, self.space, seed=ctx.seed, **fitted_options(name, {}, size))
+        self.ctx, self.predict_rungs, self.min_rows = ctx, tuple(predict_rungs), min_rows
 
     def __call__(self, ctx: SimContext, kept: np.ndarray, size: int) -> list[int]:
         rows: list[int] = []
@@ -145,8 +154,24 @@ class _StrategyProposer:
         return rows
 
     def tell(self, rows: list[int], first: dict[int, float]) -> None:
-        """Tells the strategy the rows it got (not its raw proposals) with their first-rung scores."""
-        self.strategy.tell([self.space.from_string(self.archs[r]) for r in rows], [first[r] for r in rows])
+        """Tells the strategy the rows it got (not its raw proposals) with their first-rung
+        scores, or (with `predict_rungs`) their trained or predicted top-rung scores."""
+        told = first if not self.predict_rungs else self.predicted(rows)
+        self.strategy.tell([self.space.from_string(self.archs[r]) for r in rows], [told[r] for r in rows])
+
+    def predicted(self, rows: list[int]) -> dict[int, float]:
+        """`rung_fitness` over every row evaluated so far, as the pipeline's tell task computes it."""
+        from nas_lib.predictor import PredictorConfig
+        from nas_lib.predictor.rungs import rung_fitness
+
+        table, known = self.ctx.table, {}
+        for e in self.ctx.objective.log:
+            facts = known.setdefault(
+                table.archs[e.row], {"proxies": {"params": table.params[e.row] / 1e6, "flops": table.flops[e.row] / 1e6}, "rungs": {}}
+            )
+            facts["rungs"][str(e.budget)] = e.value
+        scored = rung_fitness(self.space, known, self.predict_rungs, PredictorConfig(seed=self.ctx.seed), self.min_rows)
+        return {r: scored[table.archs[r]][0] for r in rows}
 
 
 @dataclasses.dataclass(frozen=True)
