@@ -81,6 +81,27 @@ def compare(base: pd.DataFrame, other: pd.DataFrame) -> dict:
         "base_spearman_with_on_common": {f: rho(base.loc[common, f], a) for f in FEATURES},
         "other_median": round(float(b.median()), 4),
         "base_median_on_common": round(float(a.median()), 4),
+        **{
+            f"seed_sd_{column}": seed_sd(base.loc[common, column], other.loc[common, column])
+            for column in ("val_accuracy", "test_accuracy")
+            if column in base and column in other
+        },
+    }
+
+
+def seed_sd(a: pd.Series, b: pd.Series) -> dict:
+    """An architecture's standard deviation across the two training seeds: per architecture
+    |a - b| / sqrt(2) (the unbiased SD estimate from two draws), pooled as sqrt(mean((a - b)^2) / 2),
+    with the spread of the table's own rows beside it (noise against signal)."""
+    d = (a - b).dropna()
+    per_arch = d.abs() / 2**0.5
+    return {
+        "n": len(d),
+        "pooled": round(float((d**2).mean() / 2) ** 0.5, 4),
+        "median": round(float(per_arch.median()), 4),
+        "max": round(float(per_arch.max()), 4),
+        "between_architectures_sd": round(float(a.std()), 4),
+        "spearman_across_seeds": rho(a, b),
     }
 
 
