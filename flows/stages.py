@@ -114,6 +114,8 @@ def score_in_batches(ev: Evaluation, archs: Sequence[str], label: str) -> list[d
     futures = [
         scorer.submit(ev.scoring, ev.space, b, ev.devices[i % len(ev.devices)], label=f"{label}-{i}", gated=gated) for i, b in enumerate(batches)
     ]
+    if not futures:  # every score came from the store: the step is complete, not at 0%
+        ui.progress_show(progress, 1, 1, f"all {len(known)} scores read from the store, none computed")
     fresh: list[EvalRecord] = []
     errors: list[BaseException] = []
     for done, future in enumerate(as_completed(futures), 1):
@@ -216,7 +218,7 @@ def train_finalists(run_dir: str) -> str:
     rows = {f["arch_id"]: run.finalist_row(f["arch_id"]) for f in finalists}
     trainer = train_finalist.with_options(timeout_seconds=cfg.execution.training_timeout_s)
     futures = [
-        trainer.submit(f, space, data, cfg.training, cfg.seed, cfg.data.test, devices[i % len(devices)])
+        trainer.submit(f, space, data, cfg.training, cfg.seed, cfg.data.test, devices[i % len(devices)], cfg.execution.progress_every_s)
         for i, f in enumerate(finalists)
         if rows[f["arch_id"]] is None
     ]
