@@ -139,6 +139,18 @@ def log_metrics(client: MlflowClient, run_id: str, metrics: Mapping[str, Any], s
         client.log_batch(run_id, metrics=rows[start : start + 1000])
 
 
+def log_new_points(client: MlflowClient, run_id: str, points: Sequence[tuple[str, Any, int]]) -> None:
+    """Logs the finite scalar ``(key, value, step)`` points the run does not hold yet, so a
+    resumed or repeated registration adds no metric point twice (a changed value is a new point)."""
+    rows = [(k, float(v), step) for k, v, step in points if isinstance(v, (int, float)) and np.isfinite(v)]
+    logged = client.get_run(run_id).data.metrics
+    held = {k: {(m.step, m.value) for m in client.get_metric_history(run_id, k)} for k in {k for k, _, _ in rows} if k in logged}
+    now = int(1000 * time.time())
+    fresh = [Metric(k, v, now, step) for k, v, step in rows if (step, v) not in held.get(k, set())]
+    for start in range(0, len(fresh), 1000):
+        client.log_batch(run_id, metrics=fresh[start : start + 1000])
+
+
 def start_parent_run(tracking_uri: str, experiment: str, run_name: str, params: Mapping[str, Any], tags: Mapping[str, Any]) -> str:
     """Creates the parent run of a pipeline run, or returns the one already named ``run_name``.
 
@@ -214,10 +226,8 @@ def log_finalist_run(
         tags = {PARENT_TAG: parent_run_id, ARCH_TAG: arch_id, "ehnas.kind": "finalist"}
         run_id = client.create_run(experiment_id, run_name=f"finalist-{arch_id}", tags=tags).info.run_id
     _log_new_params(client, run_id, params)
-    for entry in history:
-        step = int(entry.get("epoch", 0))
-        log_metrics(client, run_id, {f"epoch_{k}": v for k, v in entry.items() if k != "epoch"}, step)
-    log_metrics(client, run_id, metrics)
+    points = [(f"epoch_{k}", v, int(entry.get("epoch", 0))) for entry in history for k, v in entry.items() if k != "epoch"]
+    log_new_points(client, run_id, [*points, *((k, v, 0) for k, v in metrics.items())])
     client.log_dict(run_id, dict(metrics), "metrics.json")
     client.set_terminated(run_id)
     return run_id
