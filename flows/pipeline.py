@@ -153,12 +153,12 @@ def prune(run: RunFolder, cfg: PipelineConfig, layer: str, prune_task: Callable[
 
 
 def register(run: RunFolder, cfg: PipelineConfig, register_task: Callable[..., dict[str, Any]] = register_winner) -> None:
-    """Registers the winner in MLflow (plots first: they are logged with the run), or records why not."""
+    """Writes the run's plots and registers the winner in MLflow (which logs them with the run), or records why not."""
     best = winner(run.read_step(Step.TRAINING))
     steps = [str(run.step_file(s)) for s in Step]
+    if best is not None:
+        write_plots(run.root)
     if cfg.registry.enabled:
-        if best is not None:
-            write_plots(run.root)
         row = register_task(cfg, best, str(run.root), steps, run.space_dict())
     else:
         row = registry_row(cfg, best, run_dir=run.root, steps=steps, space=run.space_dict(), skip=True)
