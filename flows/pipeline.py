@@ -38,7 +38,7 @@ from tasks.population import POPULATION_SCHEMA, population_step
 from tasks.pruning import prune_layer, skipped_layer_row
 from tasks.registry import REGISTRY_SCHEMA, register_winner, registry_row
 from tasks.run_folder import RunFolder
-from tasks.spaces import base_space_dict
+from tasks.spaces import base_space_dict, narrowing_note
 from tasks.training import winner
 
 # `ehnas run` must work on a fresh machine without a Prefect server or telemetry.
@@ -181,6 +181,8 @@ def nas_pipeline(config: PipelineConfig | None = None, redo: str | None = None) 
     plan_devices(cfg.device)  # a device this machine lacks stops the run here, before any step
     check_runner(cfg.execution)  # so does a runner whose extra is not installed
     run = RunFolder.create(cfg)
+    if note := narrowing_note(cfg.space):  # `ehnas space describe` counts the full space; say why this run starts smaller
+        get_run_logger().info("%s", note)
     if run.ledger_problem():
         get_run_logger().warning("%s", run.ledger_problem())
     data = run.save_data_record(DataRef.of(cfg).load())

@@ -61,6 +61,17 @@ def _data_section(run_dir: Path) -> list[str]:
     return lines
 
 
+def _kept_cut(record: dict) -> str:
+    """The cut a layer applied (after the guard), named from its decision: the options each
+    group keeps and any other rule (depth, forbidden sequences); "" when it cut nothing."""
+    if not isinstance(record.get("decision_json"), str) or not record.get("log10_size_after", 0) < record.get("log10_size_before", 0):
+        return ""
+    decision = json.loads(record["decision_json"])
+    parts = [f"{group} keeps {', '.join(str(o) for o in options)}" for group, options in (decision.get("keep") or {}).items()]
+    parts += [f"{k} {json.dumps(v)}" for k, v in decision.items() if k not in ("keep", "rationale") and v not in (None, [], {}, "")]
+    return f"kept cut: {'; '.join(parts)}" if parts else ""
+
+
 def _space_section(run_dir: Path) -> list[str]:
     rows = []
     for layer, step in LAYER_STEPS.items():
@@ -70,7 +81,7 @@ def _space_section(run_dir: Path) -> list[str]:
         r = t.iloc[0].to_dict()
         retention = r.get("top1pct_retention", float("nan"))
         reason = r.get("fallback_reason")
-        note = "; ".join(filter(None, [reason if isinstance(reason, str) else "", _guard_note(r)]))
+        note = "; ".join(filter(None, [reason if isinstance(reason, str) else "", _kept_cut(r), _guard_note(r)]))
         rows.append([layer, r.get("provider"), r.get("log10_size_before"), r.get("log10_size_after"), retention, note])
     if not rows:
         return []

@@ -121,12 +121,21 @@ def _clean(value: Any) -> Any:
     return value
 
 
+def numbers_first(row: dict[str, Any]) -> dict[str, Any]:
+    """The row's columns reordered for a table on screen: numbers first, then text, the long
+    architecture string (``arch``) last."""
+    numbers = [k for k, v in row.items() if isinstance(v, (int, float)) and not isinstance(v, bool) and k != "arch"]
+    text = [k for k in row if k not in numbers and k != "arch"]
+    return {k: row[k] for k in [*numbers, *text, *(["arch"] if "arch" in row else [])]}
+
+
 def table(key: str, rows: Sequence[dict[str, Any]], description: str) -> None:
+    """A table artifact (`numbers_first` columns; NaN shown empty)."""
     if not _in_run():
         return
     from prefect.artifacts import create_table_artifact
 
-    create_table_artifact([{k: _clean(v) for k, v in r.items()} for r in rows], key=artifact_key(key), description=description)
+    create_table_artifact([{k: _clean(v) for k, v in numbers_first(r).items()} for r in rows], key=artifact_key(key), description=description)
 
 
 def markdown(key: str, text: str, description: str) -> None:

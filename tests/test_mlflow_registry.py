@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -158,7 +159,11 @@ def test_register_pipeline_run(uri: str, tmp_path: Path) -> None:
     pd.DataFrame([winner, {**winner, "arch_id": "w2", "rank": 2, "state": "failed", "weights": None}]).to_parquet(run_dir / "08_training.parquet")
     steps = [str(run_dir / "07_search.parquet"), str(run_dir / "08_training.parquet"), str(run_dir / "09_registry.parquet")]
 
-    out = register_pipeline_run(run_dir=run_dir, config=load_config(run_dir), winner=winner, steps=steps)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = register_pipeline_run(run_dir=run_dir, config=load_config(run_dir), winner=winner, steps=steps)
+    noise = ("dataset source can be interpreted", "Add type hints to the `predict` method", "torch.jit")
+    assert not [str(w.message) for w in caught if any(n in str(w.message) for n in noise)]  # the run log carries no library noise
     name = config.model_name()
     assert out["state"] == "ok" and out["model_uri"] == f"models:/{name}@champion" and out["tracking_uri"] == uri
     assert register_pipeline_run(run_dir=run_dir, config=load_config(run_dir), winner=winner, steps=steps)["version"] == out["version"]
@@ -227,3 +232,22 @@ def test_promotion_compares_validation_accuracy_on_the_same_data(uri: str) -> No
     assert reg.promotion(client, "ehnas-promo", "d1", 0.8) == (False, "@champion stays on v1: its validation accuracy 0.9000 > 0.8000")
     assert reg.promotion(client, "ehnas-promo", "d1", 0.9)[0] and reg.promotion(client, "ehnas-promo", "d1", 0.95)[0]
     assert reg.promotion(client, "ehnas-promo", "d2", 0.1) == (True, "@champion v1 was validated on other data")
+
+
+def test_reused_weights_point_at_a_champion_run_of_the_registering_run(uri: str) -> None:
+    client = mlflow.MlflowClient(uri)
+    args = dict(
+        tracking_uri=uri, experiment="ehnas-reuse", model_name="ehnas-reuse", model=tiny_model(), input_example=np.zeros((2, 1, 8, 8), np.float32)
+    )
+    args |= dict(arch_id="a1", config_hash="c1", metrics={"val_accuracy": 0.5}, params={"arch": "x"})
+    first_parent = reg.start_parent_run(uri, "ehnas-reuse", "run-1", {}, {})
+    first = reg.register_champion(parent_run_id=first_parent, **args)
+    assert reg.register_champion(parent_run_id=first_parent, **args)["run_id"] == first["run_id"]  # a rerun: the version's own run
+    second_parent = reg.start_parent_run(uri, "ehnas-reuse", "run-2", {}, {})
+    second = reg.register_champion(parent_run_id=second_parent, **args)
+    assert second["reused"] and second["version"] == first["version"] and second["run_id"] != first["run_id"]
+    run = client.get_run(second["run_id"])
+    assert run.data.tags["mlflow.parentRunId"] == second_parent and run.data.tags["ehnas.model_run"] == first["run_id"]
+    assert run.data.tags["ehnas.reused_version"] == f"ehnas-reuse/{first['version']}" and run.data.metrics == {"val_accuracy": 0.5}
+    again = reg.register_champion(parent_run_id=second_parent, **args)  # resumed: the same run, no point logged twice
+    assert again["run_id"] == second["run_id"] and len(client.get_metric_history(second["run_id"], "val_accuracy")) == 1

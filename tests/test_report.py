@@ -147,6 +147,13 @@ def test_space_section_says_what_the_guard_undid(tmp_path):
     text = summary_markdown(run)
     assert "| macro | offline | 10.1 | 10.1 | 1 | proposed cut kept 0 of the top 1%; guard: restore vit in stage:early |" in text
     assert "| hyperparameters | offline | 10.1 | 10.1 | 1 |  |" in text
+    kept = {"keep": {"stage:early": ["cnn", "vit"]}, "rationale": "why", "min_depth": None, "forbidden_sequences": [["vit", "mamba"]]}
+    cut = {**base, "log10_size_after": 9.9, "decision_json": json.dumps(kept), "guard_steps": json.dumps(["restore mamba in stage:mid"])}
+    write_table(run / f"{Step.MACRO}.parquet", [cut], PRUNING_SCHEMA)
+    assert (
+        '| macro | offline | 10.1 | 9.9 | 1 | kept cut: stage:early keeps cnn, vit; forbidden_sequences [["vit", "mamba"]]; '
+        "proposed cut kept 0 of the top 1%; guard: restore mamba in stage:mid |"
+    ) in summary_markdown(run)
 
 
 def test_report_command(tmp_path):

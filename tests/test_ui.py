@@ -142,3 +142,24 @@ def test_scores_all_from_the_store_show_the_step_complete(tmp_path, harness) -> 
     assert [float(a.data) for a in _artifacts(computed, "t-population-progress")] == [100.0]
     [artifact] = _artifacts(from_store, "t-population-progress")
     assert float(artifact.data) == 100.0 and "all 3 scores read from the store" in artifact.description
+
+
+@pytest.mark.slow
+def test_table_artifacts_put_numbers_first_and_the_architecture_last(harness) -> None:
+    import json
+
+    from prefect import flow
+    from prefect.runtime import flow_run
+
+    from tasks import ui
+
+    row = {"generation": 1, "arch_id": "a1", "arch": "sequential:cnn(planes=16) > " * 8, "fitness": 0.5, "state": "ok", "params": 1e5}
+
+    @flow
+    def show() -> str:
+        ui.table("t-top-k", [row], "top 1")
+        return str(flow_run.id)
+
+    [artifact] = _artifacts(UUID(show()), "t-top-k")
+    shown = json.loads(artifact.data) if isinstance(artifact.data, str) else artifact.data
+    assert list(shown[0]) == ["generation", "fitness", "params", "arch_id", "state", "arch"]
