@@ -1,6 +1,7 @@
 """Classify image files with a registered EHNAS model through MLflow alone (no EHNAS installed).
 
-The model takes raw uint8 images (N x H x W x C) and returns class ids, names and probabilities.
+The model takes raw uint8 images (N x H x W x C; N x H x W too when it has one channel) and returns
+class ids, names and probabilities. Its MLmodel metadata says which (``metadata["input"]``).
 
     MLFLOW_TRACKING_URI=sqlite:///runs/mlflow.db python examples/classify_mlflow.py models:/ehnas-idx@champion a.png b.png
 """
@@ -21,7 +22,7 @@ def main() -> None:
     parser.add_argument("images", type=Path, nargs="+", help="image files")
     args = parser.parse_args()
     model = mlflow.pyfunc.load_model(args.model_uri)
-    _, height, width, channels = model.metadata.get_input_schema().inputs[0].shape
+    _, height, width, channels = model.metadata.metadata["input"]["shape"]
     batch = np.stack([_pixels(p, height, width, channels) for p in args.images])
     for path, row in zip(args.images, model.predict(batch).itertuples()):
         print(f"{path}: {row.class_name} {row.probability:.3f}")

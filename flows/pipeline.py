@@ -38,7 +38,7 @@ from tasks.population import POPULATION_SCHEMA, population_step
 from tasks.pruning import prune_layer, skipped_layer_row
 from tasks.registry import REGISTRY_SCHEMA, register_winner, registry_row
 from tasks.run_folder import RunFolder
-from tasks.spaces import base_space_dict
+from tasks.spaces import base_space_dict, narrowing_note
 from tasks.training import winner
 
 # `ehnas run` must work on a fresh machine without a Prefect server or telemetry.
@@ -153,12 +153,12 @@ def prune(run: RunFolder, cfg: PipelineConfig, layer: str, prune_task: Callable[
 
 
 def register(run: RunFolder, cfg: PipelineConfig, register_task: Callable[..., dict[str, Any]] = register_winner) -> None:
-    """Registers the winner in MLflow (plots first: they are logged with the run), or records why not."""
+    """Writes the run's plots and registers the winner in MLflow (which logs them with the run), or records why not."""
     best = winner(run.read_step(Step.TRAINING))
     steps = [str(run.step_file(s)) for s in Step]
+    if best is not None:
+        write_plots(run.root)
     if cfg.registry.enabled:
-        if best is not None:
-            write_plots(run.root)
         row = register_task(cfg, best, str(run.root), steps, run.space_dict())
     else:
         row = registry_row(cfg, best, run_dir=run.root, steps=steps, space=run.space_dict(), skip=True)
@@ -181,6 +181,8 @@ def nas_pipeline(config: PipelineConfig | None = None, redo: str | None = None) 
     plan_devices(cfg.device)  # a device this machine lacks stops the run here, before any step
     check_runner(cfg.execution)  # so does a runner whose extra is not installed
     run = RunFolder.create(cfg)
+    if note := narrowing_note(cfg.space):  # `ehnas space describe` counts the full space; say why this run starts smaller
+        get_run_logger().info("%s", note)
     if run.ledger_problem():
         get_run_logger().warning("%s", run.ledger_problem())
     data = run.save_data_record(DataRef.of(cfg).load())

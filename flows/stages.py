@@ -20,6 +20,7 @@ from prefect.task_runners import TaskRunner
 
 from flows.runners import release, task_runner
 from nas_lib.evaluation import EvalRecord, EvaluationStore, assemble, split_batches, split_cached
+from nas_lib.report import finalist_front_rows
 from nas_lib.steps import Step
 from tasks import ui
 from tasks.config import PipelineConfig
@@ -28,7 +29,7 @@ from tasks.data_ref import DataRef
 from tasks.evaluation import Scoring, gpu_limit_name, score_batch
 from tasks.fidelity import RungSetup
 from tasks.run_folder import RunFolder
-from tasks.search import SEARCH_SCHEMA, SearchSetup, initial_state, propose_generation, record_generation, top_k
+from tasks.search import SEARCH_SCHEMA, SearchSetup, initial_state, propose_generation, record_generation, search_front, top_k
 from tasks.spaces import space_from_dict
 from tasks.training import TRAINING_SCHEMA, select_finalists, train_finalist, training_frame
 
@@ -114,6 +115,8 @@ def score_in_batches(ev: Evaluation, archs: Sequence[str], label: str) -> list[d
     futures = [
         scorer.submit(ev.scoring, ev.space, b, ev.devices[i % len(ev.devices)], label=f"{label}-{i}", gated=gated) for i, b in enumerate(batches)
     ]
+    if not futures:  # every score came from the store: the step is complete, not at 0%
+        ui.progress_show(progress, 1, 1, f"all {len(known)} scores read from the store, none computed")
     fresh: list[EvalRecord] = []
     errors: list[BaseException] = []
     for done, future in enumerate(as_completed(futures), 1):
@@ -180,7 +183,18 @@ def search_flow(run_dir: str) -> str:
         ui.table(f"{cfg.resolved_run_name()}-top-k", top, f"top {len(top)} after generation {generation}")
         best = f"best fitness {top[0]['fitness']:.4f} ({top[0]['arch_id']})" if top else "no architecture scored"
         ui.progress_update(progress, generation, cfg.search.generations, best)
+    save_front(run, Step.SEARCH, search_front(setup, state), "search Pareto front (NSGA-II)")
     return str(run.write_step(Step.SEARCH, state["rows"], SEARCH_SCHEMA))
+
+
+def save_front(run: RunFolder, step: Step, front: list[dict[str, Any]], title: str) -> None:
+    """Saves a step's Pareto front (``<step>_pareto.parquet``) and shows it as a table artifact; nothing when empty."""
+    if not front:
+        return
+    run.write_pareto(step, front)
+    score, cost = front[0]["score_name"], front[0]["cost_name"]
+    rows = [{f"{score} (up)": r["score"], f"{cost} (down)": r["cost"], "arch_id": r["arch_id"], "arch": r["arch"]} for r in front]
+    ui.table(f"{run.config().resolved_run_name()}-{step}-pareto", rows, f"{title}: {len(rows)} architectures, {score} up, {cost} down")
 
 
 def save_finalist(run: RunFolder, result: dict[str, Any]) -> dict[str, Any]:
@@ -216,7 +230,7 @@ def train_finalists(run_dir: str) -> str:
     rows = {f["arch_id"]: run.finalist_row(f["arch_id"]) for f in finalists}
     trainer = train_finalist.with_options(timeout_seconds=cfg.execution.training_timeout_s)
     futures = [
-        trainer.submit(f, space, data, cfg.training, cfg.seed, cfg.data.test, devices[i % len(devices)])
+        trainer.submit(f, space, data, cfg.training, cfg.seed, cfg.data.test, devices[i % len(devices)], cfg.execution.progress_every_s)
         for i, f in enumerate(finalists)
         if rows[f["arch_id"]] is None
     ]
@@ -224,7 +238,9 @@ def train_finalists(run_dir: str) -> str:
         row = save_finalist(run, future.result())
         release(future)
         rows[row["arch_id"]] = row
-    return str(run.write_step(Step.TRAINING, training_frame([r for r in rows.values() if r is not None]), TRAINING_SCHEMA))
+    frame = training_frame([r for r in rows.values() if r is not None])
+    save_front(run, Step.TRAINING, finalist_front_rows(frame), "finalists' Pareto front")
+    return str(run.write_step(Step.TRAINING, frame, TRAINING_SCHEMA))
 
 
 def search_generations(run: RunFolder) -> str:

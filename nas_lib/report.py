@@ -1,4 +1,4 @@
-"""Summary of a run folder: markdown text and two plots, read only from the step Parquet files.
+"""Summary of a run folder: markdown text and plots, read only from the step Parquet files.
 
 The same text is the Prefect UI's summary artifact and the output of ``ehnas report <run>``, so
 what the UI showed can always be rebuilt from the files alone.
@@ -9,8 +9,10 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 
 from nas_lib.artifacts import DamagedFileError, read_table
 from nas_lib.steps import LAYER_STEPS, Step
@@ -59,6 +61,17 @@ def _data_section(run_dir: Path) -> list[str]:
     return lines
 
 
+def _kept_cut(record: dict) -> str:
+    """The cut a layer applied (after the guard), named from its decision: the options each
+    group keeps and any other rule (depth, forbidden sequences); "" when it cut nothing."""
+    if not isinstance(record.get("decision_json"), str) or not record.get("log10_size_after", 0) < record.get("log10_size_before", 0):
+        return ""
+    decision = json.loads(record["decision_json"])
+    parts = [f"{group} keeps {', '.join(str(o) for o in options)}" for group, options in (decision.get("keep") or {}).items()]
+    parts += [f"{k} {json.dumps(v)}" for k, v in decision.items() if k not in ("keep", "rationale") and v not in (None, [], {}, "")]
+    return f"kept cut: {'; '.join(parts)}" if parts else ""
+
+
 def _space_section(run_dir: Path) -> list[str]:
     rows = []
     for layer, step in LAYER_STEPS.items():
@@ -68,7 +81,7 @@ def _space_section(run_dir: Path) -> list[str]:
         r = t.iloc[0].to_dict()
         retention = r.get("top1pct_retention", float("nan"))
         reason = r.get("fallback_reason")
-        note = "; ".join(filter(None, [reason if isinstance(reason, str) else "", _guard_note(r)]))
+        note = "; ".join(filter(None, [reason if isinstance(reason, str) else "", _kept_cut(r), _guard_note(r)]))
         rows.append([layer, r.get("provider"), r.get("log10_size_before"), r.get("log10_size_after"), retention, note])
     if not rows:
         return []
@@ -145,11 +158,78 @@ def _registry_section(run_dir: Path) -> list[str]:
     return lines + [""]
 
 
+# One Pareto front of a run: maximise `score`, minimise `cost` (the NSGA-II search front, the finalists' accuracy/params front).
+PARETO_SCHEMA = pa.schema(
+    [
+        ("arch_id", pa.string()),
+        ("score", pa.float64()),
+        ("score_name", pa.string()),
+        ("cost", pa.float64()),
+        ("cost_name", pa.string()),
+        ("arch", pa.string()),
+    ]
+)
+PARETO_STEPS = (Step.SEARCH, Step.TRAINING)  # whose front each file holds: <step>_pareto.parquet
+
+
+def pareto_path(run_dir: str | Path, step: Step) -> Path:
+    """``<run>/<step>_pareto.parquet``: the Pareto front of the search (NSGA-II) or of the finalists."""
+    return Path(run_dir) / f"{step}_pareto.parquet"
+
+
+def search_front_rows(front: list[dict], fitness_name: str) -> list[dict]:
+    """A multi-objective strategy's `front` (``Strategy.front``) as `PARETO_SCHEMA` rows."""
+    return [
+        {
+            "arch_id": r["arch_id"],
+            "score": r["fitness"],
+            "score_name": fitness_name,
+            "cost": r["cost"],
+            "cost_name": r["cost_name"],
+            "arch": r["arch"],
+        }
+        for r in front
+    ]
+
+
+def finalist_front_rows(training: pd.DataFrame) -> list[dict]:
+    """The trained finalists not beaten on both validation accuracy and parameters, as `PARETO_SCHEMA` rows."""
+    ok = training[training["state"] == "ok"] if "state" in training else training
+    front = pareto_front(ok, "params", "val_accuracy")
+    return [
+        {
+            "arch_id": r.arch_id,
+            "score": float(r.val_accuracy),
+            "score_name": "val_accuracy",
+            "cost": float(r.params),
+            "cost_name": "params",
+            "arch": r.arch,
+        }
+        for r in front.itertuples()
+    ]
+
+
+def _pareto_section(run_dir: Path) -> list[str]:
+    lines: list[str] = []
+    for step, title in zip(PARETO_STEPS, ("Search Pareto front (NSGA-II)", "Finalists' Pareto front")):
+        path = pareto_path(run_dir, step)
+        if not path.exists():
+            continue
+        t = read_table(path)
+        if t.empty:
+            continue
+        score, cost = t["score_name"].iloc[0], t["cost_name"].iloc[0]
+        rows = [[r.score, r.cost, r.arch_id, r.arch] for r in t.itertuples()]
+        lines += [f"## {title}: {score} up, {cost} down", ""] + _rows([f"{score} (up)", f"{cost} (down)", "arch_id", "architecture"], rows) + [""]
+    return lines
+
+
 def summary_markdown(run_dir: str | Path) -> str:
     """The run summary: space size per layer, retention, evaluation, search, finalists, winner."""
     run_dir = Path(run_dir)
     lines = [f"# EHNAS run `{run_dir.name}`", "", f"Folder: `{run_dir.resolve()}`", ""]
-    for section in (_data_section, _space_section, _evaluation_section, _search_section, _training_section, _registry_section):
+    sections = (_data_section, _space_section, _evaluation_section, _search_section, _training_section, _pareto_section, _registry_section)
+    for section in sections:
         try:
             lines += section(run_dir)
         except DamagedFileError as err:  # name the file and go on with the other sections
@@ -169,7 +249,9 @@ def pareto_front(points: pd.DataFrame, x: str = "params", y: str = "val_accuracy
 
 
 def write_plots(run_dir: str | Path, out_dir: str | Path | None = None) -> list[Path]:
-    """``search_progress.png`` and ``pareto.png`` (matplotlib, Agg); returns the files written."""
+    """``search_progress.png``, ``pareto.png`` (the finalists) and ``pareto_search.png`` (the
+    NSGA-II front over every scored architecture, when the run saved one) with matplotlib (Agg);
+    returns the files written."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -202,4 +284,24 @@ def write_plots(run_dir: str | Path, out_dir: str | Path | None = None) -> list[
         fig.savefig(out / "pareto.png", dpi=100)
         plt.close(fig)
         written.append(out / "pareto.png")
+    front = pareto_path(run_dir, Step.SEARCH)
+    if front.exists() and not (f := read_table(front)).empty:
+        written.append(_search_front_plot(plt, f, _table(run_dir, Step.SEARCH), out / "pareto_search.png"))
     return written
+
+
+def _search_front_plot(plt: Any, front: pd.DataFrame, search: pd.DataFrame | None, path: Path) -> Path:
+    """The search's Pareto front (score against cost), over every scored architecture when the cost is params."""
+    score, cost = front["score_name"].iloc[0], front["cost_name"].iloc[0]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    if search is not None and cost == "params" and "params" in search:
+        ok = search[search["state"] == "ok"]
+        ax.scatter(ok["params"], ok["fitness"], s=12, color="0.7", label="scored architectures")
+    ordered = front.sort_values("cost")
+    ax.step(ordered["cost"], ordered["score"], where="post", color="C3", marker="o", label="Pareto front")
+    ax.set(xscale="log", xlabel=cost, ylabel=f"fitness ({score})", title="Search Pareto front (NSGA-II)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

@@ -217,6 +217,10 @@ class ExecutionConfig(_Section):
         "'' = a local cluster started for each sub-flow.",
     )
     workers: int | None = Field(None, ge=1, description="Workers of a local cluster (empty address); None = one per device.")
+    # 30 s: an epoch of 48,000 MNIST digits ran 13 minutes on the 2-core machine with no line in between.
+    progress_every_s: float = Field(
+        30.0, ge=0.0, description="Seconds between progress lines (batches, images/s, ETA) inside a training epoch; 0 = every batch."
+    )
     # 1.0: one batch per GPU at a time, as the thread runner's per-GPU concurrency limit does.
     gpus_per_task: float = Field(1.0, ge=0.0, description="GPUs a task on a cuda device asks for (Dask worker resource GPU, Ray num_gpus).")
     # Off by default: the thread and Dask runners run tasks in worker threads, where Prefect can only

@@ -1,8 +1,9 @@
 """The registered EHNAS model: self-contained for users, rebuildable for EHNAS.
 
 `log_serving_model` logs the winner as an MLflow pyfunc model (the code in
-`tasks.serving_model`) that takes raw uint8 images N x H x W x C and returns class ids, names
-and probabilities; its signature says so. Its artifacts:
+`tasks.serving_model`) that takes raw uint8 images N x H x W x C (N x H x W too for one channel)
+and returns class ids, names and probabilities; its signature declares the outputs and its
+MLmodel ``metadata["input"]`` the input (`input_metadata`). Its artifacts:
 
 - ``model.torchscript.pt``: the network with its normalisation inside (`RawImageModel`),
 - ``labels.json``: class names, input layout and the normalisation (`ModelCard.labels`),
@@ -61,14 +62,14 @@ class ServingInfo:
 def log_serving_model(run_id: str, model: nn.Module, info: ServingInfo, pip_requirements: list[str]) -> str:
     """Logs the pyfunc model under ``name="model"`` in ``run_id`` (plus ``export/`` files); returns its URI."""
     from mlflow.models import ModelSignature
-    from mlflow.types import ColSpec, Schema, TensorSpec
+    from mlflow.types import ColSpec, Schema
 
     from nas_lib.export import RawImageModel, export_torchscript
 
     c, h, w = info.card.input_shape
+    # no input schema: MLflow would enforce one rank (N x H x W x C only) and print the whole array on a mismatch
     signature = ModelSignature(
-        inputs=Schema([TensorSpec(np.dtype(np.uint8), (-1, h, w, c), name="images")]),
-        outputs=Schema([ColSpec("long", "class_id"), ColSpec("string", "class_name"), ColSpec("double", "probability")]),
+        inputs=None, outputs=Schema([ColSpec("long", "class_id"), ColSpec("string", "class_name"), ColSpec("double", "probability")])
     )
     cpu = _cpu_copy(model)
     with tempfile.TemporaryDirectory(prefix="ehnas-model-") as tmp:
@@ -100,6 +101,7 @@ def log_serving_model(run_id: str, model: nn.Module, info: ServingInfo, pip_requ
                 artifacts=artifacts,
                 signature=signature,
                 input_example=check[:2],
+                metadata={"input": input_metadata(info.card)},
                 pip_requirements=[*pip_requirements, "pandas"],
             )
             if info.export_formats:
@@ -115,6 +117,14 @@ def log_serving_model(run_id: str, model: nn.Module, info: ServingInfo, pip_requ
                 mlflow.log_artifacts(str(folder / "export"), artifact_path="export")
                 mlflow.log_metrics({f"export_{n}_accuracy": e["accuracy"] for n, e in report["formats"].items() if "accuracy" in e})
     return model_info.model_uri
+
+
+def input_metadata(card: ModelCard) -> dict[str, Any]:
+    """What the registered model takes (MLmodel ``metadata["input"]``): uint8 images N x H x W x C,
+    and N x H x W for a single-channel model."""
+    c, h, w = card.input_shape
+    shapes = [[-1, h, w, c], *([[-1, h, w]] if c == 1 else [])]
+    return {**card.labels()["input"], "dtype": "uint8", "shape": [-1, h, w, c], "accepted_shapes": shapes}
 
 
 def _cpu_copy(model: nn.Module) -> nn.Module:

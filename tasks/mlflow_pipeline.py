@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -198,14 +199,18 @@ def _log_dataset(uri: str, run_id: str, config: Any, data: Any) -> None:
     inputs = client.get_run(run_id).inputs
     if inputs is not None and any(d.dataset.digest == data.fingerprint[:36] for d in inputs.dataset_inputs):
         return  # logged by an earlier attempt of this run
-    dataset = from_numpy(
-        data.train_x.numpy(),
-        targets=data.train_y.numpy(),
-        source=str(config.data.path or config.data.kind),
-        name=config.data.kind,
-        digest=data.fingerprint[:36],
-    )
-    client.log_inputs(run_id, [DatasetInput(dataset._to_mlflow_entity(), tags=[InputTag("mlflow.data.context", "training")])])
+    with warnings.catch_warnings():
+        # a plain path matches two of MLflow's source types, and it warns that it picked one; the source is only a label here
+        warnings.filterwarnings("ignore", message="The specified dataset source can be interpreted in multiple ways", category=UserWarning)
+        dataset = from_numpy(
+            data.train_x.numpy(),
+            targets=data.train_y.numpy(),
+            source=str(config.data.path or config.data.kind),
+            name=config.data.kind,
+            digest=data.fingerprint[:36],
+        )
+        entity = dataset._to_mlflow_entity()
+    client.log_inputs(run_id, [DatasetInput(entity, tags=[InputTag("mlflow.data.context", "training")])])
 
 
 def _rebuild_winner(winner: Mapping[str, Any], space: Mapping[str, Any], data: Any) -> tuple[nn.Module, np.ndarray, str]:

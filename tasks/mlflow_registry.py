@@ -139,6 +139,18 @@ def log_metrics(client: MlflowClient, run_id: str, metrics: Mapping[str, Any], s
         client.log_batch(run_id, metrics=rows[start : start + 1000])
 
 
+def log_new_points(client: MlflowClient, run_id: str, points: Sequence[tuple[str, Any, int]]) -> None:
+    """Logs the finite scalar ``(key, value, step)`` points the run does not hold yet, so a
+    resumed or repeated registration adds no metric point twice (a changed value is a new point)."""
+    rows = [(k, float(v), step) for k, v, step in points if isinstance(v, (int, float)) and np.isfinite(v)]
+    logged = client.get_run(run_id).data.metrics
+    held = {k: {(m.step, m.value) for m in client.get_metric_history(run_id, k)} for k in {k for k, _, _ in rows} if k in logged}
+    now = int(1000 * time.time())
+    fresh = [Metric(k, v, now, step) for k, v, step in rows if (step, v) not in held.get(k, set())]
+    for start in range(0, len(fresh), 1000):
+        client.log_batch(run_id, metrics=fresh[start : start + 1000])
+
+
 def start_parent_run(tracking_uri: str, experiment: str, run_name: str, params: Mapping[str, Any], tags: Mapping[str, Any]) -> str:
     """Creates the parent run of a pipeline run, or returns the one already named ``run_name``.
 
@@ -214,10 +226,8 @@ def log_finalist_run(
         tags = {PARENT_TAG: parent_run_id, ARCH_TAG: arch_id, "ehnas.kind": "finalist"}
         run_id = client.create_run(experiment_id, run_name=f"finalist-{arch_id}", tags=tags).info.run_id
     _log_new_params(client, run_id, params)
-    for entry in history:
-        step = int(entry.get("epoch", 0))
-        log_metrics(client, run_id, {f"epoch_{k}": v for k, v in entry.items() if k != "epoch"}, step)
-    log_metrics(client, run_id, metrics)
+    points = [(f"epoch_{k}", v, int(entry.get("epoch", 0))) for entry in history for k, v in entry.items() if k != "epoch"]
+    log_new_points(client, run_id, [*points, *((k, v, 0) for k, v in metrics.items())])
     client.log_dict(run_id, dict(metrics), "metrics.json")
     client.set_terminated(run_id)
     return run_id
@@ -306,14 +316,18 @@ def register_champion(
         serving: class names, normalisation, space and data options of a pipeline winner.
 
     Returns:
-        ``{"model_uri": "models:/<name>@<alias>", "version": "<n>", "run_id": ..., "reused": bool}``.
+        ``{"model_uri": "models:/<name>@<alias>", "version": "<n>", "run_id": ..., "reused": bool}``;
+        ``run_id`` is a champion run under ``parent_run_id`` even when the weights were reused
+        from another run's version (`_reusing_run`).
     """
     client = client_for(tracking_uri)
     identity = {ARCH_TAG: arch_id, WEIGHTS_TAG: weights_digest(model)}
     found = versions_of(client, model_name, identity)
     if found:
-        client.set_registered_model_alias(model_name, alias, str(found[0].version))
-        return {"model_uri": f"models:/{model_name}@{alias}", "version": str(found[0].version), "run_id": found[0].run_id, "reused": True}
+        version = str(found[0].version)
+        client.set_registered_model_alias(model_name, alias, version)
+        run_id = _reusing_run(client, parent_run_id, f"{model_name}/{version}", found[0].run_id, arch_id, config_hash, params, metrics)
+        return {"model_uri": f"models:/{model_name}@{alias}", "version": version, "run_id": run_id, "reused": True}
     run_id = _model_run(client, tracking_uri, experiment, parent_run_id, arch_id, config_hash)
     try:
         _log_new_params(client, run_id, params)
@@ -335,6 +349,34 @@ def register_champion(
     if version != str(registered.version):  # another process registered these weights first
         run_id = client.get_model_version(model_name, version).run_id or run_id
     return {"model_uri": f"models:/{model_name}@{alias}", "version": version, "run_id": run_id, "reused": version != str(registered.version)}
+
+
+def _reusing_run(
+    client: MlflowClient,
+    parent_run_id: str | None,
+    version: str,
+    model_run_id: str | None,
+    arch_id: str,
+    config_hash: str,
+    params: Mapping[str, Any],
+    metrics: Mapping[str, Any],
+) -> str | None:
+    """This parent's champion run for weights registered before: the version's own run when it
+    is nested under this parent (a rerun), else a run under this parent (created once) with the
+    winner's params and metrics and tags naming the reused version and its run; no model is
+    logged again. So a run's summary always points at a run of that run."""
+    if not parent_run_id or (model_run_id and client.get_run(model_run_id).data.tags.get(PARENT_TAG) == parent_run_id):
+        return model_run_id
+    experiment_id = client.get_run(parent_run_id).info.experiment_id
+    tags = {PARENT_TAG: parent_run_id, ARCH_TAG: arch_id, "ehnas.kind": "champion"}
+    run_id = _find_run(client, experiment_id, tags)
+    if run_id is None:
+        reuse = {CONFIG_TAG: config_hash, "ehnas.reused_version": version, "ehnas.model_run": model_run_id or ""}
+        run_id = client.create_run(experiment_id, run_name=f"champion-{arch_id}", tags={**tags, **reuse}).info.run_id
+    _log_new_params(client, run_id, params)
+    log_new_points(client, run_id, [(k, v, 0) for k, v in metrics.items()])
+    client.set_terminated(run_id)
+    return run_id
 
 
 def _model_run(client: MlflowClient, tracking_uri: str, experiment: str, parent_run_id: str | None, arch_id: str, config_hash: str) -> str:

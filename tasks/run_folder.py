@@ -108,6 +108,18 @@ class RunFolder:
 
         return self.root / f"{parse_step(str(step))}.parquet"
 
+    def pareto_file(self, step: Step) -> Path:
+        """``<run>/<step>_pareto.parquet``: the Pareto front the step found (search, finalists)."""
+        from nas_lib.report import pareto_path
+
+        return pareto_path(self.root, step)
+
+    def write_pareto(self, step: Step, rows: list[dict[str, Any]]) -> Path:
+        """Writes a `nas_lib.report.PARETO_SCHEMA` front atomically; returns its path."""
+        from nas_lib.report import PARETO_SCHEMA
+
+        return write_table(self.pareto_file(step), rows, PARETO_SCHEMA)
+
     def weights_file(self, arch_id: str) -> Path:
         return self.finalists_dir / f"{arch_id}.pt"
 
@@ -199,6 +211,8 @@ class RunFolder:
         for name in later:
             ledger.pop(str(name), None)
         atomic_write_json(self.ledger_file, ledger)
+        for name in later:  # a redone step writes its front again (or none, e.g. another strategy)
+            self.pareto_file(name).unlink(missing_ok=True)
         if Step.SEARCH in later:
             self.search_state_file.unlink(missing_ok=True)
         if Step.TRAINING in later:

@@ -210,6 +210,14 @@ def record_generation(state: dict[str, Any], generation: int, rows: list[dict[st
     return {**state, "generation": generation + 1, "pending": None, "rows": earlier + new, "strategy": strategy.state_dict(), "known": known}
 
 
+def search_front(setup: SearchSetup, state: dict[str, Any]) -> list[dict[str, Any]]:
+    """The Pareto front of a multi-objective strategy (NSGA-II: fitness up, cost down) after the
+    search, as `nas_lib.report.PARETO_SCHEMA` rows; [] for a single-objective strategy."""
+    from nas_lib.report import search_front_rows
+
+    return search_front_rows(_strategy(setup, state["strategy"]).front(), setup.fitness_proxy)
+
+
 def top_k(rows: Sequence[dict[str, Any]], k: int) -> list[dict[str, Any]]:
     """The k best distinct architectures by fitness (failures last)."""
     best: dict[str, dict[str, Any]] = {}

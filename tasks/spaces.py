@@ -37,3 +37,21 @@ def base_space_dict(section: Any) -> dict[str, Any]:
         base = {**section.constraints, "min_depth": section.min_depth, "max_depth": section.max_depth}
         return space_to_dict(get_space("hybrid", constraints=HybridConstraints.from_dict(base)))
     return space_to_dict(get_space(section.name))
+
+
+def narrowing_note(section: Any) -> str | None:
+    """What the config's ``space`` section does to the full space, as one line (None when it
+    searches the full space): ``ehnas space describe`` counts the full space, a run its own."""
+    from nas_lib.space import get_space
+    from tasks.config import SpaceConfig
+
+    before, after = get_space(section.name).log10_size(), space_from_dict(base_space_dict(section)).log10_size()
+    if abs(before - after) < 1e-9:
+        return None
+    how = [f"depth {section.min_depth}-{section.max_depth}"] if section.name == "hybrid" else []
+    how += [f"space.constraints: {', '.join(sorted(section.constraints))}"] if section.constraints else []
+    whose = "the default config" if section == SpaceConfig() else "the config"
+    return (
+        f"space: {whose} narrowed the {section.name} space from log10 size {before:.2f} (ehnas space describe) to {after:.2f} "
+        f"({'; '.join(how)}) before any pruning"
+    )

@@ -23,6 +23,7 @@ import torch
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from nas_lib.train.progress import BatchProgress
 from tasks.config import TrainingConfig
 from tasks.data_ref import DataRef
 from tasks.retry import retry_transient
@@ -62,10 +63,18 @@ def select_finalists(search: pd.DataFrame, k: int) -> list[dict[str, Any]]:
 
 
 def train_result(
-    finalist: dict[str, Any], space: dict[str, Any], data: DataRef, training: TrainingConfig, seed: int, with_test: bool = False, device: str = "cpu"
+    finalist: dict[str, Any],
+    space: dict[str, Any],
+    data: DataRef,
+    training: TrainingConfig,
+    seed: int,
+    with_test: bool = False,
+    device: str = "cpu",
+    progress_every_s: float = 30.0,
 ) -> dict[str, Any]:
     """Trains one finalist; returns its row (``weights`` left for the flow to fill), its best
     weights (``state_dict``, CPU tensors, None when training failed) and ROC curves (``roc``).
+    Within an epoch, progress is shown every `progress_every_s` seconds (see `TrainingProgress`).
 
     The training is `train_architecture` under the run's protocol, the very function
     `ehnas bench train` fills ground-truth tables with, so a finalist's score and a table row
@@ -76,8 +85,10 @@ def train_result(
     built, dataset = space_from_dict(space), data.load()
     t = training
     protocol = TrainProtocol(epochs=t.epochs, batch_size=t.batch_size, lr=t.lr, max_batches_per_epoch=t.max_batches_per_epoch, seed=seed)
-    progress = EpochProgress(finalist["arch_id"], t.epochs)
-    trained, result = train_architecture(built, finalist["arch"], dataset, protocol, device, progress=progress)
+    progress = TrainingProgress(finalist["arch_id"], t.epochs)
+    trained, result = train_architecture(
+        built, finalist["arch"], dataset, protocol, device, progress=progress, on_batches=progress.batches, report_every_s=progress_every_s
+    )
     progress.close()
     m = result.metrics
     row = {
@@ -107,32 +118,43 @@ def train_result(
     return out
 
 
-class EpochProgress:
-    """The training loop's per-epoch callback: one line per epoch and the finalist's progress
-    (a Prefect artifact ``train-<arch_id>`` and a terminal bar); `close` completes it when early
-    stopping ended training before the last epoch."""
+class TrainingProgress:
+    """The training loop's callbacks, shown as one progress record ``train-<arch_id>`` (a Prefect
+    artifact and a terminal bar, counted in batches over all planned epochs): within an epoch,
+    batches done, images per second and the epoch's time left (`batches`); after each epoch, its
+    losses and accuracy (`__call__`). Every report is a log line except an epoch's last batch,
+    whose speed goes into that epoch's line. `close` completes the record when early stopping
+    ended training before the last epoch."""
 
     def __init__(self, arch_id: str, epochs: int) -> None:
         from tasks import ui
 
-        self.epochs, self.done = epochs, 0
-        self.progress = ui.progress_start(f"train-{arch_id}", f"train {arch_id}: epochs")
+        self.epochs, self.done, self.steps, self.speed = epochs, 0, 1, ""
+        self.progress = ui.progress_start(f"train-{arch_id}", f"train {arch_id}")
+
+    def batches(self, p: BatchProgress) -> None:
+        from tasks import ui
+
+        self.steps = max(self.steps, p.batches)
+        if p.final:
+            self.speed = f", {p.images_per_s:.0f} images/s"
+        ui.progress_show(self.progress, (p.epoch - 1) * self.steps + p.batch, self.epochs * self.steps, p.line(), log=not p.final)
 
     def __call__(self, record: dict[str, Any]) -> None:
         from tasks import ui
 
         self.done = int(record["epoch"])
-        note = (
-            f"train loss {record['train_loss']:.4f}, val loss {record['val_loss']:.4f}, "
-            f"val acc {record['val_accuracy']:.4f}, {record['seconds']:.1f} s"
+        detail = (
+            f"epoch {self.done}/{self.epochs} done: train loss {record['train_loss']:.4f}, val loss {record['val_loss']:.4f}, "
+            f"val acc {record['val_accuracy']:.4f}{self.speed}, {record['seconds']:.1f} s"
         )
-        ui.progress_update(self.progress, self.done, self.epochs, note)
+        ui.progress_show(self.progress, self.done * self.steps, self.epochs * self.steps, detail)
 
     def close(self) -> None:
         from tasks import ui
 
         if self.done < self.epochs:
-            ui.progress_update(self.progress, self.epochs, self.epochs, f"stopped after epoch {self.done}")
+            ui.progress_show(self.progress, 1, 1, f"stopped after epoch {self.done} of {self.epochs}")
 
 
 def _class_scores(metrics: dict[str, Any], class_names: Sequence[str]) -> str | None:
@@ -166,10 +188,17 @@ def _held_out_scores(model: torch.nn.Module, data: Any, with_test: bool) -> tupl
     task_run_name="train-{finalist[arch_id]}",
 )
 def train_finalist(
-    finalist: dict[str, Any], space: dict[str, Any], data: DataRef, training: TrainingConfig, seed: int, with_test: bool, device: str
+    finalist: dict[str, Any],
+    space: dict[str, Any],
+    data: DataRef,
+    training: TrainingConfig,
+    seed: int,
+    with_test: bool,
+    device: str,
+    progress_every_s: float = 30.0,
 ) -> dict[str, Any]:
     """Trains one finalist briefly and scores it on the held-out split (see `train_result`)."""
-    return train_result(finalist, space, data, training, seed, with_test, device)
+    return train_result(finalist, space, data, training, seed, with_test, device, progress_every_s)
 
 
 def training_frame(rows: Sequence[dict[str, Any]]) -> pd.DataFrame:

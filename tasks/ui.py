@@ -63,10 +63,15 @@ def _terminal_bar(description: str) -> Any:
     with _TERMINAL_LOCK:
         if "progress" not in _TERMINAL:
             _TERMINAL["progress"] = RichProgress(
-                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), transient=True
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                TextColumn("{task.fields[detail]}"),
+                transient=True,
             )
             _TERMINAL["progress"].start()
-        return _TERMINAL["progress"].add_task(description, total=None)
+        return _TERMINAL["progress"].add_task(description, total=None, detail="")
 
 
 def progress_start(key: str, description: str) -> Progress:
@@ -82,20 +87,32 @@ def progress_start(key: str, description: str) -> Progress:
 
 def progress_update(progress: Progress, done: int, total: int, note: str = "") -> None:
     """`done` of `total` finished: the artifact's percentage, the bar and one log line."""
+    progress_show(progress, done, total, f"{done}/{total}{f' ({note})' if note else ''}")
+
+
+def progress_show(progress: Progress, done: float, total: float, detail: str, log: bool = True) -> None:
+    """`done` of `total` units: the artifact's percentage (its description followed by
+    `detail`), the bar and, when `log`, the log line ``<description>: <detail>``."""
     if progress.artifact_id is not None:
         from prefect.artifacts import update_progress_artifact
 
-        update_progress_artifact(progress.artifact_id, 100.0 * done / max(total, 1))
+        update_progress_artifact(progress.artifact_id, 100.0 * min(done / total, 1.0) if total > 0 else 100.0, f"{progress.description}: {detail}")
     if progress.bar is not None:
-        bars = _TERMINAL["progress"]
-        bars.update(progress.bar, completed=done, total=total)
-        if done >= total:
-            with _TERMINAL_LOCK:
-                bars.remove_task(progress.bar)
-                if not bars.tasks:
-                    bars.stop()
-                    _TERMINAL.pop("progress")
-    run_logger().info("%s: %d/%d%s", progress.description, done, total, f" ({note})" if note else "")
+        _update_bar(progress, done, total, detail)
+    if log:
+        run_logger().info("%s: %s", progress.description, detail)
+
+
+def _update_bar(progress: Progress, done: float, total: float, detail: str) -> None:
+    bars = _TERMINAL["progress"]
+    bars.update(progress.bar, completed=done, total=total, detail=detail)
+    if done >= total:
+        with _TERMINAL_LOCK:
+            bars.remove_task(progress.bar)
+            if not bars.tasks:
+                bars.stop()
+                _TERMINAL.pop("progress")
+        progress.bar = None
 
 
 def _clean(value: Any) -> Any:
@@ -104,12 +121,21 @@ def _clean(value: Any) -> Any:
     return value
 
 
+def numbers_first(row: dict[str, Any]) -> dict[str, Any]:
+    """The row's columns reordered for a table on screen: numbers first, then text, the long
+    architecture string (``arch``) last."""
+    numbers = [k for k, v in row.items() if isinstance(v, (int, float)) and not isinstance(v, bool) and k != "arch"]
+    text = [k for k in row if k not in numbers and k != "arch"]
+    return {k: row[k] for k in [*numbers, *text, *(["arch"] if "arch" in row else [])]}
+
+
 def table(key: str, rows: Sequence[dict[str, Any]], description: str) -> None:
+    """A table artifact (`numbers_first` columns; NaN shown empty)."""
     if not _in_run():
         return
     from prefect.artifacts import create_table_artifact
 
-    create_table_artifact([{k: _clean(v) for k, v in r.items()} for r in rows], key=artifact_key(key), description=description)
+    create_table_artifact([{k: _clean(v) for k, v in numbers_first(r).items()} for r in rows], key=artifact_key(key), description=description)
 
 
 def markdown(key: str, text: str, description: str) -> None:

@@ -33,12 +33,13 @@ FRESH = textwrap.dedent("""
     sys.meta_path.insert(0, Block())
     import mlflow, numpy as np
     data = gzip.open(sys.argv[2], "rb").read()
-    images = np.frombuffer(data, np.uint8, offset=16).reshape(-1, 28, 28)[:40, :, :, None]
+    images = np.frombuffer(data, np.uint8, offset=16).reshape(-1, 28, 28)[:40]  # as IDX files give them: no channel axis
     model = mlflow.pyfunc.load_model(sys.argv[1])
-    out = model.predict(np.ascontiguousarray(images))
-    spec = model.metadata.get_input_schema().inputs[0]
+    out = model.predict(images)
+    spec = model.metadata.metadata["input"]
+    same = model.predict(np.ascontiguousarray(images[:, :, :, None]))["class_id"].tolist() == out["class_id"].tolist()
     print(json.dumps({"ids": out["class_id"].tolist(), "names": out["class_name"].tolist(), "p": out["probability"].tolist(),
-                      "shape": list(spec.shape), "dtype": str(spec.type)}))
+                      "shape": spec["shape"], "dtype": spec["dtype"], "accepted": spec["accepted_shapes"], "same": same}))
 """)
 
 
@@ -95,7 +96,8 @@ def test_a_process_without_ehnas_classifies_raw_mnist_images(registered: dict) -
     )
     assert done.returncode == 0, done.stderr[-3000:]
     served = json.loads(done.stdout.strip().splitlines()[-1])
-    assert served["shape"] == [-1, 28, 28, 1] and served["dtype"] == "uint8"
+    assert served["shape"] == [-1, 28, 28, 1] and served["dtype"] == "uint8" and served["accepted"] == [[-1, 28, 28, 1], [-1, 28, 28]]
+    assert served["same"]
     # the same images through the rebuilt network and the run's own normalisation
     data = DataRef.of(registered["config"]).load()
     raw = torch.from_numpy(read_idx(mnist)[:40].copy())[:, None]

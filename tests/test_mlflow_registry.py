@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import re
+import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -150,11 +154,16 @@ def test_register_pipeline_run(uri: str, tmp_path: Path) -> None:
         "error": None,
         "device": "cpu",
         "weights": str(run_dir / "w.pt"),
+        "history": json.dumps([{"epoch": e, "train_loss": 2.0 / e, "val_loss": 1.5 / e, "val_accuracy": 0.25 * e} for e in (1, 2)]),
     }
     pd.DataFrame([winner, {**winner, "arch_id": "w2", "rank": 2, "state": "failed", "weights": None}]).to_parquet(run_dir / "08_training.parquet")
     steps = [str(run_dir / "07_search.parquet"), str(run_dir / "08_training.parquet"), str(run_dir / "09_registry.parquet")]
 
-    out = register_pipeline_run(run_dir=run_dir, config=load_config(run_dir), winner=winner, steps=steps)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = register_pipeline_run(run_dir=run_dir, config=load_config(run_dir), winner=winner, steps=steps)
+    noise = ("dataset source can be interpreted", "Add type hints to the `predict` method", "torch.jit")
+    assert not [str(w.message) for w in caught if any(n in str(w.message) for n in noise)]  # the run log carries no library noise
     name = config.model_name()
     assert out["state"] == "ok" and out["model_uri"] == f"models:/{name}@champion" and out["tracking_uri"] == uri
     assert register_pipeline_run(run_dir=run_dir, config=load_config(run_dir), winner=winner, steps=steps)["version"] == out["version"]
@@ -163,9 +172,13 @@ def test_register_pipeline_run(uri: str, tmp_path: Path) -> None:
     assert [m.value for m in client.get_metric_history(parent, "search_best_so_far")] == [2.0, 3.0]
     children = client.search_runs([client.get_run(parent).info.experiment_id], f"tags.`mlflow.parentRunId` = '{parent}'")
     assert sorted(r.info.run_name for r in children) == ["champion-w1", "finalist-w1", "finalist-w2"]
+    for finalist in (r for r in children if r.info.run_name.startswith("finalist-")):  # registered twice, each point logged once
+        assert [(m.step, m.value) for m in client.get_metric_history(finalist.info.run_id, "epoch_val_accuracy")] == [(1, 0.25), (2, 0.5)]
+        assert [m.value for m in client.get_metric_history(finalist.info.run_id, "val_accuracy")] == [0.5]
     x = data.val_x[:3]
     expected = model.eval()(x).detach().numpy()
     assert np.allclose(reg.load_champion(uri, name)(x).detach().numpy(), expected, atol=1e-5)
+    _grayscale_in_either_shape(reg.load_champion(uri, name, flavor="pyfunc"), data, expected.argmax(axis=1))
 
     # a later winner that validates worse on the same data is registered as the challenger
     torch.manual_seed(1)
@@ -177,6 +190,27 @@ def test_register_pipeline_run(uri: str, tmp_path: Path) -> None:
     assert (second["alias"], second["model_uri"]) == ("challenger", f"models:/{name}@challenger") and second["version"] != out["version"]
     assert f"stays on v{out['version']}" in second["note"]
     assert str(client.get_model_version_by_alias(name, "champion").version) == out["version"]
+
+
+def _grayscale_in_either_shape(pyfunc: Any, data: Any, expected: np.ndarray) -> None:
+    """The registered single-channel model takes N x H x W x 1 and N x H x W uint8 images; a
+    wrong shape or dtype is a short error naming the shapes it takes, without the array."""
+    from mlflow.exceptions import MlflowException
+
+    from nas_lib.export_bundle import to_raw_images
+
+    images = to_raw_images(data.val_x[:3], data.mean, data.std)
+    _, h, w = data.input_shape
+    assert images.shape == (3, h, w, 1)
+    assert pyfunc.predict(images)["class_id"].tolist() == pyfunc.predict(images[..., 0])["class_id"].tolist() == expected.tolist()
+    assert pyfunc.predict(images[..., 0].astype(np.int64))["class_id"].tolist() == expected.tolist()  # what JSON gives
+    for bad, says in (
+        (images[:, :-1], f"shape (N, {h}, {w}, 1) or (N, {h}, {w}); got shape (3, {h - 1}, {w}, 1)"),
+        (images / 255.0, "dtype float64"),
+    ):
+        with pytest.raises(MlflowException, match=re.escape(says)) as err:
+            pyfunc.predict(bad)
+        assert len(str(err.value)) < 200
 
 
 def test_promotion_compares_validation_accuracy_on_the_same_data(uri: str) -> None:
@@ -198,3 +232,22 @@ def test_promotion_compares_validation_accuracy_on_the_same_data(uri: str) -> No
     assert reg.promotion(client, "ehnas-promo", "d1", 0.8) == (False, "@champion stays on v1: its validation accuracy 0.9000 > 0.8000")
     assert reg.promotion(client, "ehnas-promo", "d1", 0.9)[0] and reg.promotion(client, "ehnas-promo", "d1", 0.95)[0]
     assert reg.promotion(client, "ehnas-promo", "d2", 0.1) == (True, "@champion v1 was validated on other data")
+
+
+def test_reused_weights_point_at_a_champion_run_of_the_registering_run(uri: str) -> None:
+    client = mlflow.MlflowClient(uri)
+    args = dict(
+        tracking_uri=uri, experiment="ehnas-reuse", model_name="ehnas-reuse", model=tiny_model(), input_example=np.zeros((2, 1, 8, 8), np.float32)
+    )
+    args |= dict(arch_id="a1", config_hash="c1", metrics={"val_accuracy": 0.5}, params={"arch": "x"})
+    first_parent = reg.start_parent_run(uri, "ehnas-reuse", "run-1", {}, {})
+    first = reg.register_champion(parent_run_id=first_parent, **args)
+    assert reg.register_champion(parent_run_id=first_parent, **args)["run_id"] == first["run_id"]  # a rerun: the version's own run
+    second_parent = reg.start_parent_run(uri, "ehnas-reuse", "run-2", {}, {})
+    second = reg.register_champion(parent_run_id=second_parent, **args)
+    assert second["reused"] and second["version"] == first["version"] and second["run_id"] != first["run_id"]
+    run = client.get_run(second["run_id"])
+    assert run.data.tags["mlflow.parentRunId"] == second_parent and run.data.tags["ehnas.model_run"] == first["run_id"]
+    assert run.data.tags["ehnas.reused_version"] == f"ehnas-reuse/{first['version']}" and run.data.metrics == {"val_accuracy": 0.5}
+    again = reg.register_champion(parent_run_id=second_parent, **args)  # resumed: the same run, no point logged twice
+    assert again["run_id"] == second["run_id"] and len(client.get_metric_history(second["run_id"], "val_accuracy")) == 1

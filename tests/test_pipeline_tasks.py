@@ -280,3 +280,16 @@ def test_a_score_crosses_the_task_seam_as_the_proxys_typed_result():
     failed = score_records(scoring, space_to_dict(space), work, "cuda:64")  # no such device: the network cannot be placed
     assert [(r.proxy, r.state, r.value) for r in failed] == [("params", "failed", None), ("nwot", "failed", None)]
     assert failed[0].error and failed[0].error == failed[1].error  # one shared failure, described once, replayed to both
+
+
+def test_the_run_says_when_its_config_narrowed_the_space_before_pruning():
+    from tasks.config import PipelineConfig
+    from tasks.spaces import narrowing_note
+
+    note = narrowing_note(PipelineConfig().space)
+    assert note is not None and note.startswith(
+        "space: the default config narrowed the hybrid space from log10 size 53.18 (ehnas space describe) to "
+    )
+    assert "(depth 4-6; space.constraints: hyperparameters) before any pruning" in note
+    assert narrowing_note(PipelineConfig(space={"name": "nb201"}).space) is None
+    assert narrowing_note(PipelineConfig(space={"max_depth": 20, "constraints": {}}).space) is None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import numpy as np
@@ -12,7 +13,8 @@ from sklearn.metrics import precision_recall_fscore_support
 from torch import nn
 
 from nas_lib.data.datasets import ImageDataset, load_dataset
-from nas_lib.train import TrainConfig, classification_report, resolve_device, train_and_evaluate
+from nas_lib.train import BatchProgress, TrainConfig, classification_report, resolve_device, train_and_evaluate
+from nas_lib.train.progress import BatchReporter, format_seconds
 
 
 @pytest.fixture(scope="module")
@@ -148,3 +150,26 @@ def test_module_entry_point_prints_scores(capsys: pytest.CaptureFixture[str]) ->
 
     summary = main(["--max-items", "60", "--epochs", "1", "--batch-size", "16"])
     assert summary["state"] == "ok" and summary["epochs_run"] == 1 and '"val_accuracy"' in capsys.readouterr().out
+
+
+def test_progress_within_an_epoch_reports_batches_images_and_time_left(digits: ImageDataset, tiny_cnn: Callable[..., nn.Module]) -> None:
+    cfg = TrainConfig(epochs=2, batch_size=32, patience=2)
+    steps = math.ceil(len(digits.train_y) / 32)
+    every_batch: list[BatchProgress] = []
+    result = train_and_evaluate(tiny_cnn(), digits, cfg, on_batches=every_batch.append, report_every_s=0)
+    assert [(p.epoch, p.batch, p.batches) for p in every_batch] == [(e, b, steps) for e in (1, 2) for b in range(1, steps + 1)]
+    assert [p.final for p in every_batch] == ([False] * (steps - 1) + [True]) * 2
+    assert [p.images for p in every_batch[:steps]] == [min(32 * b, len(digits.train_y)) for b in range(1, steps + 1)]
+    assert every_batch[-1].eta_s == 0 and every_batch[-1].images_per_s > 0 and every_batch[0].eta_s > 0
+    epoch_ends: list[BatchProgress] = []  # an interval no epoch reaches: only each epoch's end is reported
+    same = train_and_evaluate(tiny_cnn(), digits, cfg, on_batches=epoch_ends.append, report_every_s=1e9)
+    assert [(p.epoch, p.batch, p.final) for p in epoch_ends] == [(1, steps, True), (2, steps, True)]
+    assert same.history == result.history  # reporting does not change the training
+
+
+def test_batch_progress_line() -> None:
+    p = BatchProgress(epoch=1, epochs=5, batch=300, batches=750, images=19_200, seconds=60.0)
+    assert p.line() == "epoch 1/5, batch 300/750, 320 images/s, ETA 1m30s"
+    assert format_seconds(7) == "7s" and format_seconds(3725) == "1h02m"
+    with pytest.raises(ValueError, match="every_s"):
+        BatchReporter(print, -1, 1, 1)

@@ -34,6 +34,7 @@ import torch
 
 from nas_lib.artifacts import atomic_write_json
 from nas_lib.space.base import SearchSpace
+from nas_lib.train.progress import OnBatches
 
 COLUMNS = (
     "arch", "arch_id", "depth", "params", "flops", "val_accuracy", "history", "seconds", "state", "error", "train_seed", "test_accuracy", "role",
@@ -113,9 +114,12 @@ def train_architecture(
     device: str = "cpu",
     progress: Callable[[dict[str, Any]], None] | None = None,
     role: str = SAMPLE,
+    on_batches: OnBatches | None = None,
+    report_every_s: float = 30.0,
 ) -> tuple[dict[str, Any], Any]:
     """Builds `arch` with the protocol's seed, trains it under the protocol and returns its
-    table row and the `TrainResult` (for the weights and the full metrics)."""
+    table row and the `TrainResult` (for the weights and the full metrics). `progress`,
+    `on_batches` and `report_every_s` go to `train_and_evaluate`."""
     from nas_lib.space.stats import count_flops, count_parameters
     from nas_lib.train import TrainConfig, train_and_evaluate
 
@@ -132,7 +136,7 @@ def train_architecture(
     )
     if protocol.patience is not None:
         cfg = replace(cfg, patience=protocol.patience)
-    result = train_and_evaluate(model, data, cfg, device, progress)
+    result = train_and_evaluate(model, data, cfg, device, progress, on_batches, report_every_s)
     test = test_accuracy(model, data, protocol.batch_size) if result.ok else math.nan
     row = {
         "arch": arch,

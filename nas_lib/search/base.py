@@ -95,6 +95,11 @@ class Strategy(ABC):
             raise RuntimeError(f"strategy {self.name!r} has no successful evaluation yet")
         return max(scored, key=lambda item: item[1])
 
+    def front(self) -> list[dict[str, Any]]:
+        """A multi-objective strategy's answer, its non-dominated evaluated specs as rows
+        (``arch``, ``arch_id``, ``fitness``, ``cost``, ``cost_name``); [] for a single-objective one."""
+        return []
+
     def state_dict(self) -> dict[str, Any]:
         """A JSON-serialisable snapshot (specs as canonical strings, NaN as null)."""
         return {

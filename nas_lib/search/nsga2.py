@@ -114,6 +114,13 @@ class NSGA2(Strategy):
         unique = {self.space.to_string(s): (s, o) for s, o in front}
         return sorted(unique.values(), key=lambda t: -t[1][0])
 
+    def front(self) -> list[dict[str, Any]]:
+        """`pareto_front` as rows (what a run saves and plots)."""
+        return [
+            {"arch": self.space.to_string(s), "arch_id": self.space.arch_id(s), "fitness": f, "cost": c, "cost_name": self.config.cost}
+            for s, (f, c) in self.pareto_front()
+        ]
+
     def best(self) -> tuple[Spec, float]:
         front = self.pareto_front()
         if not front:

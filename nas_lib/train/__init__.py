@@ -12,9 +12,11 @@ from nas_lib.train.config import TrainConfig, TrainResult
 from nas_lib.train.device import resolve_device
 from nas_lib.train.loop import NonFiniteLossError, train_and_evaluate
 from nas_lib.train.metrics import classification_report, confusion_matrix
+from nas_lib.train.progress import BatchProgress
 from nas_lib.train.runtime import Execution, resolve_execution
 
 __all__ = [
+    "BatchProgress",
     "Execution",
     "NonFiniteLossError",
     "TrainConfig",

@@ -20,6 +20,7 @@ from nas_lib.failures import is_out_of_memory
 from nas_lib.train.config import TrainConfig, TrainResult
 from nas_lib.train.device import resolve_device
 from nas_lib.train.metrics import classification_report
+from nas_lib.train.progress import BatchReporter, OnBatches
 from nas_lib.train.runtime import Execution, resolve_execution
 
 Progress = Callable[[dict[str, Any]], None]
@@ -46,6 +47,8 @@ def train_and_evaluate(
     cfg: TrainConfig,
     device: str = "cpu",
     progress: Progress | None = None,
+    on_batches: OnBatches | None = None,
+    report_every_s: float = 30.0,
 ) -> TrainResult:
     """Trains ``model`` on ``data.train_*`` and scores its best epoch on ``data.val_*``.
 
@@ -63,6 +66,10 @@ def train_and_evaluate(
         device: ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"`` (see `resolve_device`).
         progress: called after each epoch with that epoch's history entry plus ``epochs``
             (planned) and ``seconds`` (elapsed).
+        on_batches: called within each epoch with a `BatchProgress` (batches done, images per
+            second, time left), at most every ``report_every_s`` seconds and after the epoch's
+            last batch.
+        report_every_s: seconds between ``on_batches`` calls within an epoch (0: every batch).
 
     Returns:
         A `TrainResult`; ``state="failed"`` with ``error`` set on out-of-memory or a non-finite
@@ -79,7 +86,7 @@ def train_and_evaluate(
     with torch.random.fork_rng(devices=cuda_devices), execution.backend_flags():  # seeding must not leak into the caller
         torch.manual_seed(cfg.seed)
         try:
-            _fit(model, data, cfg, execution, run, progress, start)
+            _fit(model, data, cfg, execution, run, (progress, on_batches, report_every_s), start)
         except NonFiniteLossError as err:
             return _failed(run, str(err), start)
         except (RuntimeError, MemoryError) as err:
@@ -119,16 +126,21 @@ class _Stepper:
         self.schedule.step()
 
 
-def _fit(model: nn.Module, data: ImageDataset, cfg: TrainConfig, execution: Execution, run: _Run, progress: Progress | None, start: float) -> None:
+_Callbacks = tuple[Progress | None, OnBatches | None, float]  # per epoch, within an epoch, seconds between the latter
+
+
+def _fit(model: nn.Module, data: ImageDataset, cfg: TrainConfig, execution: Execution, run: _Run, callbacks: _Callbacks, start: float) -> None:
     """The epoch loop; fills ``run`` with history and the best weights."""
+    progress, on_batches, every_s = callbacks
     steps = _steps_per_epoch(len(data.train_y), cfg)
     stepper = _Stepper(model, cfg, execution, steps)
+    reporter = BatchReporter(on_batches, every_s, cfg.epochs, steps) if on_batches else None
     train_x, train_y = execution.images(data.train_x), data.train_y.to(execution.device)
     val_x, val_y = execution.images(data.val_x), data.val_y.to(execution.device)
     shuffler = torch.Generator().manual_seed(cfg.seed)
     for epoch in range(1, cfg.epochs + 1):
         order = torch.randperm(len(train_y), generator=shuffler).to(execution.device)
-        train_loss = _train_epoch(stepper, train_x, train_y, order, steps, epoch)
+        train_loss = _train_epoch(stepper, train_x, train_y, order, steps, epoch, reporter)
         val_loss, predictions = _predict(stepper, val_x, val_y)
         accuracy = (predictions == data.val_y).double().mean().item()
         record = {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "val_accuracy": accuracy}
@@ -144,8 +156,9 @@ def _steps_per_epoch(n_train: int, cfg: TrainConfig) -> int:
     return min(steps, cfg.max_batches_per_epoch) if cfg.max_batches_per_epoch else steps
 
 
-def _train_epoch(stepper: _Stepper, x: Tensor, y: Tensor, order: Tensor, steps: int, epoch: int) -> float:
-    """One pass (at most ``steps`` batches); returns the mean training loss.
+def _train_epoch(stepper: _Stepper, x: Tensor, y: Tensor, order: Tensor, steps: int, epoch: int, reporter: BatchReporter | None = None) -> float:
+    """One pass (at most ``steps`` batches); returns the mean training loss. ``reporter`` hears
+    of every batch (host-side counts only).
 
     The loss sum stays on the device (float64, so it adds exactly what a Python float would)
     and losses are checked for NaN/inf every ``check_every`` steps, so the host waits for the
@@ -154,6 +167,8 @@ def _train_epoch(stepper: _Stepper, x: Tensor, y: Tensor, order: Tensor, steps: 
     stepper.model.train()
     batch_size, check_every = stepper.batch_size, stepper.execution.check_every
     total, seen, batch, unchecked = torch.zeros((), dtype=torch.float64, device=x.device), 0, 0, []
+    if reporter is not None:
+        reporter.start_epoch(epoch)
     for batch in range(1, steps + 1):
         idx = order[(batch - 1) * batch_size : batch * batch_size]
         if len(idx) < 2 and seen:  # batch norm cannot train on a single image
@@ -166,7 +181,11 @@ def _train_epoch(stepper: _Stepper, x: Tensor, y: Tensor, order: Tensor, steps: 
         stepper.update(loss)
         total += loss.detach().double() * len(idx)
         seen += len(idx)
+        if reporter is not None:
+            reporter.batch_done(batch, seen)
     _check_finite(unchecked, epoch, batch)
+    if reporter is not None:
+        reporter.epoch_done(batch, seen)
     return total.item() / max(seen, 1)
 
 
