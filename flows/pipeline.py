@@ -212,6 +212,7 @@ def nas_pipeline(config: PipelineConfig | None = None, redo: str | None = None) 
     step(Step.SEARCH, lambda: search_generations(run))
     step(Step.TRAINING, lambda: train(run))
     step(Step.REGISTRY, lambda: register(run, cfg))
+    run.clear_interrupted()  # finished: an earlier signal's record is history
     summary = summary_markdown(run.root)
     ui.markdown(f"{cfg.resolved_run_name()}-summary", summary, f"EHNAS run {cfg.resolved_run_name()}")
     print(summary)
