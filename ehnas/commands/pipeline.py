@@ -32,11 +32,11 @@ REDO_HELP = "Rerun this step and every later one."
 RedoStep = Enum("RedoStep", {str(step): str(step) for step in Step}, type=str)  # type: ignore[misc]
 
 
-def _execute(config: Any, redo: RedoStep | None, wait: bool = False) -> None:
+def _execute(config: Any, redo: RedoStep | None, wait: bool = False, resuming: bool = False) -> None:
     from ehnas.interrupt import Interrupted, signals_stop_the_run
     from ehnas.prefect_server import local_prefect
     from ehnas.preflight import preflight
-    from ehnas.runlock import cli_run_lock
+    from ehnas.runlock import OTHER_NAME_HINT, cli_run_lock
     from flows.pipeline import nas_pipeline, prefect_settings
     from tasks.context import plan_devices
 
@@ -48,7 +48,7 @@ def _execute(config: Any, redo: RedoStep | None, wait: bool = False) -> None:
     start = time.perf_counter()
     # one writer per run name (before Prefect starts); a Prefect server that dies with this process,
     # entered before the flow and so left last: a signal stops the work, then the ledger, then it
-    with cli_run_lock(config.run_dir(), wait), signals_stop_the_run() as run_flow:
+    with cli_run_lock(config.run_dir(), wait, other_name="" if resuming else OTHER_NAME_HINT), signals_stop_the_run() as run_flow:
         try:
             with prefect_settings(home=".prefect" if "PREFECT_API_URL" not in os.environ else None), local_prefect():
                 try:
@@ -187,7 +187,7 @@ def register(app: typer.Typer) -> None:
 
         folder = run_folder(run, runs_root)
         cfg = RunFolder(folder).config().model_copy(update={"runs_root": str(folder.parent), "run_name": folder.name})
-        _execute(cfg, redo, wait)
+        _execute(cfg, redo, wait, resuming=True)
 
     @app.command("report", help="Print a run's summary from its Parquet files and write search-progress and Pareto plots.")
     def report(
