@@ -25,6 +25,8 @@ class ExitCode(IntEnum):
     REGISTRY = 4  # MLflow unreachable at start, or the winner's registration failed
     RUN_FAILED = 5  # a pipeline step failed after the run started
     LOCKED = 6  # another process holds this run name's lock
+    INTERRUPTED = 130  # SIGINT (Ctrl-C) stopped the run: 128 + 2, as shells report it
+    TERMINATED = 143  # SIGTERM (`kill`, `timeout`, a scheduler) stopped the run: 128 + 15
 
 
 class CliError(ClickException):

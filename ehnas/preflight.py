@@ -8,6 +8,7 @@ evaluation had run, and an unreachable MLflow after the whole pipeline.
 
 from __future__ import annotations
 
+import base64
 import os
 import sqlite3
 import urllib.error
@@ -15,7 +16,7 @@ import urllib.request
 from collections.abc import Iterable
 from contextlib import closing
 from pathlib import Path
-from urllib.parse import unquote, urlparse
+from urllib.parse import ParseResult, unquote, urlparse, urlunparse
 
 from ehnas.exit_codes import CliError, ExitCode
 from tasks.config import PipelineConfig
@@ -114,7 +115,7 @@ def probe_tracking_uri(uri: str, timeout_s: float = PROBE_TIMEOUT_S) -> str | No
     folder exists or can be created and is writable. Other schemes are not probed."""
     parsed = urlparse(uri)
     if parsed.scheme in ("http", "https"):
-        return _probe_http(uri.rstrip("/") + "/health", timeout_s)
+        return _probe_http(parsed, timeout_s)
     if parsed.scheme == "sqlite":
         return _probe_sqlite(uri)
     if parsed.scheme in ("", "file"):
@@ -122,9 +123,20 @@ def probe_tracking_uri(uri: str, timeout_s: float = PROBE_TIMEOUT_S) -> str | No
     return None
 
 
-def _probe_http(url: str, timeout_s: float) -> str | None:
+def _probe_http(parsed: ParseResult, timeout_s: float) -> str | None:
+    """GETs ``/health`` of host:port; credentials in the URI (``user:secret@``) go as basic auth,
+    as MLflow sends them, never as part of the host name (nor into any message)."""
+    host = parsed.hostname or ""
+    netloc = f"[{host}]" if ":" in host else host
+    if parsed.port is not None:
+        netloc += f":{parsed.port}"
+    url = urlunparse(parsed._replace(netloc=netloc)).rstrip("/") + "/health"
+    headers = {}
+    if parsed.username is not None:
+        token = f"{unquote(parsed.username)}:{unquote(parsed.password or '')}".encode()
+        headers["Authorization"] = "Basic " + base64.b64encode(token).decode("ascii")
     try:
-        with urllib.request.urlopen(urllib.request.Request(url, method="GET"), timeout=timeout_s):
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers, method="GET"), timeout=timeout_s):
             return None
     except urllib.error.HTTPError:  # the server answered (404 from an old MLflow, 401 behind auth)
         return None

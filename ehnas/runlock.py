@@ -13,6 +13,7 @@ import fcntl
 import json
 import os
 import socket
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -42,13 +43,17 @@ def _record(handle, run_name: str) -> None:
     handle.flush()
 
 
+OTHER_NAME_HINT = "choose another --run-name"  # what `ehnas run` can do; `ehnas resume` cannot
+
+
 @contextlib.contextmanager
-def run_lock(run_dir: str | Path, wait: bool = False) -> Iterator[Path]:
+def run_lock(run_dir: str | Path, wait: bool = False, other_name: str = OTHER_NAME_HINT) -> Iterator[Path]:
     """Holds the run folder's lock for the block (creating the folder when needed).
 
     Args:
         run_dir: the run folder (``<runs_root>/<run name>``).
-        wait: block until the holder ends instead of failing.
+        wait: block until the holder ends instead of failing (saying so on stderr first).
+        other_name: the message's last way out (empty: none, as for `ehnas resume`).
 
     Yields:
         The lock file.
@@ -62,12 +67,15 @@ def run_lock(run_dir: str | Path, wait: bool = False) -> Iterator[Path]:
     lock_file = folder / LOCK_NAME
     with open(lock_file, "a+") as handle:
         try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise RunLocked(
-                f"run '{folder.name}' is already running ({_holder(lock_file)}); "
-                "wait for it to finish, pass --wait to queue behind it, or choose another --run-name"
-            ) from None
+            if not wait:
+                ways = ["wait for it to finish", "pass --wait to queue behind it", *([other_name] if other_name else [])]
+                raise RunLocked(
+                    f"run '{folder.name}' is already running ({_holder(lock_file)}); {', '.join(ways[:-1])}{',' if len(ways) > 2 else ''} or {ways[-1]}"
+                ) from None
+            print(f"run '{folder.name}' is already running ({_holder(lock_file)}); waiting for it to end (--wait)", file=sys.stderr, flush=True)
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
         try:
             _record(handle, folder.name)
             yield lock_file
@@ -76,13 +84,13 @@ def run_lock(run_dir: str | Path, wait: bool = False) -> Iterator[Path]:
 
 
 @contextlib.contextmanager
-def cli_run_lock(run_dir: str | Path, wait: bool = False) -> Iterator[Path]:
+def cli_run_lock(run_dir: str | Path, wait: bool = False, other_name: str = OTHER_NAME_HINT) -> Iterator[Path]:
     """`run_lock` for the command line: a held lock is a `CliError` with exit code `ExitCode.LOCKED`."""
     from ehnas.exit_codes import CliError, ExitCode
 
     with contextlib.ExitStack() as stack:
         try:
-            held = stack.enter_context(run_lock(run_dir, wait))
+            held = stack.enter_context(run_lock(run_dir, wait, other_name))
         except RunLocked as err:
             raise CliError(str(err), ExitCode.LOCKED) from None
         yield held

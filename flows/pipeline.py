@@ -177,6 +177,44 @@ def nas_pipeline(config: PipelineConfig | None = None, redo: str | None = None) 
         The run folder, the steps that ran this time and the summary fields of the run.
     """
     cfg = config or PipelineConfig()
+    with deployment_guard(cfg):
+        return _pipeline(cfg, redo)
+
+
+class PreflightFailed(RuntimeError):
+    """A deployment run's config, data or tracking URI failed the preflight of `ehnas run`."""
+
+
+@contextlib.contextmanager
+def deployment_guard(cfg: PipelineConfig) -> Iterator[None]:
+    """A flow run started by a Prefect worker (a deployment, e.g. the nightly one) gets what
+    `ehnas run` does before Prefect starts: the preflight checks and the run lock, held for the
+    whole run. `ehnas run` (and a direct call) has no deployment and passes straight through.
+
+    Raises:
+        PreflightFailed: a check failed (its message is the one `ehnas run` would print).
+        RunLocked: another process is writing this run folder.
+    """
+    from prefect.runtime import deployment
+
+    if deployment.id is None:
+        yield
+        return
+    # the command line's own checks and lock (the edge package), so both paths refuse the same runs
+    from ehnas.exit_codes import CliError
+    from ehnas.preflight import preflight
+    from ehnas.runlock import run_lock
+
+    try:
+        preflight(cfg)
+    except CliError as err:
+        raise PreflightFailed(err.message) from None
+    with run_lock(cfg.run_dir()):
+        yield
+
+
+def _pipeline(cfg: PipelineConfig, redo: str | None) -> dict[str, Any]:
+    """The steps of `nas_pipeline`, in order."""
     apply_runtime(cfg)
     plan_devices(cfg.device)  # a device this machine lacks stops the run here, before any step
     check_runner(cfg.execution)  # so does a runner whose extra is not installed
@@ -214,6 +252,7 @@ def nas_pipeline(config: PipelineConfig | None = None, redo: str | None = None) 
     step(Step.SEARCH, lambda: search_generations(run))
     step(Step.TRAINING, lambda: train(run))
     step(Step.REGISTRY, lambda: register(run, cfg))
+    run.clear_interrupted()  # finished: an earlier signal's record is history
     summary = summary_markdown(run.root)
     ui.markdown(f"{cfg.resolved_run_name()}-summary", summary, f"EHNAS run {cfg.resolved_run_name()}")
     print(summary)

@@ -3,7 +3,8 @@
 Layout of ``<runs_root>/<run name>/``::
 
     config.json                the run's `PipelineConfig` (its fingerprint keys the ledger)
-    steps.json                 the ledger: which steps finished, for which config
+    steps.json                 the ledger: which steps finished, for which config (and ``interrupted``:
+                               the step a SIGINT/SIGTERM stopped, until the run finishes)
     <step>.parquet             one file per `Step` (``01_knowledge.parquet`` ... ``09_registry.parquet``)
     space.json                 the space after each pruning layer (JSON form, see `tasks.spaces`)
     data.json                  the loaded dataset: sizes, classes, fingerprint, corrupt images skipped
@@ -31,6 +32,8 @@ from nas_lib.artifacts import atomic_write_json, file_digest, read_table, write_
 from nas_lib.steps import LAYER_STEPS, Step
 from tasks.config import PipelineConfig
 from tasks.spaces import base_space_dict
+
+INTERRUPTED = "interrupted"  # the ledger key of the signal that stopped the run (not a step)
 
 
 @dataclass(frozen=True)
@@ -197,6 +200,24 @@ class RunFolder:
             **extra,
         }
         atomic_write_json(self.ledger_file, ledger)
+
+    def mark_interrupted(self, step: str | None, signal_name: str) -> None:
+        """Records that a signal (``SIGINT``/``SIGTERM``) stopped the run during `step`; the
+        step's own entry stays absent, so a resume reruns it. Cleared when the run finishes."""
+        ledger = self.ledger()
+        ledger[INTERRUPTED] = {"step": step, "signal": signal_name, "at": time.time()}
+        atomic_write_json(self.ledger_file, ledger)
+
+    def interrupted(self) -> dict[str, Any] | None:
+        """The ledger's record of the signal that last stopped the run, or None."""
+        entry = self.ledger().get(INTERRUPTED)
+        return entry if isinstance(entry, dict) else None
+
+    def clear_interrupted(self) -> None:
+        """Drops the interruption record (the run has since finished)."""
+        ledger = self.ledger()
+        if ledger.pop(INTERRUPTED, None) is not None:
+            atomic_write_json(self.ledger_file, ledger)
 
     def forget(self, step: Step | str) -> list[Step]:
         """Marks `step` and every later step unfinished (``--redo``); returns them.

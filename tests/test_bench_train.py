@@ -4,6 +4,7 @@ device refusal) and the three benches that read it with ``--space hybrid``."""
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from nas_lib.bench.train import (
     stratified_sample,
     train_table,
 )
+from nas_lib.data.datasets import DatasetError
 from nas_lib.space.sampled import SampledSpace
 
 # The pipeline's default space on digits (8x8), one short epoch: a few seconds per architecture.
@@ -245,3 +247,34 @@ def test_a_table_written_before_patience_existed_still_resumes(table: Path, tmp_
     protocol_path(old).write_text(json.dumps({k: v for k, v in saved.items() if k != "patience"}))
     rows = train_table(read_protocol(old), [], old)
     assert len(rows) == 4
+
+
+def test_a_dataset_error_is_said_before_any_worker_starts(tmp_path: Path) -> None:
+    data = _npz_with_test_split(tmp_path / "d.npz")
+    with np.load(data) as arrays:
+        codes = {key: arrays[key] for key in ("x", "y")}
+    np.savez(data, **codes, split=np.array([0] * 120 + [1] * 30))  # integer codes instead of train/test
+    args = ["bench", "train", "--out", str(tmp_path / "t.csv"), "--n", "2", "--workers", "2", *SET]
+    result = CliRunner().invoke(app, [*args, "--set", "data.kind=cifar10_npz", "--set", f"data.path={data}"])
+    text = re.sub(r"[\s│╭╮╰╯─]+", " ", result.output)
+    assert result.exit_code == 2, result.output
+    assert "unknown split value(s) ['0', '1']; use train, val or test" in text and "BrokenProcessPool" not in text
+    assert not (tmp_path / "t.csv").exists() or read_rows(tmp_path / "t.csv") == []
+    protocol = TrainProtocol.from_dict({**_protocol().to_dict(), "data": {"kind": "cifar10_npz", "path": str(data)}})
+    with pytest.raises(DatasetError, match=r"unknown split value"):  # the library checks in the parent too (no floor needed)
+        train_table(protocol, ["x"], tmp_path / "u.csv", workers=2)
+
+
+def test_a_worker_that_cannot_start_says_why(tmp_path: Path) -> None:
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    from nas_lib.bench.train import WorkerFailed, _init_worker, _result, _train_in_worker
+
+    protocol = {**_protocol().to_dict(), "data": {"kind": "cifar10_npz", "path": str(tmp_path / "gone.npz")}}
+    with ProcessPoolExecutor(1, mp_context=get_context("spawn"), initializer=_init_worker, initargs=(protocol, "cpu", 1)) as pool:
+        with pytest.raises(WorkerFailed, match=r"worker could not start: .*gone\.npz"):
+            _result(pool.submit(_train_in_worker, "x"))
+    with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as pool:  # a worker killed mid-task
+        with pytest.raises(WorkerFailed, match="a worker process ended abruptly"):
+            _result(pool.submit(os._exit, 9))

@@ -53,6 +53,40 @@ def test_sqlite_store_in_a_folder_that_cannot_exist(tmp_path: Path) -> None:
     assert probe_tracking_uri("databricks") is None  # not probed
 
 
+def test_credentials_in_the_uri_go_as_basic_auth_and_are_never_shown(tmp_path: Path) -> None:
+    """A real HTTP server on 127.0.0.1 that answers /health only with the right basic auth."""
+    import base64
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    seen: list[str | None] = []
+    expected = "Basic " + base64.b64encode(b"alice:s3cr@t").decode()
+
+    class Health(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            seen.append(self.headers.get("Authorization"))
+            self.send_response(200 if self.path == "/health" and seen[-1] == expected else 401)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:  # quiet
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Health)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        uri = f"http://alice:s3cr%40t@127.0.0.1:{server.server_address[1]}"
+        assert probe_tracking_uri(uri, timeout_s=5.0) is None
+        assert seen == [expected]  # host:port was asked, with the credentials as basic auth
+    finally:
+        server.shutdown()
+        server.server_close()
+    down = f"http://alice:s3cr%40t@127.0.0.1:{free_port()}"
+    with pytest.raises(CliError) as err:
+        check_tracking(load_config(None, [f"registry.tracking_uri={down}"]), timeout_s=2.0)
+    assert "s3cr" not in str(err.value) and "alice:***@127.0.0.1" in str(err.value)
+    assert "Name or service not known" not in str(err.value)
+
+
 def test_password_never_shown() -> None:
     assert redact("https://alice:s3cret@mlflow.example/") == "https://alice:***@mlflow.example/"
     assert redact("sqlite:///runs/mlflow.db") == "sqlite:///runs/mlflow.db"

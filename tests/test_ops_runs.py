@@ -77,7 +77,17 @@ def test_waiting_writer_gets_the_lock_when_the_holder_ends(tmp_path):
     env, run_dir = _env(tmp_path), tmp_path / "runs" / "r2"
     first = _holder(run_dir, env)
     assert first.stdout.readline().strip() == "held"
-    second = _holder(run_dir, env, "wait")
+    second = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(run_dir), "wait"],
+        env=env,
+        cwd=ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    said = second.stderr.readline()  # said before it blocks, so this read cannot hang on a silent waiter
+    assert f"run 'r2' is already running (pid {first.pid} on " in said and "waiting for it to end (--wait)" in said, said
     acquired = threading.Event()
     threading.Thread(target=lambda: second.stdout.readline() == "held\n" and acquired.set(), daemon=True).start()
     assert not acquired.wait(1.0)  # blocked behind the first writer (it never gets there while the lock is held)
@@ -85,6 +95,22 @@ def test_waiting_writer_gets_the_lock_when_the_holder_ends(tmp_path):
     assert acquired.wait(60)
     second.communicate("\n")
     assert second.returncode == 0
+
+
+def test_a_resume_is_not_told_to_choose_another_run_name(tmp_path):
+    run_dir = tmp_path / "runs" / "r3"
+    holder = _holder(run_dir, _env(tmp_path))
+    assert holder.stdout.readline().strip() == "held"
+    try:
+        with pytest.raises(RunLocked) as for_run, run_lock(run_dir):
+            pass
+        with pytest.raises(RunLocked) as for_resume, run_lock(run_dir, other_name=""):
+            pass
+    finally:
+        holder.communicate("\n")
+    assert str(for_run.value).endswith("wait for it to finish, pass --wait to queue behind it, or choose another --run-name")
+    assert str(for_resume.value).endswith("wait for it to finish or pass --wait to queue behind it")
+    assert "--run-name" not in str(for_resume.value)
 
 
 def _wait_for(what: str, check, proc: subprocess.Popen, limit_s: float = 300.0):

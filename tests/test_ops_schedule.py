@@ -54,3 +54,36 @@ def test_deployed_schedule_creates_runs_and_a_worker_completes_one(server, tmp_p
     state = httpx.get(f"{url}/flow_runs/{run['id']}", timeout=30).json()["state_type"]
     assert state == "COMPLETED"
     assert (tmp_path / "runs" / "scheduled-tiny" / "09_registry.parquet").exists()
+
+
+HOLD = "import sys; from ehnas.runlock import run_lock\nwith run_lock(sys.argv[1]):\n    print('held', flush=True); sys.stdin.readline()\n"
+
+
+def test_a_deployment_run_takes_the_run_lock_and_runs_the_preflight(server, tmp_path, tiny_overrides):
+    url, env, _log = server
+    _prefect(env, "work-pool", "create", "ehnas-process", "--type", "process")
+    _prefect(env, "deploy", "--all")
+    deployment = httpx.get(f"{url}/deployments/name/ehnas-pipeline/nightly", timeout=30).json()
+    runs_root = tmp_path / "runs"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(runs_root / "held")], cwd=ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    assert holder.stdout.readline().strip() == "held"  # an `ehnas run` of that name, as far as the lock can tell
+    tiny = parse_overrides(tiny_overrides)
+    configs = {
+        "locked": {**tiny, "run_name": "held", "runs_root": str(runs_root)},
+        "bad-data": {**tiny, "run_name": "bad-data", "runs_root": str(runs_root), "data": {"kind": "image_folder", "path": str(tmp_path / "absent")}},
+    }
+    ids = {}
+    try:
+        for key, config in configs.items():  # one at a time: the deployment's concurrency limit is 1
+            body = {"parameters": {"config": config}}
+            ids[key] = httpx.post(f"{url}/deployments/{deployment['id']}/create_flow_run", json=body, timeout=30).json()["id"]
+            _prefect(env, "worker", "start", "--pool", "ehnas-process", "--run-once", timeout=600)
+    finally:
+        holder.communicate("\n")
+    states = {key: httpx.get(f"{url}/flow_runs/{run_id}", timeout=30).json()["state"] for key, run_id in ids.items()}
+    assert states["locked"]["type"] == "FAILED" and f"run 'held' is already running (pid {holder.pid} on " in states["locked"]["message"], states
+    assert states["bad-data"]["type"] == "FAILED", states
+    assert "PreflightFailed: data (image_folder, " in states["bad-data"]["message"] and "does not exist" in states["bad-data"]["message"], states
+    assert not (runs_root / "held" / "config.json").exists() and not (runs_root / "bad-data").exists()  # refused before any step

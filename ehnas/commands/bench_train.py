@@ -85,7 +85,9 @@ def train(
     resume. Beside the table, <out>.floor.json holds the 1-nearest-neighbour pixel baseline."""
     from dataclasses import replace
 
-    from nas_lib.bench.train import build_space, stratified_sample, train_table, write_floor
+    from ehnas.exit_codes import CliError, ExitCode
+    from nas_lib.bench.train import WorkerFailed, build_space, stratified_sample, train_table, write_floor
+    from nas_lib.data.datasets import DatasetError
     from nas_lib.train.device import resolve_device
 
     try:
@@ -109,8 +111,12 @@ def train(
             raise typer.BadParameter(f"{arch!r}: {err}", param_hint="--reference") from None
     archs = stratified_sample(space, n, sample_seed)
     try:
-        write_floor(out, protocol)
+        write_floor(out, protocol)  # loads the data: a bad dataset is said here, before any worker starts
         rows = train_table(protocol, archs, out, workers=workers, device=device, threads=threads, progress=typer.echo, references=reference)
+    except DatasetError as err:
+        raise CliError(f"data ({protocol.data['kind']}, {protocol.data.get('path')}): {err}", ExitCode.USAGE) from None
+    except WorkerFailed as err:
+        raise CliError(str(err), ExitCode.RUN_FAILED) from None
     except ValueError as err:
         raise typer.BadParameter(str(err), param_hint="--out") from None
     ok = sum(r["state"] == "ok" for r in rows)

@@ -32,10 +32,11 @@ REDO_HELP = "Rerun this step and every later one."
 RedoStep = Enum("RedoStep", {str(step): str(step) for step in Step}, type=str)  # type: ignore[misc]
 
 
-def _execute(config: Any, redo: RedoStep | None, wait: bool = False) -> None:
+def _execute(config: Any, redo: RedoStep | None, wait: bool = False, resuming: bool = False) -> None:
+    from ehnas.interrupt import Interrupted, signals_stop_the_run
     from ehnas.prefect_server import local_prefect
     from ehnas.preflight import preflight
-    from ehnas.runlock import cli_run_lock
+    from ehnas.runlock import OTHER_NAME_HINT, cli_run_lock
     from flows.pipeline import nas_pipeline, prefect_settings
     from tasks.context import plan_devices
 
@@ -45,16 +46,42 @@ def _execute(config: Any, redo: RedoStep | None, wait: bool = False) -> None:
         raise CliError(f"device: {err}", ExitCode.USAGE) from None
     preflight(config)
     start = time.perf_counter()
-    # one writer per run name (before Prefect starts); a Prefect server that dies with this process
-    with cli_run_lock(config.run_dir(), wait):
+    # one writer per run name (before Prefect starts); a Prefect server that dies with this process,
+    # entered before the flow and so left last: a signal stops the work, then the ledger, then it
+    with cli_run_lock(config.run_dir(), wait, other_name="" if resuming else OTHER_NAME_HINT), signals_stop_the_run() as run_flow:
         try:
             with prefect_settings(home=".prefect" if "PREFECT_API_URL" not in os.environ else None), local_prefect():
-                result = nas_pipeline(config=config, redo=redo.value if redo else None)
+                try:
+                    result = run_flow(lambda: nas_pipeline(config=config, redo=redo.value if redo else None))
+                except Interrupted as stop:
+                    record_interruption(config, stop)
+                    raise
+        except Interrupted as stop:
+            raise interrupted_error(config, stop) from None
         except Exception as err:  # noqa: BLE001 - every failure inside the run becomes its exit code
             raise run_failure(config, err) from err
     run_dir = Path(result["run_dir"])
     typer.echo(f"\nrun folder: {run_dir.resolve()}  ({time.perf_counter() - start:.1f} s; steps run now: {', '.join(result['ran']) or 'none'})")
     check_registration(run_dir, config.registry.enabled)
+
+
+def record_interruption(config: Any, stop: Any) -> None:
+    """Writes the step a signal stopped into the run's ledger (when the run folder exists)."""
+    from tasks.run_folder import RunFolder
+
+    run = RunFolder(config.run_dir())
+    if run.config_file.exists():
+        run.mark_interrupted(failed_step(run.root), stop.name)
+
+
+def interrupted_error(config: Any, stop: Any) -> CliError:
+    """The `CliError` of a run stopped by SIGINT (130) or SIGTERM (143)."""
+    step = failed_step(config.run_dir())
+    return CliError(
+        f"run interrupted by {stop.name} in step {step or '(before the first step)'}; "
+        f"`ehnas resume {config.resolved_run_name()}` continues from there",
+        stop.exit_code,
+    )
 
 
 def run_failure(config: Any, err: Exception) -> CliError:
@@ -160,7 +187,7 @@ def register(app: typer.Typer) -> None:
 
         folder = run_folder(run, runs_root)
         cfg = RunFolder(folder).config().model_copy(update={"runs_root": str(folder.parent), "run_name": folder.name})
-        _execute(cfg, redo, wait)
+        _execute(cfg, redo, wait, resuming=True)
 
     @app.command("report", help="Print a run's summary from its Parquet files and write search-progress and Pareto plots.")
     def report(

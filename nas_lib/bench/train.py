@@ -24,6 +24,7 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field, replace
 from multiprocessing import get_context
 from pathlib import Path
@@ -271,13 +272,24 @@ def append_row(table: str | Path, row: dict[str, Any]) -> None:
 _WORKER: dict[str, Any] = {}
 
 
+class WorkerFailed(RuntimeError):
+    """A worker process could not start or ended abruptly; the message is the worker's own error."""
+
+
 def _init_worker(protocol: dict[str, Any], device: str, threads: int) -> None:
-    torch.set_num_threads(threads)
-    proto = TrainProtocol.from_dict(protocol)
-    _WORKER.update(protocol=proto, device=device, space=build_space(proto.space), data=load_protocol_data(proto))
+    """Loads the space and the data once per worker; a failure is kept for the first task to raise
+    (an initializer that raises only tells the parent ``BrokenProcessPool``)."""
+    try:
+        torch.set_num_threads(threads)
+        proto = TrainProtocol.from_dict(protocol)
+        _WORKER.update(protocol=proto, device=device, space=build_space(proto.space), data=load_protocol_data(proto))
+    except Exception as err:  # noqa: BLE001 - raised, with its message, by `_train_in_worker`
+        _WORKER["failed"] = f"worker could not start: {type(err).__name__}: {err}"
 
 
 def _train_in_worker(arch: str, role: str = SAMPLE) -> dict[str, Any]:
+    if "failed" in _WORKER:
+        raise WorkerFailed(_WORKER["failed"])
     start = time.perf_counter()
     seed = _WORKER["protocol"].seed
     try:
@@ -326,6 +338,10 @@ def train_table(
         progress: called with one line per finished row.
         references: architectures a user would train instead of searching (a plain residual
             CNN); trained first, under the same protocol, as rows of role ``reference``.
+
+    Raises:
+        DatasetError: the protocol's data is unusable (checked here, before any worker starts).
+        WorkerFailed: a worker could not start or died; the message is its own error.
     """
     from nas_lib.train.device import resolve_device
 
@@ -338,6 +354,7 @@ def train_table(
         progress(f"{len(done)} rows already in {table}; {len(todo)} to train on {device} with {workers} worker(s)")
     if not todo:
         return read_rows(table)
+    load_protocol_data(protocol)  # checked here once: a DatasetError says what is wrong before any worker starts
     start = time.perf_counter()
     with ProcessPoolExecutor(
         max_workers=workers, mp_context=get_context("spawn"), initializer=_init_worker, initargs=(protocol.to_dict(), device, threads)
@@ -347,7 +364,7 @@ def train_table(
         while pending:
             ready, pending = wait(pending, return_when=FIRST_COMPLETED)
             for future in ready:
-                row = future.result()
+                row = _result(future)
                 append_row(table, row)
                 finished += 1
                 if progress:
@@ -356,6 +373,14 @@ def train_table(
                         f"params {row['params']} {row['seconds']} s (elapsed {time.perf_counter() - start:.0f} s)"
                     )
     return read_rows(table)
+
+
+def _result(future: Future[dict[str, Any]]) -> dict[str, Any]:
+    """A worker's row; a worker that died is a `WorkerFailed` that says so (not ``BrokenProcessPool``)."""
+    try:
+        return future.result()
+    except BrokenProcessPool as err:
+        raise WorkerFailed(f"a worker process ended abruptly (killed, out of memory, or a crash in native code): {err}") from None
 
 
 def load_table(table: str | Path) -> dict[str, float]:
