@@ -15,6 +15,7 @@ Usage (any test, including other helpers' tests)::
             llm.default = lambda body: {"answer": 1}   # used when the queue is empty
             llm.reject_json_schema = True           # 400 for response_format json_schema
             llm.reject_json_schema = 500            # ... or llama-cpp-python's 500 validation error
+            llm.reject_json_object_schema = True    # 400 for json_object with a "schema" (OpenAI)
             llm.push(Reply(content="{...", finish_reason="length"))   # cut off at max_tokens
             llm.push_body("<html>502</html>", "text/html")            # a 200 that is no completion
             llm.intercept = lambda body: 400 if "temperature" in body else None  # checked first
@@ -62,6 +63,14 @@ def format_rejection(status: int, fmt: str) -> Reply:
     else:
         error = {"message": f"response_format {fmt} is not supported", "type": "invalid_request_error", "param": "response_format"}
     return Reply(kind="status", status=status, body={"error": error})
+
+
+def request_format(body: dict[str, Any]) -> str | None:
+    """The client mode a request body asks for (None: plain text)."""
+    fmt = body.get("response_format") or {}
+    if fmt.get("type") == "json_object" and "schema" in fmt:
+        return "json_object_schema"
+    return fmt.get("type")
 
 
 @dataclass
@@ -116,6 +125,7 @@ class FakeLLM:
         self.requests: list[RecordedRequest] = []
         self.default: Callable[[dict[str, Any]], Any] | Any | None = None
         self.reject_json_schema: bool | int = False  # True: 400; an int: that status
+        self.reject_json_object_schema: bool | int = False
         self.reject_json_object: bool | int = False
         self.intercept: Callable[[dict[str, Any]], Any] | None = None
         self.timeout_sleep_s = TIMEOUT_SLEEP_S
@@ -137,8 +147,9 @@ class FakeLLM:
         return self
 
     def formats(self) -> list[str | None]:
-        """The response_format type of every request so far (None: plain text)."""
-        return [(r.body.get("response_format") or {}).get("type") for r in self.requests]
+        """The client mode of every request so far: the response_format type, with
+        ``json_object_schema`` for a json_object that carries a schema (None: plain text)."""
+        return [request_format(r.body) for r in self.requests]
 
     def push_refusal(self, text: str = "I'm sorry, but I can't help with that.") -> FakeLLM:
         with self._lock:
@@ -194,10 +205,15 @@ class FakeLLM:
         forced = self.intercept(body) if self.intercept else None
         if forced is not None:
             return as_reply(forced)
-        fmt = (body.get("response_format") or {}).get("type")
-        rejection = {"json_schema": self.reject_json_schema, "json_object": self.reject_json_object}.get(fmt, False)
+        fmt = request_format(body)
+        rejections = {
+            "json_schema": self.reject_json_schema,
+            "json_object_schema": self.reject_json_object_schema,
+            "json_object": self.reject_json_object,
+        }
+        rejection = rejections.get(fmt or "", False)
         if rejection is not False:
-            return format_rejection(400 if rejection is True else int(rejection), fmt)
+            return format_rejection(400 if rejection is True else int(rejection), fmt or "")
         with self._lock:
             if self.queue:
                 return self.queue.popleft()
@@ -264,3 +280,18 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(data)
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client gave up (timeout test); nothing to do
+
+
+def main() -> None:
+    """``python -m tests.fake_llm '{"depth": 8}'``: serves that answer to every request in a
+    process of its own (for tests that kill the server) and prints its base URL."""
+    import sys
+
+    with FakeLLM() as llm:
+        llm.default = json.loads(sys.argv[1]) if len(sys.argv) > 1 else {}
+        print(llm.url, flush=True)
+        threading.Event().wait()
+
+
+if __name__ == "__main__":
+    main()
