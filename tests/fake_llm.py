@@ -19,6 +19,7 @@ Usage (any test, including other helpers' tests)::
             llm.push(Reply(content="{...", finish_reason="length"))   # cut off at max_tokens
             llm.push_body("<html>502</html>", "text/html")            # a 200 that is no completion
             llm.intercept = lambda body: 400 if "temperature" in body else None  # checked first
+            llm.get_routes["/v1/models"] = {"data": [{"id": "fake-model", "max_model_len": 4096}]}  # GETs
             settings = llm.settings(tmp_path)       # LLMSettings pointing here, fast retries
             ...
             assert len(llm.requests) == 3           # RecordedRequest(path, headers, body)
@@ -128,6 +129,7 @@ class FakeLLM:
         self.reject_json_object_schema: bool | int = False
         self.reject_json_object: bool | int = False
         self.intercept: Callable[[dict[str, Any]], Any] | None = None
+        self.get_routes: dict[str, Any] = {}  # GET path -> JSON body (vLLM's /v1/models, llama.cpp's /props); else 404
         self.timeout_sleep_s = TIMEOUT_SLEEP_S
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -229,6 +231,13 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, *args: Any) -> None:  # keep pytest output clean
         pass
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server naming)
+        body = self.owner.get_routes.get(self.path)
+        if body is None:
+            self._send(404, {"error": {"message": f"no route {self.path}"}}, {})
+        else:
+            self._send(200, body, {})
 
     def do_POST(self) -> None:  # noqa: N802 (http.server naming)
         raw = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode("utf-8")

@@ -32,6 +32,7 @@ from pydantic import BaseModel
 
 from nas_lib.llm import protocol as wire
 from nas_lib.llm.cache import ModeMemory, ResponseCache, cache_key
+from nas_lib.llm.context import context_from_error, read_context_tokens
 from nas_lib.llm.parsing import looks_like_refusal, schema_of
 from nas_lib.llm.protocol import Validator, check_answer
 from nas_lib.llm.result import MODES, RAW_CHARS, Attempt, LLMResult, LLMUsage
@@ -44,6 +45,7 @@ __all__ = ["LLMClient", "check_answer", "forget_gone_servers"]
 # Per process, by base URL: which servers answered once, and which then refused connections.
 _reached: set[str] = set()
 _gone: dict[str, str] = {}
+_context: dict[str, int | None] = {}  # base URL + model -> context tokens (None: not reported)
 _endpoints_lock = threading.Lock()
 
 
@@ -52,6 +54,7 @@ def forget_gone_servers() -> None:
     with _endpoints_lock:
         _gone.clear()
         _reached.clear()
+        _context.clear()
 
 
 def _refused(exc: openai.APIConnectionError) -> bool:
@@ -203,6 +206,21 @@ class LLMClient:
     def _endpoint(self) -> str:
         return (self.settings.base_url or "default").rstrip("/")
 
+    def context_tokens(self) -> int | None:
+        """The server's context size: settings first, else what the server reports (asked
+        once per process), else what an over-long prompt's rejection named; None if unknown."""
+        if self.settings.context_tokens:
+            return self.settings.context_tokens
+        key = f"{self._endpoint} {self.settings.model}"
+        with _endpoints_lock:
+            if key in _context:
+                return _context[key]
+        found = read_context_tokens(
+            self.settings.base_url, self.settings.model, api_key=self.settings.api_key, timeout_s=min(5.0, self.settings.timeout_s)
+        )
+        with _endpoints_lock:
+            return _context.setdefault(key, found)
+
     def _gone_reason(self) -> str | None:
         with _endpoints_lock:
             why = _gone.get(self._endpoint)
@@ -233,6 +251,10 @@ class LLMClient:
         """What to do after an HTTP error: "now" (ask again at once), "backoff", or a failure."""
         self._mark_reached()
         described = self._describe(exc)
+        overflow = context_from_error(wire.error_text(exc)) if exc.status_code in (400, 413, 422) else None
+        if overflow:
+            with _endpoints_lock:
+                _context[f"{self._endpoint} {self.settings.model}"] = overflow
         for param, sent in self._send.items():
             if sent and wire.rejects_parameter(exc, param):
                 with self._lock:
