@@ -215,6 +215,7 @@ def test_settings_from_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> N
 def test_json_extraction_and_refusal_detection() -> None:
     assert extract_json_object('Sure! {"a": {"b": 1}} trailing') == {"a": {"b": 1}}
     assert extract_json_object('```json\n{"a": 2}\n```') == {"a": 2}
+    assert extract_json_object('{"keep": [], "rationale": "},\n  "}') == {"keep": [], "rationale": "},\n  "}  # gemma3-270m under a grammar
     assert extract_json_object("[1, 2]") is None and extract_json_object("") is None
     assert looks_like_refusal("I cannot help with that.") and not looks_like_refusal('Sorry: {"a": 1}')
     assert not looks_like_refusal("The network should use convolutions early.")
