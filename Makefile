@@ -86,6 +86,11 @@ lint: setup
 	$(VENV)/bin/ruff format --check nas_lib tasks flows ehnas benchmarks tests
 	$(PY) -m mypy
 
+# A local OpenAI-compatible LLM on 127.0.0.1 (builds llama-cpp-python once, ~30 min; docs/llm.md).
+.PHONY: llm-local
+llm-local: setup
+	VENV=$(VENV) bash scripts/llm_local.sh
+
 bench: setup
 	$(PY) benchmarks/build_forward.py
 

@@ -15,9 +15,11 @@ Usage (any test, including other helpers' tests)::
             llm.default = lambda body: {"answer": 1}   # used when the queue is empty
             llm.reject_json_schema = True           # 400 for response_format json_schema
             llm.reject_json_schema = 500            # ... or llama-cpp-python's 500 validation error
+            llm.reject_json_object_schema = True    # 400 for json_object with a "schema" (OpenAI)
             llm.push(Reply(content="{...", finish_reason="length"))   # cut off at max_tokens
             llm.push_body("<html>502</html>", "text/html")            # a 200 that is no completion
             llm.intercept = lambda body: 400 if "temperature" in body else None  # checked first
+            llm.get_routes["/v1/models"] = {"data": [{"id": "fake-model", "max_model_len": 4096}]}  # GETs
             settings = llm.settings(tmp_path)       # LLMSettings pointing here, fast retries
             ...
             assert len(llm.requests) == 3           # RecordedRequest(path, headers, body)
@@ -62,6 +64,14 @@ def format_rejection(status: int, fmt: str) -> Reply:
     else:
         error = {"message": f"response_format {fmt} is not supported", "type": "invalid_request_error", "param": "response_format"}
     return Reply(kind="status", status=status, body={"error": error})
+
+
+def request_format(body: dict[str, Any]) -> str | None:
+    """The client mode a request body asks for (None: plain text)."""
+    fmt = body.get("response_format") or {}
+    if fmt.get("type") == "json_object" and "schema" in fmt:
+        return "json_object_schema"
+    return fmt.get("type")
 
 
 @dataclass
@@ -116,8 +126,10 @@ class FakeLLM:
         self.requests: list[RecordedRequest] = []
         self.default: Callable[[dict[str, Any]], Any] | Any | None = None
         self.reject_json_schema: bool | int = False  # True: 400; an int: that status
+        self.reject_json_object_schema: bool | int = False
         self.reject_json_object: bool | int = False
         self.intercept: Callable[[dict[str, Any]], Any] | None = None
+        self.get_routes: dict[str, Any] = {}  # GET path -> JSON body (vLLM's /v1/models, llama.cpp's /props); else 404
         self.timeout_sleep_s = TIMEOUT_SLEEP_S
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -137,8 +149,9 @@ class FakeLLM:
         return self
 
     def formats(self) -> list[str | None]:
-        """The response_format type of every request so far (None: plain text)."""
-        return [(r.body.get("response_format") or {}).get("type") for r in self.requests]
+        """The client mode of every request so far: the response_format type, with
+        ``json_object_schema`` for a json_object that carries a schema (None: plain text)."""
+        return [request_format(r.body) for r in self.requests]
 
     def push_refusal(self, text: str = "I'm sorry, but I can't help with that.") -> FakeLLM:
         with self._lock:
@@ -194,10 +207,15 @@ class FakeLLM:
         forced = self.intercept(body) if self.intercept else None
         if forced is not None:
             return as_reply(forced)
-        fmt = (body.get("response_format") or {}).get("type")
-        rejection = {"json_schema": self.reject_json_schema, "json_object": self.reject_json_object}.get(fmt, False)
+        fmt = request_format(body)
+        rejections = {
+            "json_schema": self.reject_json_schema,
+            "json_object_schema": self.reject_json_object_schema,
+            "json_object": self.reject_json_object,
+        }
+        rejection = rejections.get(fmt or "", False)
         if rejection is not False:
-            return format_rejection(400 if rejection is True else int(rejection), fmt)
+            return format_rejection(400 if rejection is True else int(rejection), fmt or "")
         with self._lock:
             if self.queue:
                 return self.queue.popleft()
@@ -213,6 +231,13 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, *args: Any) -> None:  # keep pytest output clean
         pass
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server naming)
+        body = self.owner.get_routes.get(self.path)
+        if body is None:
+            self._send(404, {"error": {"message": f"no route {self.path}"}}, {})
+        else:
+            self._send(200, body, {})
 
     def do_POST(self) -> None:  # noqa: N802 (http.server naming)
         raw = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode("utf-8")
@@ -264,3 +289,18 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(data)
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client gave up (timeout test); nothing to do
+
+
+def main() -> None:
+    """``python -m tests.fake_llm '{"depth": 8}'``: serves that answer to every request in a
+    process of its own (for tests that kill the server) and prints its base URL."""
+    import sys
+
+    with FakeLLM() as llm:
+        llm.default = json.loads(sys.argv[1]) if len(sys.argv) > 1 else {}
+        print(llm.url, flush=True)
+        threading.Event().wait()
+
+
+if __name__ == "__main__":
+    main()

@@ -105,20 +105,27 @@ def test_refusal_is_flagged_without_retry(how: str) -> None:
     assert not result.ok and result.fallback_reason.startswith("refusal") and len(llm.requests) == 1
 
 
-def test_degrades_to_json_object_then_text_and_remembers() -> None:
+def test_degrades_through_every_mode_in_order_and_remembers() -> None:
     with FakeLLM() as llm:
         llm.reject_json_schema = True
         llm.push(GOOD).push(GOOD)
         client = LLMClient(llm.settings())
         first, second = ask(client), ask(client, user="another")
-        kinds = [(r.body.get("response_format") or {}).get("type") for r in llm.requests]
-    assert first.ok and second.ok and first.mode == second.mode == "json_object"
-    assert kinds == ["json_schema", "json_object", "json_object"]
+    assert first.ok and second.ok and first.mode == second.mode == "json_object_schema"
+    assert llm.formats() == ["json_schema", "json_object_schema", "json_object_schema"]
+    sent = llm.requests[1].body["response_format"]["schema"]
+    assert sent["required"] == list(sent["properties"]) and sent["additionalProperties"] is False  # closed, as strict
     with FakeLLM() as llm:
-        llm.reject_json_schema = llm.reject_json_object = True
+        llm.reject_json_schema = llm.reject_json_object_schema = True
+        llm.push(GOOD)
+        result = ask(LLMClient(llm.settings()))
+    assert result.ok and result.mode == "json_object" and llm.formats() == ["json_schema", "json_object_schema", "json_object"]
+    with FakeLLM() as llm:
+        llm.reject_json_schema = llm.reject_json_object_schema = llm.reject_json_object = True
         llm.push("Here you go:\n```json\n" + '{"depth": 5, "early": []}' + "\n```")
         result = ask(LLMClient(llm.settings()))
     assert result.ok and result.mode == "text" and result.value.depth == 5
+    assert llm.formats() == ["json_schema", "json_object_schema", "json_object", None]
     assert "response_format" not in llm.requests[-1].body
 
 
@@ -150,7 +157,7 @@ def test_a_client_shared_by_threads_degrades_once_and_counts_every_call() -> Non
         client = LLMClient(llm.settings())
         with ThreadPoolExecutor(2) as pool:
             results = list(pool.map(lambda i: ask(client, user=f"plan {i}"), range(2)))
-    assert all(r.ok for r in results) and client.mode == "json_object"  # not skipped to text
+    assert all(r.ok for r in results) and client.mode == "json_object_schema"  # not skipped further
     assert client.usage.calls == 2 == sum(r.usage.calls for r in results)
 
 
@@ -208,6 +215,7 @@ def test_settings_from_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> N
 def test_json_extraction_and_refusal_detection() -> None:
     assert extract_json_object('Sure! {"a": {"b": 1}} trailing') == {"a": {"b": 1}}
     assert extract_json_object('```json\n{"a": 2}\n```') == {"a": 2}
+    assert extract_json_object('{"keep": [], "rationale": "},\n  "}') == {"keep": [], "rationale": "},\n  "}  # gemma3-270m under a grammar
     assert extract_json_object("[1, 2]") is None and extract_json_object("") is None
     assert looks_like_refusal("I cannot help with that.") and not looks_like_refusal('Sorry: {"a": 1}')
     assert not looks_like_refusal("The network should use convolutions early.")

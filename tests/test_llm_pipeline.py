@@ -33,7 +33,7 @@ def point_at(llm: FakeLLM, monkeypatch: pytest.MonkeyPatch, cache: Path) -> None
         monkeypatch.delenv(name, raising=False)
 
 
-def test_prune_reaches_the_model_in_json_object_when_json_schema_gets_a_500(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_prune_reaches_the_model_in_json_object_with_a_schema_when_json_schema_gets_a_500(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     with FakeLLM() as llm:
         point_at(llm, monkeypatch, tmp_path / "cache")
         llm.reject_json_schema = 500  # llama-cpp-python's validation error
@@ -59,13 +59,17 @@ def test_prune_reaches_the_model_in_json_object_when_json_schema_gets_a_500(tmp_
         )
         formats = llm.formats()
     assert result.exit_code == 0, result.output
-    # one immediate rejection, then every request in json_object: nothing waited on retries of it
-    assert formats == ["json_schema", "json_object", "json_object", "json_object", "json_object"]
+    # one immediate rejection, then every request in json_object with the schema (a grammar): nothing waited on retries of it
+    assert formats == ["json_schema", "json_object_schema", "json_object_schema", "json_object_schema", "json_object_schema"]
     frame = read_table(tmp_path / "out" / "pruning.parquet")
     assert list(frame["layer"]) == list(LAYERS) and not frame["fallback"].any()
-    assert (frame["prompt_tokens"] > 0).all() and (frame["completion_tokens"] > 0).all() and set(frame["llm_mode"]) == {"json_object"}
+    assert (frame["prompt_tokens"] > 0).all() and (frame["completion_tokens"] > 0).all() and set(frame["llm_mode"]) == {"json_object_schema"}
     macro = json.loads(frame["llm_attempts_json"][0])
-    assert [(a["mode"], a["outcome"]) for a in macro] == [("json_schema", "format_rejected"), ("json_object", "invalid"), ("json_object", "ok")]
+    assert [(a["mode"], a["outcome"]) for a in macro] == [
+        ("json_schema", "format_rejected"),
+        ("json_object_schema", "invalid"),
+        ("json_object_schema", "ok"),
+    ]
     assert "response_format" in macro[0]["errors"][0] and "stage:nowhere" in macro[1]["raw"]
     assert any("unknown choice group 'stage:nowhere'" in e for e in macro[1]["errors"])
     assert [len(json.loads(t)) for t in frame["llm_attempts_json"][1:]] == [1, 1]
@@ -110,7 +114,7 @@ def test_knowledge_add_survives_an_html_200_and_keeps_every_paper(tmp_path: Path
     first = json.loads(flagged["llm_json"].iloc[0])
     assert first[-1]["outcome"] == "malformed" and "502 Bad Gateway" in first[-1]["errors"][0]
     done = frame[frame["state"] == "done"]
-    assert len(done) >= 1 and all(json.loads(t)[-1]["mode"] == "json_object" for t in done["llm_json"])
+    assert len(done) >= 1 and all(json.loads(t)[-1]["mode"] == "json_object_schema" for t in done["llm_json"])
 
 
 def test_llm_ranker_picks_through_a_server_that_rejects_json_schema(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -128,7 +132,7 @@ def test_llm_ranker_picks_through_a_server_that_rejects_json_schema(tmp_path: Pa
             ranker.tell(specs, [float(sum(space.encode(s))) for s in specs])
         formats = llm.formats()
     assert ranker.ranker_used == "llm" and ranker.used["llm"] == 2
-    assert formats == ["json_schema", "json_object", "json_object"]
+    assert formats == ["json_schema", "json_object_schema", "json_object_schema"]
 
 
 def test_the_run_summary_says_why_the_llm_answer_was_rejected(tmp_path: Path) -> None:

@@ -39,9 +39,9 @@ def test_format_rejection_degrades_at_once_whatever_the_status(status: int) -> N
         llm.reject_json_schema = status
         llm.push(GOOD)
         result = ask(LLMClient(llm.settings(), sleep=waits.append))
-    assert result.ok and result.mode == "json_object" and waits == []
-    assert llm.formats() == ["json_schema", "json_object"]
-    assert [(a.mode, a.outcome) for a in result.trace] == [("json_schema", "format_rejected"), ("json_object", "ok")]
+    assert result.ok and result.mode == "json_object_schema" and waits == []
+    assert llm.formats() == ["json_schema", "json_object_schema"]
+    assert [(a.mode, a.outcome) for a in result.trace] == [("json_schema", "format_rejected"), ("json_object_schema", "ok")]
     assert str(status) in result.trace[0].errors[0]
 
 
@@ -52,12 +52,12 @@ def test_llama_cpp_500_is_read_from_its_message_and_the_mode_is_remembered_acros
         llm.default = GOOD
         first = ask(LLMClient(llm.settings(tmp_path)))
         second_run = ask(LLMClient(llm.settings(tmp_path)), user="another layer")  # a new client: a new run
-        assert llm.formats() == ["json_schema", "json_object", "json_object"]
+        assert llm.formats() == ["json_schema", "json_object_schema", "json_object_schema"]
         other_model = ask(LLMClient(llm.settings(tmp_path, model="other-model")), user="x")
     assert first.ok and second_run.ok and second_run.attempts == 1 and other_model.ok
-    assert llm.formats()[-2:] == ["json_schema", "json_object"]  # learned per (base URL, model)
+    assert llm.formats()[-2:] == ["json_schema", "json_object_schema"]  # learned per (base URL, model)
     learned = json.loads((tmp_path / MODES_FILE).read_text())
-    assert learned == {f"{llm.url} fake-model": "json_object", f"{llm.url} other-model": "json_object"}
+    assert learned == {f"{llm.url} fake-model": "json_object_schema", f"{llm.url} other-model": "json_object_schema"}
     assert TEST_KEY not in (tmp_path / MODES_FILE).read_text()
 
 
@@ -187,7 +187,7 @@ def test_every_attempt_records_mode_tokens_seconds_and_raw_answer() -> None:
     rejected, invalid, ok = result.trace
     assert (rejected.outcome, rejected.prompt_tokens) == ("format_rejected", 0)
     assert (invalid.mode, invalid.outcome, invalid.prompt_tokens, invalid.completion_tokens, invalid.raw) == (
-        "json_object",
+        "json_object_schema",
         "invalid",
         120,
         9,
@@ -218,4 +218,4 @@ def test_a_context_overflow_is_not_a_format_rejection_and_an_unnamed_400_is_not_
     with FakeLLM() as llm:
         llm.push(Reply(kind="status", status=400, body={"error": {"message": "unknown field"}})).push(GOOD)
         degraded = ask(LLMClient(llm.settings(tmp_path)))
-    assert degraded.ok and degraded.mode == "json_object" and not (tmp_path / MODES_FILE).exists()
+    assert degraded.ok and degraded.mode == "json_object_schema" and not (tmp_path / MODES_FILE).exists()

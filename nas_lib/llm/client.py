@@ -8,6 +8,11 @@ validation errors, retries transport faults with backoff, caches validated answe
 reports refusals, malformed replies and exhausted retries as a flagged `LLMResult` with one
 `Attempt` per request (mode, errors, raw answer, tokens, seconds) instead of raising.
 
+A server that refuses connections after it has answered in this process is gone (stopped or
+crashed): it is reported once with its URL, and every later call to that URL, from any client of
+the process, fails at once with ``server_gone`` instead of waiting through transport retries. A
+server that never answered gets the retries (it may be starting), then is marked gone the same way.
+
 Transport retries are ours, not the SDK's (``max_retries=0``): the SDK retries every 5xx, so it
 would repeat a 500 that rejects the format (tests/test_llm_server.py counts the requests).
 """
@@ -27,6 +32,7 @@ from pydantic import BaseModel
 
 from nas_lib.llm import protocol as wire
 from nas_lib.llm.cache import ModeMemory, ResponseCache, cache_key
+from nas_lib.llm.context import context_from_error, read_context_tokens
 from nas_lib.llm.parsing import looks_like_refusal, schema_of
 from nas_lib.llm.protocol import Validator, check_answer
 from nas_lib.llm.result import MODES, RAW_CHARS, Attempt, LLMResult, LLMUsage
@@ -34,7 +40,27 @@ from nas_lib.llm.settings import DUMMY_API_KEY, LLMSettings
 
 log = logging.getLogger(__name__)
 
-__all__ = ["LLMClient", "check_answer"]
+__all__ = ["LLMClient", "check_answer", "forget_gone_servers"]
+
+# Per process, by base URL: which servers answered once, and which then refused connections.
+_reached: set[str] = set()
+_gone: dict[str, str] = {}
+_context: dict[str, int | None] = {}  # base URL + model -> context tokens (None: not reported)
+_endpoints_lock = threading.Lock()
+
+
+def forget_gone_servers() -> None:
+    """Lets this process try again the servers it found gone (after a restart of the server)."""
+    with _endpoints_lock:
+        _gone.clear()
+        _reached.clear()
+        _context.clear()
+
+
+def _refused(exc: openai.APIConnectionError) -> bool:
+    """True when nothing listens at the address (not a timeout nor a reset mid-answer)."""
+    # The SDK's HTTP library may be httpx or a fork of it, so its ConnectError is matched by name.
+    return type(exc.__cause__).__name__ == "ConnectError" and not isinstance(exc, openai.APITimeoutError)
 
 
 @dataclass
@@ -140,6 +166,9 @@ class LLMClient:
     def _request(self, messages: list[dict[str, str]], schema: type[BaseModel], state: _CallState) -> _Reply:
         failures = 0
         while True:
+            gone = self._gone_reason()
+            if gone is not None:
+                return _Reply(failure=gone)
             mode, start = self.mode, time.perf_counter()
             state.attempts += 1
             try:
@@ -151,10 +180,12 @@ class LLMClient:
                 )
             except openai.APIStatusError as exc:
                 verdict = self._on_status(exc, mode, state, start)
-            except openai.APIConnectionError as exc:  # timeouts and resets
+            except openai.APIConnectionError as exc:  # refused connections, timeouts and resets
                 state.log(mode, "transport", start, [self._describe(exc)])
                 state.last_exc = exc
                 verdict = "backoff"
+                if _refused(exc) and self._endpoint in _reached:
+                    return _Reply(failure=self._mark_gone(self._describe(exc)))
             except (openai.APIError, ValueError) as exc:  # a JSON Content-Type over a body that is not JSON
                 state.log(mode, "malformed", start, [self._describe(exc)])
                 return _Reply(failure=f"malformed_reply: {self._describe(exc)}")
@@ -166,8 +197,47 @@ class LLMClient:
                 failures += 1
                 state.errors.append(f"transport: {state.trace[-1].errors[0]}")
                 if failures > self.settings.max_transport_retries:
+                    if isinstance(state.last_exc, openai.APIConnectionError) and _refused(state.last_exc):
+                        return _Reply(failure=self._mark_gone(state.trace[-1].errors[0]))
                     return _Reply(failure=f"transport: retries exhausted ({state.trace[-1].errors[0]})")
                 self._sleep(self._backoff(failures, state.last_exc))
+
+    @property
+    def _endpoint(self) -> str:
+        return (self.settings.base_url or "default").rstrip("/")
+
+    def context_tokens(self) -> int | None:
+        """The server's context size: settings first, else what the server reports (asked
+        once per process), else what an over-long prompt's rejection named; None if unknown."""
+        if self.settings.context_tokens:
+            return self.settings.context_tokens
+        key = f"{self._endpoint} {self.settings.model}"
+        with _endpoints_lock:
+            if key in _context:
+                return _context[key]
+        found = read_context_tokens(
+            self.settings.base_url, self.settings.model, api_key=self.settings.api_key, timeout_s=min(5.0, self.settings.timeout_s)
+        )
+        with _endpoints_lock:
+            return _context.setdefault(key, found)
+
+    def _gone_reason(self) -> str | None:
+        with _endpoints_lock:
+            why = _gone.get(self._endpoint)
+        return f"server_gone: {self._endpoint} ({why})" if why is not None else None
+
+    def _mark_gone(self, why: str) -> str:
+        """Records the endpoint as gone; logs it the first time only."""
+        with _endpoints_lock:
+            first = self._endpoint not in _gone
+            _gone.setdefault(self._endpoint, why)
+        if first:
+            log.error("llm server gone: %s refuses connections (%s); later calls fail at once", self._endpoint, why)
+        return f"server_gone: {self._endpoint} ({why})"
+
+    def _mark_reached(self) -> None:
+        with _endpoints_lock:
+            _reached.add(self._endpoint)
 
     def _optional_params(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -179,7 +249,12 @@ class LLMClient:
 
     def _on_status(self, exc: openai.APIStatusError, mode: str, state: _CallState, start: float) -> str | _Reply:
         """What to do after an HTTP error: "now" (ask again at once), "backoff", or a failure."""
+        self._mark_reached()
         described = self._describe(exc)
+        overflow = context_from_error(wire.error_text(exc)) if exc.status_code in (400, 413, 422) else None
+        if overflow:
+            with _endpoints_lock:
+                _context[f"{self._endpoint} {self.settings.model}"] = overflow
         for param, sent in self._send.items():
             if sent and wire.rejects_parameter(exc, param):
                 with self._lock:
@@ -212,6 +287,7 @@ class LLMClient:
                 log.warning("llm mode memory write failed: %s", exc)
 
     def _read(self, response: Any, mode: str, state: _CallState, start: float) -> _Reply:
+        self._mark_reached()
         got = wire.read_completion(response)
         used = LLMUsage(got.prompt_tokens, got.completion_tokens, 1)
         state.usage.add(used)

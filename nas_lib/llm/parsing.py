@@ -44,17 +44,18 @@ def extract_json_object(text: str | None) -> dict[str, Any] | None:
     """The first JSON object in ``text`` (bare, fenced or inside prose), or None.
 
     Tries the whole text first, then every ``{`` in order, so a preamble such as
-    "Here is the JSON:" or a markdown fence does not hide the answer.
+    "Here is the JSON:" or a markdown fence does not hide the answer. Raw control characters
+    (a newline) inside strings are accepted: llama.cpp's JSON grammar lets a small model write them.
     """
     if not text:
         return None
     stripped = text.strip()
     try:
-        value = json.loads(stripped)
+        value = json.loads(stripped, strict=False)
         return value if isinstance(value, dict) else None
     except json.JSONDecodeError:
         pass
-    decoder = json.JSONDecoder()
+    decoder = json.JSONDecoder(strict=False)
     for match in re.finditer(r"\{", stripped):
         try:
             value, _ = decoder.raw_decode(stripped, match.start())

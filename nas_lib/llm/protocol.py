@@ -106,6 +106,8 @@ def response_format_kwargs(mode: str, schema: type[BaseModel], name: str) -> dic
     """The ``response_format`` argument for ``mode`` (nothing for plain text)."""
     if mode == "json_object":
         return {"response_format": {"type": "json_object"}}
+    if mode == "json_object_schema":  # llama-cpp-python turns the schema into a decoding grammar
+        return {"response_format": {"type": "json_object", "schema": strict_schema(schema)[0]}}
     if mode == "json_schema":
         body, strict = strict_schema(schema)
         label = re.sub(r"[^A-Za-z0-9_-]", "_", name)[:64] or "answer"

@@ -8,7 +8,10 @@ from typing import Any
 
 from pydantic import BaseModel
 
-MODES: tuple[str, ...] = ("json_schema", "json_object", "text")
+# Strongest constraint first. json_schema: OpenAI, vLLM, llama.cpp's server, Ollama; json_object
+# with a "schema" beside the type: llama-cpp-python, which compiles it into a grammar; json_object:
+# valid JSON of any shape; text: the schema is only in the prompt.
+MODES: tuple[str, ...] = ("json_schema", "json_object_schema", "json_object", "text")
 RAW_CHARS = 600  # raw answer kept per attempt: enough to see what the model wrote, small in Parquet
 
 

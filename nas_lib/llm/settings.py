@@ -58,8 +58,10 @@ class LLMSettings:
         use_cache: False skips reading and writing the cache (and the remembered modes).
         max_tokens: completion budget per request; an answer cut off there (finish_reason
             ``length``) is a failed attempt, re-asked with that reason. None sends no limit.
-        mode: ``auto`` negotiates json_schema -> json_object -> text and remembers what works
-            per (base URL, model); a mode name forces it (EHNAS_LLM_MODE).
+        mode: ``auto`` negotiates json_schema -> json_object_schema -> json_object -> text and
+            remembers what works per (base URL, model); a mode name forces it (EHNAS_LLM_MODE).
+        context_tokens: the server's context size, for servers that do not report it (Ollama's
+            ``num_ctx``; EHNAS_LLM_CONTEXT_TOKENS). None: read it from the server when it says.
     """
 
     base_url: str | None = None
@@ -78,6 +80,7 @@ class LLMSettings:
     # small model while stopping one that loops until the server's own limit.
     max_tokens: int | None = 1024
     mode: str = "auto"
+    context_tokens: int | None = None
 
     def __post_init__(self) -> None:
         if self.timeout_s <= 0:
@@ -121,6 +124,7 @@ class LLMSettings:
             "timeout_s": _env_number("EHNAS_LLM_TIMEOUT_S", float),
             "max_tokens": _env_number("EHNAS_LLM_MAX_TOKENS", int),
             "mode": _first_env("EHNAS_LLM_MODE"),
+            "context_tokens": _env_number("EHNAS_LLM_CONTEXT_TOKENS", int),
         }
         settings = cls(
             base_url=base_url,

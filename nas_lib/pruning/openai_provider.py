@@ -14,7 +14,9 @@ from typing import Any, cast
 
 from pydantic import BaseModel
 
-from nas_lib.llm import LLMClient, LLMSettings, trace_json
+from nas_lib.llm import LLMClient, LLMResult, LLMSettings, trace_json
+from nas_lib.llm.context import prompt_char_budget
+from nas_lib.llm.protocol import format_instructions
 from nas_lib.pruning.answer import LayerAnswer, answer_model, to_decision
 from nas_lib.pruning.base import MeasureConfig, Proposal, PruningLayer
 from nas_lib.pruning.groups import decision_problems
@@ -35,21 +37,27 @@ def propose_openai(
     if settings is None or not settings.configured:
         return Proposal(None, "openai", fallback_reason="no LLM configured (set EHNAS_LLM_API_KEY or EHNAS_LLM_BASE_URL)")
     client = LLMClient(settings)
-    text, summaries = condense_knowledge(client, layer, knowledge_text(knowledge))
     decision_model = layer.decision_model(space)
+    schema = answer_model(decision_model)
+    context = client.context_tokens()
+    text, summaries = condense_knowledge(client, layer, fitting_knowledge(knowledge, layer, space, previous, schema, settings, context))
 
     def problems(answer: BaseModel) -> list[str]:  # an instance of the schema below, a LayerAnswer
         decision, errors = to_decision(cast(LayerAnswer, answer), decision_model)
         return errors if decision is None else decision_problems(layer, space, decision)
 
-    result = client.complete_json(
-        system=system_prompt(layer),
-        user=user_prompt(layer, space, previous, text),
-        schema=answer_model(decision_model),
-        validate=problems,
-        name=f"prune_{layer.name}",
-    )
+    def ask(knowledge_part: str) -> LLMResult:
+        user = user_prompt(layer, space, previous, knowledge_part)
+        return client.complete_json(system=system_prompt(layer), user=user, schema=schema, validate=problems, name=f"prune_{layer.name}")
+
+    result = ask(text)
     calls = [*summaries, result]
+    learned = client.context_tokens()
+    if not result.ok and learned and learned != context and learned != settings.context_tokens:
+        # the server named its context in rejecting the prompt (llama-cpp-python): fit it and ask once more
+        text, more = condense_knowledge(client, layer, fitting_knowledge(knowledge, layer, space, previous, schema, settings, learned))
+        result = ask(text)
+        calls += [*more, result]
     decision = to_decision(cast(LayerAnswer, result.value), decision_model)[0] if result.ok else None
     return Proposal(
         decision,
@@ -60,5 +68,30 @@ def propose_openai(
         prompt_tokens=sum(r.usage.prompt_tokens for r in calls),
         completion_tokens=sum(r.usage.completion_tokens for r in calls),
         fallback_reason="" if decision is not None else (result.fallback_reason or "invalid_output"),
-        meta={"errors": result.errors[-5:], "summaries": len(summaries), "mode": result.mode, "trace": trace_json(calls)},
+        meta={
+            "errors": result.errors[-5:],
+            "summaries": len(summaries),
+            "mode": result.mode,
+            "trace": trace_json(calls),
+            "context_tokens": client.context_tokens(),
+            "knowledge_chars": len(text),
+        },
     )
+
+
+def fitting_knowledge(
+    knowledge: Any,
+    layer: PruningLayer,
+    space: SearchSpace,
+    previous: Sequence[Any],
+    schema: type[BaseModel],
+    settings: LLMSettings,
+    context_tokens: int | None,
+) -> str:
+    """The knowledge as text, shortened to what the server's context leaves once the rest of the
+    prompt and the answer's token budget are counted (whole when the context is unknown)."""
+    if not context_tokens:
+        return knowledge_text(knowledge)
+    separators = 64  # what the client adds between the parts, with room to spare
+    fixed = len(system_prompt(layer)) + len(format_instructions(schema)) + len(user_prompt(layer, space, previous, "")) + separators
+    return knowledge_text(knowledge, max_chars=prompt_char_budget(context_tokens, settings.max_tokens, fixed))

@@ -46,11 +46,14 @@ class KnowledgeSummary(BaseModel):
     facts: list[str] = Field(default_factory=list, description="short factual sentences")
 
 
-def knowledge_text(knowledge: Any) -> str:
-    """The knowledge base as text ('' when there is none)."""
-    if knowledge is None:
+def knowledge_text(knowledge: Any, max_chars: int | None = None) -> str:
+    """The knowledge base as text ('' when there is none), at most ``max_chars`` characters: a
+    knowledge base keeps every section title and shortens each body (`KnowledgeBase.text`)."""
+    if knowledge is None or max_chars == 0:
         return ""
-    return knowledge.text() if hasattr(knowledge, "text") else str(knowledge)
+    if hasattr(knowledge, "text"):
+        return str(knowledge.text(max_chars=max_chars) if max_chars is not None else knowledge.text())
+    return str(knowledge)[:max_chars] if max_chars is not None else str(knowledge)
 
 
 def chunks(text: str, size: int = CHUNK_CHARS) -> list[str]:
