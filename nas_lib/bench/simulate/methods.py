@@ -164,7 +164,8 @@ class _StrategyProposer:
         from nas_lib.predictor import PredictorConfig
         from nas_lib.predictor.rungs import rung_fitness
 
-        table, known = self.ctx.table, {}
+        table = self.ctx.table
+        known: dict[str, dict[str, Any]] = {}
         for e in self.ctx.objective.log:
             facts = known.setdefault(
                 table.archs[e.row], {"proxies": {"params": table.params[e.row] / 1e6, "flops": table.flops[e.row] / 1e6}, "rungs": {}}
