@@ -193,7 +193,7 @@ def test_every_attempt_records_mode_tokens_seconds_and_raw_answer() -> None:
         9,
         '{"depth": 99}',
     )
-    assert invalid.errors == ["depth: Input should be less than or equal to 20"]
+    assert invalid.errors == ["depth: Input should be less than or equal to 20 (got 99)"]
     assert (ok.outcome, ok.prompt_tokens, ok.finish_reason) == ("ok", 150, "stop") and all(a.seconds >= 0 for a in result.trace)
     assert (result.usage.prompt_tokens, result.usage.completion_tokens) == (270, 21)
 

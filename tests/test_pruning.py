@@ -21,6 +21,7 @@ from nas_lib.pruning import (
     run_layer,
     table_score_fn,
 )
+from nas_lib.pruning.answer import answer_model
 from nas_lib.pruning.groups import decision_problems, no_cut, widenings
 from nas_lib.pruning.guard import guard
 from nas_lib.pruning.offline import EnrichmentConfig, depth_range, propose_offline, sample_for_proposal
@@ -250,6 +251,29 @@ def test_llm_invalid_then_valid(tmp_path: Path) -> None:
         llm.push("{not json").push({"keep": {"edge3": ["skip_connect"]}})
         out = llm_layer(llm, tmp_path)
     assert not out.record["fallback"] and out.record["attempts"] == 2 and out.space.size() == 3125
+
+
+@pytest.mark.parametrize("layer", LAYER_REGISTRY.names())
+@pytest.mark.parametrize("space_name", ["nb201", "hybrid", "hybrid-narrowed"])
+def test_the_answer_schema_is_bounded_by_the_current_space(layer: str, space_name: str, hybrid: HybridSpace) -> None:
+    # what a grammar-decoding server (llama.cpp) lets the model write: real group names, bounded lists, current depths
+    space = NB201Space() if space_name == "nb201" else hybrid
+    if space_name == "hybrid-narrowed":
+        space = HybridSpace(hybrid.constraints.narrowed(min_depth=5, max_depth=7, stage_types={**hybrid.constraints.stage_types, "late": ("cnn",)}))
+    view = LAYER_REGISTRY.get(layer)().view(space)
+    groups = {g: o for g, o in view.groups().items() if o}
+    schema = answer_model(view.decision_model, view.groups(), view.describe_extra()).model_json_schema()
+    keep = schema["properties"]["keep"]
+    entry = schema["$defs"][keep["items"]["$ref"].rsplit("/", 1)[-1]]["properties"]
+    assert keep["maxItems"] == len(groups) and entry["group"]["enum"] == list(groups)
+    assert set(entry["options"]["items"]["enum"]) == {o for opts in groups.values() for o in opts}
+    assert entry["options"]["maxItems"] == max(map(len, groups.values())) and schema["properties"]["rationale"]["maxLength"] == 300
+    if "min_depth" in schema["properties"]:
+        lo, hi = space.constraints.min_depth, space.constraints.max_depth
+        assert schema["properties"]["min_depth"]["anyOf"][0]["enum"] == list(range(lo, hi + 1))
+        assert all(schema["properties"][k]["maxItems"] == 3 for k in ("preferred_sequences", "forbidden_sequences"))
+    else:
+        assert space_name == "nb201" or layer != "macro"
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ import email.utils
 import json
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -159,9 +159,17 @@ def check_answer(text: str | None, schema: type[BaseModel], validate: Validator 
     try:
         value = schema.model_validate(obj)
     except ValidationError as exc:
-        return None, [f"{'.'.join(map(str, e['loc'])) or '(root)'}: {e['msg']}" for e in exc.errors()]
+        return None, [validation_problem(e) for e in exc.errors()]
     problems = list(validate(value)) if validate else []
     return value, problems
+
+
+def validation_problem(error: Mapping[str, Any]) -> str:
+    """One pydantic error as a line the model can act on, quoting a wrong scalar it wrote."""
+    where = ".".join(map(str, error["loc"])) or "(root)"
+    value = error.get("input")
+    got = f" (got {value!r})" if isinstance(value, (str, int, float)) and not isinstance(value, bool) else ""
+    return f"{where}: {error['msg']}{got}"
 
 
 def retry_after_seconds(response: Any) -> float | None:

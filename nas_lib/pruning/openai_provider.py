@@ -38,7 +38,8 @@ def propose_openai(
         return Proposal(None, "openai", fallback_reason="no LLM configured (set EHNAS_LLM_API_KEY or EHNAS_LLM_BASE_URL)")
     client = LLMClient(settings)
     decision_model = layer.decision_model(space)
-    schema = answer_model(decision_model)
+    view = layer.view(space)
+    schema = answer_model(decision_model, view.groups(), view.describe_extra())
     context = client.context_tokens()
     text, summaries = condense_knowledge(client, layer, fitting_knowledge(knowledge, layer, space, previous, schema, settings, context))
 
