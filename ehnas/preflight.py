@@ -28,19 +28,31 @@ def preflight(config: PipelineConfig) -> None:
     """Every check below, cheapest first."""
     check_names(config)
     check_runner_installed(config)
+    check_export_installed(config)
     check_space(config)
     check_data(config)
     check_tracking(config)
 
 
 def check_runner_installed(config: PipelineConfig) -> None:
-    """`execution.runner` dask/ray needs its extra; said before Prefect starts (exit 2)."""
-    from flows.runners import RunnerUnavailable, check_runner
+    """`execution.runner` dask/ray needs its extra; said before Prefect starts (exit 2) and
+    before it is imported (importing Prefect creates its home folder)."""
+    from nas_lib.extras import missing_extra
 
-    try:
-        check_runner(config.execution)
-    except RunnerUnavailable as err:
-        raise CliError(str(err), ExitCode.USAGE) from None
+    runner = config.execution.runner
+    if runner != "thread" and (problem := missing_extra(runner, f"execution.runner={runner}")):
+        raise CliError(problem, ExitCode.USAGE)
+
+
+def check_export_installed(config: PipelineConfig) -> None:
+    """`export.formats` with onnx needs the [onnx] extra; said before Prefect starts (exit 2)."""
+    from nas_lib.extras import missing_extra
+
+    if "onnx" not in config.export.formats:
+        return
+    dynamo = ("onnxscript",) if config.export.onnx_exporter != "torchscript" else ()
+    if problem := missing_extra("onnx", "export.formats with onnx", dynamo):
+        raise CliError(problem, ExitCode.USAGE)
 
 
 def _unknown(field: str, values: Iterable[str], known: Iterable[str]) -> None:

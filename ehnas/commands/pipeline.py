@@ -37,7 +37,6 @@ def _execute(config: Any, redo: RedoStep | None, wait: bool = False, resuming: b
     from ehnas.prefect_server import local_prefect
     from ehnas.preflight import preflight
     from ehnas.runlock import OTHER_NAME_HINT, cli_run_lock
-    from flows.pipeline import nas_pipeline, prefect_settings
     from tasks.context import plan_devices
 
     try:
@@ -45,6 +44,8 @@ def _execute(config: Any, redo: RedoStep | None, wait: bool = False, resuming: b
     except ValueError as err:
         raise CliError(f"device: {err}", ExitCode.USAGE) from None
     preflight(config)
+    from flows.pipeline import nas_pipeline, prefect_settings  # imported after the checks: it creates Prefect's home
+
     start = time.perf_counter()
     # one writer per run name (before Prefect starts); a Prefect server that dies with this process,
     # entered before the flow and so left last: a signal stops the work, then the ledger, then it
