@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import os
 import sqlite3
+import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterable
@@ -98,13 +99,22 @@ def check_space(config: PipelineConfig) -> None:
 
 def check_data(config: PipelineConfig) -> None:
     """The dataset exists, is readable and can train a classifier (see `nas_lib.data.checks`)."""
-    from nas_lib.data.checks import check_source
+    from nas_lib.data.checks import check_decodable, check_source
     from nas_lib.data.datasets import DatasetError
 
+    data = config.data
     try:
-        check_source(config.data.kind, config.data.path)
+        check_source(data.kind, data.path)
+        skipped = check_decodable(data.kind, data.path, data.max_corrupt_fraction)
     except (OSError, DatasetError) as err:
-        raise CliError(f"data ({config.data.kind}, {config.data.path}): {err}", ExitCode.DATA) from None
+        raise CliError(f"data ({data.kind}, {data.path}): {err}", ExitCode.DATA) from None
+    if skipped:  # tolerated, but said before the run rather than in its log only
+        shown = "; ".join(f"{file} ({why})" for file, why in skipped[:3])
+        print(
+            f"data ({data.kind}, {data.path}): {len(skipped)} image file(s) cannot be decoded and will be skipped "
+            f"(within data.max_corrupt_fraction={data.max_corrupt_fraction}): {shown}",
+            file=sys.stderr,
+        )
 
 
 def check_tracking(config: PipelineConfig, timeout_s: float = PROBE_TIMEOUT_S) -> None:

@@ -87,6 +87,7 @@ def interrupted_error(config: Any, stop: Any) -> CliError:
 
 def run_failure(config: Any, err: Exception) -> CliError:
     """The `CliError` for an exception out of the flow: data (3), registration (4) or a step (5)."""
+    from flows.pipeline import DataLoadFailed
     from nas_lib.data.datasets import DatasetError
     from nas_lib.steps import Step
 
@@ -94,7 +95,8 @@ def run_failure(config: Any, err: Exception) -> CliError:
     text = f"{type(err).__name__}: {err}"
     resume = f"; after fixing it, `ehnas resume {config.resolved_run_name()}` continues from there"
     if isinstance(err, DatasetError):
-        return CliError(f"data ({config.data.kind}, {config.data.path}), in step {step}: {err}", ExitCode.DATA)
+        where = "while loading the data, before the first step" if isinstance(err, DataLoadFailed) else f"in step {step}"
+        return CliError(f"data ({config.data.kind}, {config.data.path}), {where}: {err}", ExitCode.DATA)
     if step == Step.REGISTRY:
         return CliError(f"registration failed: {text}{resume}", ExitCode.REGISTRY)
     return CliError(f"run failed in step {step or '(before the first step)'}: {text}{resume}", ExitCode.RUN_FAILED)
