@@ -24,7 +24,7 @@ def _no_traceback(record: logging.LogRecord) -> bool:
 
 
 def _console_handlers() -> list[logging.Handler]:
-    found = []
+    found: list[logging.Handler] = []
     for name in ("", *PREFECT_LOGGERS):
         for handler in logging.getLogger(name).handlers:
             if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler) and handler not in found:
