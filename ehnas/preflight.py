@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import os
 import sqlite3
+import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterable
@@ -28,19 +29,31 @@ def preflight(config: PipelineConfig) -> None:
     """Every check below, cheapest first."""
     check_names(config)
     check_runner_installed(config)
+    check_export_installed(config)
     check_space(config)
     check_data(config)
     check_tracking(config)
 
 
 def check_runner_installed(config: PipelineConfig) -> None:
-    """`execution.runner` dask/ray needs its extra; said before Prefect starts (exit 2)."""
-    from flows.runners import RunnerUnavailable, check_runner
+    """`execution.runner` dask/ray needs its extra; said before Prefect starts (exit 2) and
+    before it is imported (importing Prefect creates its home folder)."""
+    from nas_lib.extras import missing_extra
 
-    try:
-        check_runner(config.execution)
-    except RunnerUnavailable as err:
-        raise CliError(str(err), ExitCode.USAGE) from None
+    runner = config.execution.runner
+    if runner != "thread" and (problem := missing_extra(runner, f"execution.runner={runner}")):
+        raise CliError(problem, ExitCode.USAGE)
+
+
+def check_export_installed(config: PipelineConfig) -> None:
+    """`export.formats` with onnx needs the [onnx] extra; said before Prefect starts (exit 2)."""
+    from nas_lib.extras import missing_extra
+
+    if "onnx" not in config.export.formats:
+        return
+    dynamo = ("onnxscript",) if config.export.onnx_exporter != "torchscript" else ()
+    if problem := missing_extra("onnx", "export.formats with onnx", dynamo):
+        raise CliError(problem, ExitCode.USAGE)
 
 
 def _unknown(field: str, values: Iterable[str], known: Iterable[str]) -> None:
@@ -86,13 +99,22 @@ def check_space(config: PipelineConfig) -> None:
 
 def check_data(config: PipelineConfig) -> None:
     """The dataset exists, is readable and can train a classifier (see `nas_lib.data.checks`)."""
-    from nas_lib.data.checks import check_source
+    from nas_lib.data.checks import check_decodable, check_source
     from nas_lib.data.datasets import DatasetError
 
+    data = config.data
     try:
-        check_source(config.data.kind, config.data.path)
+        check_source(data.kind, data.path)
+        skipped = check_decodable(data.kind, data.path, data.max_corrupt_fraction)
     except (OSError, DatasetError) as err:
-        raise CliError(f"data ({config.data.kind}, {config.data.path}): {err}", ExitCode.DATA) from None
+        raise CliError(f"data ({data.kind}, {data.path}): {err}", ExitCode.DATA) from None
+    if skipped:  # tolerated, but said before the run rather than in its log only
+        shown = "; ".join(f"{file} ({why})" for file, why in skipped[:3])
+        print(
+            f"data ({data.kind}, {data.path}): {len(skipped)} image file(s) cannot be decoded and will be skipped "
+            f"(within data.max_corrupt_fraction={data.max_corrupt_fraction}): {shown}",
+            file=sys.stderr,
+        )
 
 
 def check_tracking(config: PipelineConfig, timeout_s: float = PROBE_TIMEOUT_S) -> None:

@@ -24,6 +24,7 @@ from prefect import flow, get_run_logger
 
 from flows.runners import check_runner
 from flows.stages import Evaluation, evaluate, search_generations, train
+from nas_lib.data.datasets import DatasetError
 from nas_lib.evaluation import EVALUATION_SCHEMA, EvalRecord
 from nas_lib.pruning import PRUNING_SCHEMA
 from nas_lib.report import summary_markdown, write_plots
@@ -181,6 +182,19 @@ def nas_pipeline(config: PipelineConfig | None = None, redo: str | None = None) 
         return _pipeline(cfg, redo)
 
 
+class DataLoadFailed(DatasetError):
+    """The run's dataset failed to load, before the first step (not inside one)."""
+
+
+def load_run_data(cfg: PipelineConfig) -> Any:
+    """The run's `ImageDataset`; a dataset error becomes `DataLoadFailed`, so that the failure
+    names the loading rather than the first step the ledger has not marked."""
+    try:
+        return DataRef.of(cfg).load()
+    except DatasetError as err:
+        raise DataLoadFailed(str(err)) from err
+
+
 class PreflightFailed(RuntimeError):
     """A deployment run's config, data or tracking URI failed the preflight of `ehnas run`."""
 
@@ -223,7 +237,7 @@ def _pipeline(cfg: PipelineConfig, redo: str | None) -> dict[str, Any]:
         get_run_logger().info("%s", note)
     if run.ledger_problem():
         get_run_logger().warning("%s", run.ledger_problem())
-    data = run.save_data_record(DataRef.of(cfg).load())
+    data = run.save_data_record(load_run_data(cfg))
     if data["skipped_count"]:
         get_run_logger().warning(
             "data: %d corrupt image files skipped (listed in %s), e.g. %s",

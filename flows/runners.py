@@ -23,19 +23,13 @@ environment): tasks travel by reference to their module.
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 from collections.abc import Iterator
 from typing import Any
 
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
+from nas_lib.extras import missing_extra
 from tasks.config import ExecutionConfig
-
-# Modules each runner needs, and the pyproject extra that installs them.
-EXTRAS: dict[str, tuple[str, list[str]]] = {
-    "dask": ("dask", ["prefect_dask", "distributed"]),
-    "ray": ("ray", ["prefect_ray", "ray"]),
-}
 
 
 class RunnerUnavailable(ValueError):
@@ -44,15 +38,10 @@ class RunnerUnavailable(ValueError):
 
 def check_runner(execution: ExecutionConfig) -> None:
     """Raises `RunnerUnavailable` (naming the extra to install) when the runner cannot start."""
-    if execution.runner not in EXTRAS:
+    if execution.runner == "thread":
         return
-    extra, modules = EXTRAS[execution.runner]
-    missing = [m for m in modules if importlib.util.find_spec(m) is None]
-    if missing:
-        raise RunnerUnavailable(
-            f"execution.runner={execution.runner} needs the [{extra}] extra (missing: {', '.join(missing)}); "
-            f"install it with: pip install -e '.[{extra}]'"
-        )
+    if problem := missing_extra(execution.runner, f"execution.runner={execution.runner}"):
+        raise RunnerUnavailable(problem)
 
 
 def task_runner(execution: ExecutionConfig, devices: list[str]) -> TaskRunner:
@@ -117,7 +106,7 @@ def gpu_resources(runner: str, device: Any, gpus: float) -> Iterator[dict[str, f
     Yields:
         The resources asked for ({} when none).
     """
-    if not is_gpu_device(device) or gpus <= 0 or runner not in EXTRAS:
+    if not is_gpu_device(device) or gpus <= 0 or runner not in ("dask", "ray"):
         yield {}
         return
     if runner == "dask":

@@ -8,6 +8,7 @@ Layout of ``<runs_root>/<run name>/``::
     <step>.parquet             one file per `Step` (``01_knowledge.parquet`` ... ``09_registry.parquet``)
     space.json                 the space after each pruning layer (JSON form, see `tasks.spaces`)
     data.json                  the loaded dataset: sizes, classes, fingerprint, corrupt images skipped
+    ehnas.log                  Prefect's records of `ehnas run`/`resume`, tracebacks included (not the terminal's)
     <search step>_state.json   the search strategy's state between generations (``07_search_state.json``)
     finalists/<arch_id>.json   a trained finalist's row (plus ``.pt`` weights, ``.roc.json`` curves)
     knowledge/                 papers extracted into a knowledge table (``knowledge.documents``)

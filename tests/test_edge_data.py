@@ -133,3 +133,38 @@ def test_bad_data_exits_3_before_prefect(tmp_path: Path, case: str) -> None:
     assert code == ExitCode.DATA == 3, out
     assert "data (" in out and "Traceback" not in out
     assert_nothing_started(work)
+
+
+def test_a_corrupt_image_stops_the_run_in_preflight(tmp_path: Path) -> None:
+    """Issue 22 item 2: found before Prefect starts, with the data code and the file's name."""
+    folder = write_folder(tmp_path / "imgs", {"a": 3, "b": 3}, corrupt={"b": 1})
+    code, out = invoke(["run", "--set", "data.kind=image_folder", "--set", f"data.path={folder}", "--set", "registry.enabled=false"], tmp_path)
+    assert code == ExitCode.DATA, out
+    assert "1 of 7 image files cannot be decoded, more than data.max_corrupt_fraction=0.01 allows" in out and "bad_0.png" in out
+    assert "01_knowledge" not in out
+    assert_nothing_started(tmp_path)
+
+
+def test_a_tolerated_corrupt_image_is_reported_up_front(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from ehnas.preflight import check_data
+    from tasks.config import load_config
+
+    folder = write_folder(tmp_path / "imgs", {"a": 3, "b": 3}, corrupt={"b": 1})
+    config = load_config(None, ["data.kind=image_folder", f"data.path={folder}", "data.max_corrupt_fraction=0.2"])
+    check_data(config)
+    err = capsys.readouterr().err
+    assert "1 image file(s) cannot be decoded and will be skipped (within data.max_corrupt_fraction=0.2)" in err and "bad_0.png" in err
+
+
+def test_a_data_failure_inside_the_flow_names_the_loading_not_a_step(tmp_path: Path) -> None:
+    from ehnas.commands.pipeline import run_failure
+    from flows.pipeline import DataLoadFailed, load_run_data
+    from tasks.config import load_config
+
+    folder = write_folder(tmp_path / "imgs", {"a": 3, "b": 3}, corrupt={"b": 1})
+    config = load_config(None, ["data.kind=image_folder", f"data.path={folder}", f"runs_root={tmp_path / 'runs'}", "run_name=r"])
+    with pytest.raises(DataLoadFailed) as caught:
+        load_run_data(config)
+    error = run_failure(config, caught.value)
+    assert error.exit_code == ExitCode.DATA and "while loading the data, before the first step" in error.message
+    assert "bad_0.png" in error.message and "in step" not in error.message

@@ -76,6 +76,14 @@ def test_step_failure_exits_5_and_resume_registers_with_0(tmp_path: Path, tiny_o
     out = flat(crashed.stdout + crashed.stderr)
     assert crashed.returncode == ExitCode.RUN_FAILED == 5, out[-3000:]
     assert "run failed in step 06_evaluations: RuntimeError: injected fault" in out and "ehnas resume t1" in out
+    # issue 22 item 3: the box alone on the terminal, Prefect's tracebacks in the run's log file
+    log = tmp_path / "runs" / "t1" / "ehnas.log"
+    assert "(traceback in runs/t1/ehnas.log)" in out
+    assert "Traceback" not in crashed.stderr and "injected fault" in log.read_text(encoding="utf-8")
+    assert "Traceback (most recent call last)" in log.read_text(encoding="utf-8")
+    lines = crashed.stderr.splitlines()
+    failure = lines[next(i for i, line in enumerate(lines) if "| ERROR" in line or "╭" in line) :]
+    assert len(failure) < 15, crashed.stderr[-4000:]  # from the first error to the end: a few state lines and the box
     resumed = _ehnas(["resume", "t1"], tmp_path)
     out = flat(resumed.stdout + resumed.stderr)
     assert resumed.returncode == ExitCode.OK, out[-3000:]

@@ -10,8 +10,8 @@ from __future__ import annotations
 import pytest
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from flows import runners
 from flows.runners import RunnerUnavailable, check_runner, gpu_resources, task_runner
+from nas_lib.extras import EXTRA_MODULES
 from tasks.config import ExecutionConfig, PipelineConfig, load_config
 
 
@@ -51,7 +51,7 @@ def test_ray_runner_joins_the_given_address():
 
 
 def test_missing_extra_names_the_extra_to_install(monkeypatch):
-    monkeypatch.setitem(runners.EXTRAS, "dask", ("dask", ["prefect_dask", "ehnas_no_such_module"]))
+    monkeypatch.setitem(EXTRA_MODULES, "dask", ("distributed", "ehnas_no_such_module"))
     with pytest.raises(RunnerUnavailable, match=r"\[dask\] extra .*ehnas_no_such_module.*pip install -e '\.\[dask\]'"):
         check_runner(ExecutionConfig(runner="dask"))
     with pytest.raises(RunnerUnavailable):

@@ -7,6 +7,7 @@ split. The example scripts in ``examples/`` classify an image file with each for
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import typer
@@ -28,16 +29,19 @@ def export(
     threads: int = typer.Option(1, "--threads", min=1, help="torch CPU threads."),
 ) -> None:
     """Export a trained model and check each file against PyTorch."""
-    import torch
+    from nas_lib.export_bundle import parse_formats
 
-    from nas_lib.export import ExportError
-    from nas_lib.export_bundle import export_bundle, parse_formats
-
-    torch.set_num_threads(threads)
     try:
         formats = parse_formats(format)
     except ValueError as err:
         raise typer.BadParameter(str(err), param_hint="--format") from None
+    check_extras(formats, format, onnx_exporter)
+    import torch
+
+    from nas_lib.export import ExportError
+    from nas_lib.export_bundle import export_bundle
+
+    torch.set_num_threads(threads)
     model, card, images, labels = _resolve(source, tracking_uri)
     try:
         report = export_bundle(model, card, out, formats=formats, images=images, labels=labels, onnx_exporter=onnx_exporter)
@@ -45,6 +49,18 @@ def export(
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(1) from None
     typer.echo(format_report(report, out))
+
+
+def check_extras(formats: Sequence[str], asked: str, onnx_exporter: str) -> None:
+    """ONNX needs the [onnx] extra: one usage line (exit 2) before anything is read or written."""
+    from ehnas.exit_codes import CliError, ExitCode
+    from nas_lib.extras import missing_extra
+
+    if "onnx" not in formats:
+        return
+    dynamo = ("onnxscript",) if onnx_exporter != "torchscript" else ()
+    if problem := missing_extra("onnx", f"ehnas export --format {asked}", dynamo):
+        raise CliError(problem, ExitCode.USAGE)
 
 
 def _resolve(source: str, tracking_uri: str | None):  # noqa: ANN202  (model, ModelCard, images, labels)

@@ -33,11 +33,11 @@ RedoStep = Enum("RedoStep", {str(step): str(step) for step in Step}, type=str)  
 
 
 def _execute(config: Any, redo: RedoStep | None, wait: bool = False, resuming: bool = False) -> None:
+    from ehnas.console_log import tracebacks_to_file
     from ehnas.interrupt import Interrupted, signals_stop_the_run
     from ehnas.prefect_server import local_prefect
     from ehnas.preflight import preflight
     from ehnas.runlock import OTHER_NAME_HINT, cli_run_lock
-    from flows.pipeline import nas_pipeline, prefect_settings
     from tasks.context import plan_devices
 
     try:
@@ -45,12 +45,18 @@ def _execute(config: Any, redo: RedoStep | None, wait: bool = False, resuming: b
     except ValueError as err:
         raise CliError(f"device: {err}", ExitCode.USAGE) from None
     preflight(config)
+    from flows.pipeline import nas_pipeline, prefect_settings  # imported after the checks: it creates Prefect's home
+
     start = time.perf_counter()
     # one writer per run name (before Prefect starts); a Prefect server that dies with this process,
     # entered before the flow and so left last: a signal stops the work, then the ledger, then it
     with cli_run_lock(config.run_dir(), wait, other_name="" if resuming else OTHER_NAME_HINT), signals_stop_the_run() as run_flow:
         try:
-            with prefect_settings(home=".prefect" if "PREFECT_API_URL" not in os.environ else None), local_prefect():
+            with (
+                prefect_settings(home=".prefect" if "PREFECT_API_URL" not in os.environ else None),
+                local_prefect(),
+                tracebacks_to_file(config.run_dir()),
+            ):
                 try:
                     result = run_flow(lambda: nas_pipeline(config=config, redo=redo.value if redo else None))
                 except Interrupted as stop:
@@ -86,14 +92,20 @@ def interrupted_error(config: Any, stop: Any) -> CliError:
 
 def run_failure(config: Any, err: Exception) -> CliError:
     """The `CliError` for an exception out of the flow: data (3), registration (4) or a step (5)."""
+    from ehnas.console_log import LOG_NAME
+    from flows.pipeline import DataLoadFailed
     from nas_lib.data.datasets import DatasetError
     from nas_lib.steps import Step
 
     step = failed_step(config.run_dir())
     text = f"{type(err).__name__}: {err}"
+    log = config.run_dir() / LOG_NAME
     resume = f"; after fixing it, `ehnas resume {config.resolved_run_name()}` continues from there"
+    if log.exists():
+        resume += f" (traceback in {log})"
     if isinstance(err, DatasetError):
-        return CliError(f"data ({config.data.kind}, {config.data.path}), in step {step}: {err}", ExitCode.DATA)
+        where = "while loading the data, before the first step" if isinstance(err, DataLoadFailed) else f"in step {step}"
+        return CliError(f"data ({config.data.kind}, {config.data.path}), {where}: {err}", ExitCode.DATA)
     if step == Step.REGISTRY:
         return CliError(f"registration failed: {text}{resume}", ExitCode.REGISTRY)
     return CliError(f"run failed in step {step or '(before the first step)'}: {text}{resume}", ExitCode.RUN_FAILED)

@@ -1,9 +1,10 @@
-"""Cheap checks of a dataset source before a run starts: nothing is decoded.
+"""Checks of a dataset source before a run starts.
 
 `check_source` answers in a second what loading would otherwise find minutes later, inside a
 pipeline step: the path is missing or unreadable, a CSV lists files that are absent, a folder
-holds one class, or a class has too few images to appear on both sides of the split. Decoding
-(and so the corrupt-image share) is left to `load_dataset`.
+holds one class, or a class has too few images to appear on both sides of the split.
+`check_decodable` decodes every image file once (the price of finding a damaged one before the
+run rather than inside it) and applies the corrupt-image share `load_dataset` applies.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from nas_lib.data.datasets import TEST, DatasetError, needs_path
-from nas_lib.data.sources import list_image_folder, read_csv_list
+from nas_lib.data.datasets import TEST, DatasetError, check_corrupt_share, needs_path
+from nas_lib.data.sources import decode_images, list_image_folder, read_csv_list
 
 # Each class needs one image in training and one in validation (the split is stratified).
 MIN_PER_CLASS = 2
@@ -68,5 +69,25 @@ def check_class_counts(counts: Mapping[str, int], source: Path, classes: tuple[s
     few = sorted(name for name, n in full.items() if n < MIN_PER_CLASS)
     if few:
         shown = ", ".join(f"{name!r} ({full[name]})" for name in few[:5])
-        raise DatasetError(f"{source}: class(es) with fewer than {MIN_PER_CLASS} images (one for training, one for "
-                           f"validation): {shown}{' ...' if len(few) > 5 else ''}")
+        raise DatasetError(
+            f"{source}: class(es) with fewer than {MIN_PER_CLASS} images (one for training, one for "
+            f"validation): {shown}{' ...' if len(few) > 5 else ''}"
+        )
+
+
+def check_decodable(kind: str, path: str | Path | None, max_fraction: float) -> tuple[tuple[str, str], ...]:
+    """Decodes the image files of an image_folder or csv source (other sources: nothing to do).
+
+    Returns:
+        ``(file, reason)`` for each file that does not decode, when their share is tolerated.
+
+    Raises:
+        DatasetError: more than ``max_fraction`` of the files do not decode (the message names some).
+    """
+    if kind not in ("image_folder", "csv") or path is None:
+        return ()
+    where = Path(path).expanduser()
+    files = list_image_folder(where)[0] if kind == "image_folder" else read_csv_list(where)[0]
+    _, _, skipped = decode_images(files, 1)  # 1 x 1: the whole file is decoded, the resize costs nothing
+    check_corrupt_share(skipped, len(files), max_fraction, kind)
+    return skipped

@@ -36,7 +36,6 @@ from torch import Tensor
 from nas_lib.registry import Registry
 
 
-
 class DatasetError(ValueError):
     """A dataset source is malformed; the message names the file and what is wrong with it."""
 
@@ -281,8 +280,9 @@ def _resize(x: np.ndarray, size: int) -> np.ndarray:
     return np.concatenate(chunks) if chunks else x
 
 
-def _assemble(kind: str, raw: RawImages, train_idx: np.ndarray, val_idx: np.ndarray, options: Mapping[str, object],
-              test: RawImages | None = None) -> ImageDataset:
+def _assemble(
+    kind: str, raw: RawImages, train_idx: np.ndarray, val_idx: np.ndarray, options: Mapping[str, object], test: RawImages | None = None
+) -> ImageDataset:
     """Normalises with the training statistics and fingerprints the result (test part excluded)."""
     x = torch.from_numpy(np.ascontiguousarray(raw.x, dtype=np.float32))
     y = torch.from_numpy(raw.y.astype(np.int64))
@@ -341,13 +341,18 @@ def check_labels(y: np.ndarray, n_images: int, source: Path) -> None:
 def check_corrupt(raw: RawImages, max_fraction: float, kind: str) -> None:
     """Stops when more than ``max_fraction`` of the source's image files failed to decode; the
     message names the count and a few of the files."""
-    if not raw.skipped:
-        return
-    total = raw.files_total or len(raw.y) + len(raw.skipped)
-    if len(raw.skipped) > max_fraction * total:
-        shown = "; ".join(f"{p} ({why})" for p, why in raw.skipped[:3])
-        raise DatasetError(f"dataset {kind!r}: {len(raw.skipped)} of {total} image files cannot be decoded, more than "
-                           f"data.max_corrupt_fraction={max_fraction} allows; e.g. {shown}")
+    check_corrupt_share(raw.skipped, raw.files_total or len(raw.y) + len(raw.skipped), max_fraction, kind)
+
+
+def check_corrupt_share(skipped: Sequence[tuple[str, str]], total: int, max_fraction: float, kind: str) -> None:
+    """Raises `DatasetError` when more than ``max_fraction`` of ``total`` files are ``skipped``
+    (``(file, reason)`` pairs); the message names the count and a few of the files."""
+    if len(skipped) > max_fraction * total:
+        shown = "; ".join(f"{p} ({why})" for p, why in skipped[:3])
+        raise DatasetError(
+            f"dataset {kind!r}: {len(skipped)} of {total} image files cannot be decoded, more than "
+            f"data.max_corrupt_fraction={max_fraction} allows; e.g. {shown}"
+        )
 
 
 def check_classes(train_y: np.ndarray, val_y: np.ndarray, class_names: Sequence[str], kind: str) -> None:
@@ -356,11 +361,13 @@ def check_classes(train_y: np.ndarray, val_y: np.ndarray, class_names: Sequence[
     for part, y in (("training", train_y), ("validation", val_y)):
         present = sorted({class_names[i] if i < len(class_names) else str(i) for i in np.unique(y).tolist()})
         if len(present) < 2:
-            raise DatasetError(f"dataset {kind!r}: the {part} split holds {len(present)} class(es) {present}; "
-                               "a classifier needs two classes at least, each with two images or more")
+            raise DatasetError(
+                f"dataset {kind!r}: the {part} split holds {len(present)} class(es) {present}; "
+                "a classifier needs two classes at least, each with two images or more"
+            )
 
 
 # every source module registers itself on import
-from nas_lib.data import sources as _sources  # noqa: E402,F401
+from nas_lib.data import cifar100 as _cifar100  # noqa: E402,F401
 from nas_lib.data import idx as _idx  # noqa: E402,F401
-from nas_lib.data import cifar100 as _cifar100, dtd as _dtd, gtsrb as _gtsrb, stl10 as _stl10, svhn as _svhn  # noqa: E402,F401
+from nas_lib.data import sources as _sources  # noqa: E402,F401
