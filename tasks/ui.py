@@ -116,8 +116,10 @@ def _update_bar(progress: Progress, done: float, total: float, detail: str) -> N
 
 
 def _clean(value: Any) -> Any:
-    if isinstance(value, float) and math.isnan(value):
-        return None  # the API rejects NaN in JSON
+    if isinstance(value, float):
+        if math.isnan(value):
+            return None  # the API rejects NaN in JSON
+        return float(f"{value:.6g}")  # a table cell, not a record: 0.0288632, not 0.028863166997325607
     return value
 
 
@@ -130,7 +132,7 @@ def numbers_first(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def table(key: str, rows: Sequence[dict[str, Any]], description: str) -> None:
-    """A table artifact (`numbers_first` columns; NaN shown empty)."""
+    """A table artifact (`numbers_first` columns; floats to 6 significant digits; NaN shown empty)."""
     if not _in_run():
         return
     from prefect.artifacts import create_table_artifact

@@ -45,12 +45,14 @@ def healthy(url: str) -> bool:
 
 
 @contextlib.contextmanager
-def prefect_server(home: Path, **env_extra: str) -> Iterator[tuple[str, dict[str, str], Path]]:
+def prefect_server(home: Path, ui: bool = False, **env_extra: str) -> Iterator[tuple[str, dict[str, str], Path]]:
     """Starts a server with its own PREFECT_HOME; yields its API URL, an environment for client
-    processes (no inherited PREFECT_API_*) and its log file; stops it (its process group only)."""
+    processes (no inherited PREFECT_API_*) and its log file; stops it (its process group only).
+    With `ui` it also serves the web UI, pointed at this port's API."""
     url = f"http://127.0.0.1:{free_port()}/api"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_API", "PREFECT_HOME"))}
-    env.update(PREFECT_HOME=str(home), PREFECT_SERVER_ANALYTICS_ENABLED="false", DO_NOT_TRACK="1", PREFECT_UI_ENABLED="false", **env_extra)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_API", "PREFECT_HOME", "PREFECT_UI"))}
+    ui_env = {"PREFECT_UI_ENABLED": "true", "PREFECT_UI_API_URL": url} if ui else {"PREFECT_UI_ENABLED": "false"}
+    env.update(PREFECT_HOME=str(home), PREFECT_SERVER_ANALYTICS_ENABLED="false", DO_NOT_TRACK="1", **ui_env, **env_extra)
     log = home / "server.log"
     port = url.rsplit(":", 1)[1].split("/")[0]
     with open(log, "w") as out:
