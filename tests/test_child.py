@@ -97,6 +97,6 @@ def test_a_hung_finalist_fails_the_run_with_the_limit_and_no_retry(tmp_path: Pat
     out = done.stdout + done.stderr
     assert done.returncode == ExitCode.RUN_FAILED, out[-4000:]
     assert "ran past execution.training_timeout_s = 5 s" in flat(out), out[-4000:]
-    assert "AwaitingRetry" not in out and "Retrying" not in out, out[-4000:]
+    assert "will start" not in out, out[-4000:]  # Prefect's "Retry 1/1 will start ..."
     pids = {int(p) for p in re.findall(r"its process \(pid (\d+)\) was killed", flat(out))}
-    assert pids and all(_gone(p) for p in pids)
+    assert len(pids) == 1 and _gone(pids.pop())  # one child: a retry would have started a second
