@@ -11,12 +11,13 @@ and the caller kills it in a ``finally`` (a `RunInterrupted` raised in the calle
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import pickle
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 # Test-only: a child whose limit key equals this variable sleeps forever before its work (a real hang).
@@ -63,7 +64,8 @@ def run_in_child(
     ctx = multiprocessing.get_context("spawn")
     reader, writer = ctx.Pipe(duplex=False)
     child = ctx.Process(target=_child_main, args=(writer, fn, args, on_event is not None, torch_threads, os.getpid(), key), daemon=True)
-    child.start()
+    with _may_start_children():
+        child.start()
     writer.close()
     deadline = None if limit_s is None else time.monotonic() + limit_s
     try:
@@ -88,6 +90,20 @@ def run_in_child(
     finally:
         _stop(child)
         reader.close()
+
+
+@contextlib.contextmanager
+def _may_start_children() -> Iterator[None]:
+    """Lets a daemonic process (a Dask nanny's worker) start the child: multiprocessing forbids it
+    because a killed daemon would orphan its children, but this child watches its parent's pid
+    and ends itself (`_exit_with_parent`)."""
+    config = multiprocessing.current_process()._config  # type: ignore[attr-defined]
+    daemon = config.get("daemon")
+    config["daemon"] = False
+    try:
+        yield
+    finally:
+        config["daemon"] = daemon
 
 
 def _stop(child: Any) -> None:

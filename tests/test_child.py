@@ -48,6 +48,25 @@ def test_a_child_returns_its_value_and_raises_its_error() -> None:
         run_in_child(os.stat, ("/no/such/path",), limit_s=60.0, key="k", what="w")
 
 
+def child_pid_from_a_daemon(queue: Any) -> None:
+    """Runs in a daemonic process, as a Dask nanny's worker does."""
+    queue.put(run_in_child(os.getpid, (), limit_s=60.0, key="k", what="w"))
+
+
+def test_a_daemonic_worker_may_start_the_child() -> None:
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    queue = ctx.Queue()
+    worker = ctx.Process(target=child_pid_from_a_daemon, args=(queue,), daemon=True)
+    worker.start()
+    try:
+        pid = queue.get(timeout=300)  # an AssertionError in the worker would leave it empty
+    finally:
+        worker.join(60)
+    assert worker.exitcode == 0 and pid != worker.pid and _gone(pid)
+
+
 def _setup(tmp_path: Path) -> tuple[Any, ...]:
     from tasks.config import PipelineConfig
     from tasks.data_ref import DataRef
