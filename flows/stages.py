@@ -80,6 +80,7 @@ class Evaluation:
     timeout_s: float | None = None  # per score-batch task (execution.batch_timeout_s)
     rungs: RungSetup | None = None  # training rungs after the proxies (evaluation.fidelity); None = proxies only
     training_timeout_s: float | None = None  # per train-rungs task (execution.training_timeout_s)
+    torch_threads: int | None = None  # of a score batch's child process (torch_threads)
 
     @classmethod
     def of(cls, run: RunFolder) -> Evaluation:
@@ -94,6 +95,7 @@ class Evaluation:
             cfg.execution.batch_timeout_s,
             RungSetup.of(cfg),
             cfg.execution.training_timeout_s,
+            cfg.torch_threads,
         )
 
 
@@ -111,9 +113,18 @@ def score_in_batches(ev: Evaluation, archs: Sequence[str], label: str) -> list[d
     gated = gate_gpus(ev.devices, bool(work))
     batches = split_batches(work, ev.batch_size)
     progress = ui.progress_start(f"{ev.name}-{label}-progress", f"{label}: batches of {ev.batch_size} scored")
-    scorer = score_batch.with_options(timeout_seconds=ev.timeout_s)
     futures = [
-        scorer.submit(ev.scoring, ev.space, b, ev.devices[i % len(ev.devices)], label=f"{label}-{i}", gated=gated) for i, b in enumerate(batches)
+        score_batch.submit(
+            ev.scoring,
+            ev.space,
+            b,
+            ev.devices[i % len(ev.devices)],
+            label=f"{label}-{i}",
+            gated=gated,
+            timeout_s=ev.timeout_s,
+            torch_threads=ev.torch_threads,
+        )
+        for i, b in enumerate(batches)
     ]
     if not futures:  # every score came from the store: the step is complete, not at 0%
         ui.progress_show(progress, 1, 1, f"all {len(known)} scores read from the store, none computed")
@@ -228,9 +239,20 @@ def train_finalists(run_dir: str) -> str:
     devices, space, data = plan_devices(cfg.device), run.space_dict(), DataRef.of(cfg)
     finalists = select_finalists(run.read_step(Step.SEARCH), cfg.training.top_k)
     rows = {f["arch_id"]: run.finalist_row(f["arch_id"]) for f in finalists}
-    trainer = train_finalist.with_options(timeout_seconds=cfg.execution.training_timeout_s)
+    ex = cfg.execution  # the limit is enforced in a child process (tasks.child), not by Prefect
     futures = [
-        trainer.submit(f, space, data, cfg.training, cfg.seed, cfg.data.test, devices[i % len(devices)], cfg.execution.progress_every_s)
+        train_finalist.submit(
+            f,
+            space,
+            data,
+            cfg.training,
+            cfg.seed,
+            cfg.data.test,
+            devices[i % len(devices)],
+            ex.progress_every_s,
+            ex.training_timeout_s,
+            cfg.torch_threads,
+        )
         for i, f in enumerate(finalists)
         if rows[f["arch_id"]] is None
     ]

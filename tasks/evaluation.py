@@ -109,11 +109,29 @@ def gpu_limit_name(device: str) -> str:
     task_run_name="score-batch-{label}",
 )
 def score_batch(
-    scoring: Scoring, space: dict[str, Any], work: list[tuple[str, list[str]]], device: str, label: str = "", gated: bool = False
+    scoring: Scoring,
+    space: dict[str, Any],
+    work: list[tuple[str, list[str]]],
+    device: str,
+    label: str = "",
+    gated: bool = False,
+    timeout_s: float | None = None,
+    torch_threads: int | None = None,
 ) -> list[dict[str, Any]]:
-    """Scores one batch of work items on one device (failed rows recorded, transient faults retried)."""
+    """Scores one batch of work items on one device (failed rows recorded, transient faults
+    retried); with `timeout_s`, in a child process killed when the limit passes (`tasks.child`)."""
     with device_slot(device, gated):
-        return [r.to_row() for r in score_records(scoring, space, work, device)]
+        if timeout_s is None:
+            return score_rows(scoring, space, work, device)
+        from tasks.child import run_in_child
+
+        what, key = f"score-batch-{label}", "execution.batch_timeout_s"
+        return run_in_child(score_rows, (scoring, space, work, device), limit_s=timeout_s, key=key, what=what, torch_threads=torch_threads)
+
+
+def score_rows(scoring: Scoring, space: dict[str, Any], work: Sequence[tuple[str, Sequence[str]]], device: str) -> list[dict[str, Any]]:
+    """`score_records` as rows (what a child process sends back)."""
+    return [r.to_row() for r in score_records(scoring, space, work, device)]
 
 
 def evaluation_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -35,8 +35,8 @@ def is_permanent_os_error(err: BaseException) -> bool:
 
 def is_transient(err: BaseException | None) -> bool:
     """True for faults that may pass on a second try (never for an OOM, a permanent `OSError` or a
-    task that ran past its ``timeout_seconds``: it would again)."""
-    if err is None or type(err).__name__ == "TaskRunTimeoutError":
+    task that ran past its ``timeout_seconds`` or whose child process was killed at its limit: it would again)."""
+    if err is None or type(err).__name__ in ("TaskRunTimeoutError", "ChildTimeout"):
         return False
     if is_out_of_memory(err) or is_permanent_os_error(err):
         return False

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -71,10 +71,12 @@ def train_result(
     with_test: bool = False,
     device: str = "cpu",
     progress_every_s: float = 30.0,
+    progress: Any = None,
 ) -> dict[str, Any]:
     """Trains one finalist; returns its row (``weights`` left for the flow to fill), its best
     weights (``state_dict``, CPU tensors, None when training failed) and ROC curves (``roc``).
-    Within an epoch, progress is shown every `progress_every_s` seconds (see `TrainingProgress`).
+    Within an epoch, progress is shown every `progress_every_s` seconds (`progress`: a
+    `TrainingProgress` when None, or an object with the same three methods).
 
     The training is `train_architecture` under the run's protocol, the very function
     `ehnas bench train` fills ground-truth tables with, so a finalist's score and a table row
@@ -85,7 +87,7 @@ def train_result(
     built, dataset = space_from_dict(space), data.load()
     t = training
     protocol = TrainProtocol(epochs=t.epochs, batch_size=t.batch_size, lr=t.lr, max_batches_per_epoch=t.max_batches_per_epoch, seed=seed)
-    progress = TrainingProgress(finalist["arch_id"], t.epochs)
+    progress = progress or TrainingProgress(finalist["arch_id"], t.epochs)
     trained, result = train_architecture(
         built, finalist["arch"], dataset, protocol, device, progress=progress, on_batches=progress.batches, report_every_s=progress_every_s
     )
@@ -150,11 +152,53 @@ class TrainingProgress:
         )
         ui.progress_show(self.progress, self.done * self.steps, self.epochs * self.steps, detail)
 
+    def show(self, event: tuple[str, Any]) -> None:
+        """Shows one event a `ProgressRelay` sent: ``("batches", BatchProgress)``, ``("epoch", record)`` or ``("close", None)``."""
+        kind, value = event
+        if kind == "batches":
+            self.batches(value)
+        elif kind == "epoch":
+            self(value)
+        else:
+            self.close()
+
     def close(self) -> None:
         from tasks import ui
 
         if self.done < self.epochs:
             ui.progress_show(self.progress, 1, 1, f"stopped after epoch {self.done} of {self.epochs}")
+
+
+class ProgressRelay:
+    """`TrainingProgress`'s three callbacks in a child process: each sends its argument to the
+    parent (`emit`), which shows it with `TrainingProgress.show`."""
+
+    def __init__(self, emit: Callable[[Any], None]) -> None:
+        self.emit = emit
+
+    def batches(self, p: BatchProgress) -> None:
+        self.emit(("batches", p))
+
+    def __call__(self, record: dict[str, Any]) -> None:
+        self.emit(("epoch", dict(record)))
+
+    def close(self) -> None:
+        self.emit(("close", None))
+
+
+def train_in_child_body(
+    finalist: dict[str, Any],
+    space: dict[str, Any],
+    data: DataRef,
+    training: TrainingConfig,
+    seed: int,
+    with_test: bool,
+    device: str,
+    progress_every_s: float,
+    emit: Callable[[Any], None],
+) -> dict[str, Any]:
+    """`train_result` as a child process runs it: progress goes back through `emit`."""
+    return train_result(finalist, space, data, training, seed, with_test, device, progress_every_s, ProgressRelay(emit))
 
 
 def _class_scores(metrics: dict[str, Any], class_names: Sequence[str]) -> str | None:
@@ -196,9 +240,20 @@ def train_finalist(
     with_test: bool,
     device: str,
     progress_every_s: float = 30.0,
+    timeout_s: float | None = None,
+    torch_threads: int | None = None,
 ) -> dict[str, Any]:
-    """Trains one finalist briefly and scores it on the held-out split (see `train_result`)."""
-    return train_result(finalist, space, data, training, seed, with_test, device, progress_every_s)
+    """Trains one finalist briefly and scores it on the held-out split (see `train_result`); with
+    `timeout_s`, in a child process killed when the limit passes (`tasks.child`)."""
+    args = (finalist, space, data, training, seed, with_test, device, progress_every_s)
+    if timeout_s is None:
+        return train_result(*args)
+    from tasks.child import run_in_child
+
+    progress = TrainingProgress(finalist["arch_id"], training.epochs)
+    what = f"train-{finalist['arch_id']}"
+    key = "execution.training_timeout_s"
+    return run_in_child(train_in_child_body, args, limit_s=timeout_s, key=key, what=what, on_event=progress.show, torch_threads=torch_threads)
 
 
 def training_frame(rows: Sequence[dict[str, Any]]) -> pd.DataFrame:

@@ -74,6 +74,9 @@ def test_signals_stop_the_run_cleanly_and_resume_continues(tmp_path: Path, tiny_
     assert ledger["interrupted"]["step"] == "08_training" and ledger["interrupted"]["signal"] == "SIGINT"
     assert "07_search" in ledger and "08_training" not in ledger
     assert not list((tmp_path / ".prefect" / "ehnas-servers").glob("*.json"))  # the server was stopped, not left
+    trainer = int((tmp_path / "training-started").read_text())  # the child process that trained (tasks/child.py)
+    with pytest.raises(ProcessLookupError):
+        os.kill(trainer, 0)  # killed with the run, not left training
 
     code, out = _stopped_during_training(["resume", "sig"], tmp_path, signal.SIGTERM)
     assert code == ExitCode.TERMINATED == 143, out[-4000:]
