@@ -106,8 +106,10 @@ def response_format_kwargs(mode: str, schema: type[BaseModel], name: str) -> dic
     """The ``response_format`` argument for ``mode`` (nothing for plain text)."""
     if mode == "json_object":
         return {"response_format": {"type": "json_object"}}
-    if mode == "json_object_schema":  # llama-cpp-python turns the schema into a decoding grammar
-        return {"response_format": {"type": "json_object", "schema": strict_schema(schema)[0]}}
+    if mode == "json_object_schema":
+        # llama-cpp-python turns the schema into a decoding grammar, length limits and enums included (maxItems and
+        # maxLength are what stop a small model from looping to max_tokens), so it gets the whole schema, not the strict one
+        return {"response_format": {"type": "json_object", "schema": schema_of(schema)}}
     if mode == "json_schema":
         body, strict = strict_schema(schema)
         label = re.sub(r"[^A-Za-z0-9_-]", "_", name)[:64] or "answer"
