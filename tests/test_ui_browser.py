@@ -120,7 +120,8 @@ def test_artifact_page_shows_the_top_k_table(watched: Watched) -> None:
 def test_mlflow_shows_the_registered_model_with_its_alias_and_run_metrics(watched: Watched) -> None:
     from mlflow import MlflowClient
 
-    client = MlflowClient(watched.mlflow)
+    # the registry URI named too: otherwise MLflow takes the process's default, which an earlier test may have set
+    client = MlflowClient(tracking_uri=watched.mlflow, registry_uri=watched.mlflow)
     version = client.get_model_version_by_alias(MODEL, "champion")
     model_page = f"{watched.mlflow}/#/models/{MODEL}"
     shown = dom(model_page)

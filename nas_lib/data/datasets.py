@@ -368,6 +368,6 @@ def check_classes(train_y: np.ndarray, val_y: np.ndarray, class_names: Sequence[
 
 
 # every source module registers itself on import
-from nas_lib.data import cifar100 as _cifar100  # noqa: E402,F401
+from nas_lib.data import cifar100 as _cifar100, dtd as _dtd, gtsrb as _gtsrb, stl10 as _stl10, svhn as _svhn  # noqa: E402,F401
 from nas_lib.data import idx as _idx  # noqa: E402,F401
 from nas_lib.data import sources as _sources  # noqa: E402,F401
