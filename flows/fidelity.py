@@ -81,7 +81,10 @@ def train_round(ev: Evaluation, setup: RungSetup, work: Sequence[Rung], label: s
     batches = split_batches(missing, setup.tasks_per_batch)
     progress = ui.progress_start(f"{ev.name}-{label}-progress", f"{label}: {len(missing)} rungs trained, {len(out)} read from the store")
     trainer = train_rungs.with_options(timeout_seconds=ev.training_timeout_s)
-    futures = [trainer.submit(setup, ev.space, b, ev.devices[i % len(ev.devices)], label=f"{label}-{i}", gated=gated) for i, b in enumerate(batches)]
+    futures = [
+        trainer.submit(setup, ev.space, b, ev.devices[i % len(ev.devices)], label=f"{label}-{i}", gated=gated, torch_threads=ev.torch_threads)
+        for i, b in enumerate(batches)
+    ]
     if not futures:  # every rung came from the store: the step is complete, not at 0%
         ui.progress_show(progress, 1, 1, f"all {len(out)} rungs read from the store, none trained")
     errors: list[BaseException] = []

@@ -230,7 +230,8 @@ def deployment_guard(cfg: PipelineConfig) -> Iterator[None]:
 def _pipeline(cfg: PipelineConfig, redo: str | None) -> dict[str, Any]:
     """The steps of `nas_pipeline`, in order."""
     apply_runtime(cfg)
-    plan_devices(cfg.device)  # a device this machine lacks stops the run here, before any step
+    # a device this machine lacks stops the run here, before any step (on a cluster at an address, a bad name)
+    plan_devices(cfg.device, cfg.execution)
     check_runner(cfg.execution)  # so does a runner whose extra is not installed
     run = RunFolder.create(cfg)
     if note := narrowing_note(cfg.space):  # `ehnas space describe` counts the full space; say why this run starts smaller

@@ -14,7 +14,9 @@ same way on every runner):
 * **GPU resources.** A task whose ``device`` argument is a CUDA device asks for
   ``execution.gpus_per_task`` of the Dask worker resource ``GPU`` (workers started with
   ``--resources GPU=1``) or of Ray's ``num_gpus``: the cluster, not the flow, then decides
-  which GPU worker runs it, and no two batches share a GPU.
+  which GPU worker runs it, and no two batches share a GPU. It asks only when the cluster
+  declares GPUs (a request no worker can meet would wait forever); the worker that runs the
+  task resolves its device and threads itself (`tasks.context.on_worker`).
 
 Workers need the project importable (``pip install -e .[dask]`` / ``.[ray]`` in their
 environment): tasks travel by reference to their module.
@@ -23,7 +25,9 @@ environment): tasks travel by reference to their module.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import functools
+import logging
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
@@ -121,10 +125,38 @@ def gpu_resources(runner: str, device: Any, gpus: float) -> Iterator[dict[str, f
         yield {"num_gpus": gpus}
 
 
+_log = logging.getLogger(__name__)
+
+
+def gpus_to_ask(device: Any, gpus: float, declared: Callable[[], float]) -> float:
+    """The GPUs a task on `device` asks the cluster for: `gpus` for a CUDA device when the
+    cluster declares GPUs (``declared()``, asked only then), else 0 with a warning: a request
+    that no worker can meet would wait forever."""
+    if not is_gpu_device(device) or gpus <= 0:
+        return 0.0
+    if declared() > 0:
+        return gpus
+    _warn_no_gpus(device)
+    return 0.0
+
+
+@functools.cache
+def _warn_no_gpus(device: str) -> None:
+    """Said once per device and process, not once per task."""
+    _log.warning(
+        "device %s: no worker of the cluster declares a GPU, so tasks ask for none and run on any worker, which resolves %s itself "
+        "(declare GPUs with `dask worker --resources GPU=1`, or give Ray nodes GPUs)",
+        device,
+        device,
+    )
+
+
 @contextlib.contextmanager
-def submission(runner: str, parameters: dict[str, Any], gpus: float) -> Iterator[None]:
-    """What every task submitted to a cluster runs under: the API URL and its GPU resources."""
-    with worker_api(), gpu_resources(runner, parameters.get("device"), gpus):
+def submission(runner: str, parameters: dict[str, Any], gpus: float, declared: Callable[[], float]) -> Iterator[None]:
+    """What every task submitted to a cluster runs under: the API URL and its GPU resources
+    (`gpus_to_ask`; ``declared`` counts the cluster's GPUs)."""
+    device = parameters.get("device")
+    with worker_api(), gpu_resources(runner, device, gpus_to_ask(device, gpus, declared)):
         yield
 
 

@@ -48,8 +48,13 @@ class EhnasDaskTaskRunner(DaskTaskRunner):
 
     def submit(self, task: Any, parameters: dict[str, Any], wait_for: Any = None, dependencies: Any = None) -> Any:
         """Submits under the worker API settings and the task's GPU resources."""
-        with submission("dask", parameters, self.gpus_per_task):
+        with submission("dask", parameters, self.gpus_per_task, self.declared_gpus):
             return super().submit(task, parameters, wait_for=wait_for, dependencies=dependencies)
+
+    def declared_gpus(self) -> float:
+        """The worker resource ``GPU`` summed over the cluster's workers, as the scheduler knows them now."""
+        workers = self.client.scheduler_info()["workers"].values()
+        return float(sum(w.get("resources", {}).get("GPU", 0) for w in workers))
 
 
 _LOCAL: dict[int, Any] = {}

@@ -42,8 +42,13 @@ class EhnasRayTaskRunner(RayTaskRunner):
 
     def submit(self, task: Any, parameters: dict[str, Any], wait_for: Any = None, dependencies: Any = None) -> Any:
         """Submits under the worker API settings and the task's GPU resources."""
-        with submission("ray", parameters, self.gpus_per_task):
+        with submission("ray", parameters, self.gpus_per_task, declared_gpus):
             return super().submit(task, parameters, wait_for=wait_for, dependencies=dependencies)
+
+
+def declared_gpus() -> float:
+    """The GPUs of the Ray cluster's nodes."""
+    return float(ray.cluster_resources().get("GPU", 0))
 
 
 def local_ray(workers: int) -> None:

@@ -56,7 +56,7 @@ def gate_gpus(devices: list[str], has_work: bool) -> bool:
 
 def _runner(config: PipelineConfig) -> TaskRunner[Any]:
     """The configured task runner (flows/runners.py): one worker per device unless set."""
-    return task_runner(config.execution, plan_devices(config.device))
+    return task_runner(config.execution, plan_devices(config.device, config.execution))
 
 
 def _child_name(prefix: str) -> str:
@@ -90,7 +90,7 @@ class Evaluation:
             Scoring.of(cfg),
             run.space_dict(),
             cfg.evaluation.batch_size,
-            plan_devices(cfg.device),
+            plan_devices(cfg.device, cfg.execution),
             cfg.resolved_run_name(),
             cfg.execution.batch_timeout_s,
             RungSetup.of(cfg),
@@ -236,7 +236,7 @@ def train_finalists(run_dir: str) -> str:
     finalists trained before a crash are reused from their saved rows."""
     run = RunFolder(Path(run_dir))
     cfg = run.config()
-    devices, space, data = plan_devices(cfg.device), run.space_dict(), DataRef.of(cfg)
+    devices, space, data = plan_devices(cfg.device, cfg.execution), run.space_dict(), DataRef.of(cfg)
     finalists = select_finalists(run.read_step(Step.SEARCH), cfg.training.top_k)
     rows = {f["arch_id"]: run.finalist_row(f["arch_id"]) for f in finalists}
     ex = cfg.execution  # the limit is enforced in a child process (tasks.child), not by Prefect

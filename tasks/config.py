@@ -248,10 +248,17 @@ class PipelineConfig(_Section):
     run_name: str = Field("", description="Run folder name under runs_root ('' = derived from the config, so a rerun resumes; {date} = UTC date).")
     runs_root: str = Field("runs", description="Folder holding run folders, the evaluation store and the MLflow database.")
     seed: int = Field(0, description="Seed of every random choice.")
-    device: str = Field("auto", description="auto | cpu | cuda | cuda:N (auto = every visible GPU, else CPU).")
+    device: str = Field(
+        "auto",
+        description="auto | cpu | cuda | cuda:N (auto = every visible GPU, else CPU). On a cluster at an address each worker resolves it on its own machine.",
+    )
     # Measured on the shared 2-core machine: 2 OpenMP threads on these small networks ran ~10x
     # slower than 1 (threads stall at each parallel region while other processes hold the cores).
-    torch_threads: int | None = Field(1, ge=1, description="torch CPU threads (None = torch's default, one per core).")
+    torch_threads: int | None = Field(
+        1,
+        ge=1,
+        description="torch CPU threads (None = torch's default, one per core; on a Dask or Ray worker, the worker's own cores shared by its task slots).",
+    )
     data: DataConfig = Field(default_factory=DataConfig, description="Dataset.")
     space: SpaceConfig = Field(default_factory=SpaceConfig, description="Search space.")
     knowledge: KnowledgeConfig = Field(default_factory=KnowledgeConfig, description="Knowledge base.")

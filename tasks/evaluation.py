@@ -18,6 +18,7 @@ from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, ConfigDict
 
 from nas_lib.evaluation import EVALUATION_SCHEMA, EvalRecord, score_work
+from tasks.context import on_worker
 from tasks.data_ref import DataRef, proxy_batch
 from tasks.retry import retry_transient
 from tasks.spaces import space_from_dict
@@ -118,15 +119,17 @@ def score_batch(
     timeout_s: float | None = None,
     torch_threads: int | None = None,
 ) -> list[dict[str, Any]]:
-    """Scores one batch of work items on one device (failed rows recorded, transient faults
-    retried); with `timeout_s`, in a child process killed when the limit passes (`tasks.child`)."""
+    """Scores one batch of work items on one device, resolved where the task runs (`on_worker`;
+    failed rows recorded, transient faults retried); with `timeout_s`, in a child process killed
+    when the limit passes (`tasks.child`)."""
+    device, threads = on_worker(device, torch_threads)
     with device_slot(device, gated):
         if timeout_s is None:
             return score_rows(scoring, space, work, device)
         from tasks.child import run_in_child
 
         what, key = f"score-batch-{label}", "execution.batch_timeout_s"
-        return run_in_child(score_rows, (scoring, space, work, device), limit_s=timeout_s, key=key, what=what, torch_threads=torch_threads)
+        return run_in_child(score_rows, (scoring, space, work, device), limit_s=timeout_s, key=key, what=what, torch_threads=threads)
 
 
 def score_rows(scoring: Scoring, space: dict[str, Any], work: Sequence[tuple[str, Sequence[str]]], device: str) -> list[dict[str, Any]]:

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict
 from nas_lib.evaluation import EvalRecord
 from nas_lib.fidelity.plan import FidelitySpec, rung_key
 from nas_lib.fidelity.training import RungProtocol, build_seeded, train_to_budget
+from tasks.context import on_worker
 from tasks.data_ref import DataRef
 from tasks.evaluation import device_slot
 from tasks.retry import retry_transient
@@ -113,8 +114,16 @@ def train_rung(setup: RungSetup, space: dict[str, Any], arch: str, budget: int, 
     task_run_name="train-rungs-{label}",
 )
 def train_rungs(
-    setup: RungSetup, space: dict[str, Any], work: Sequence[RungWork], device: str, label: str = "", gated: bool = False
+    setup: RungSetup,
+    space: dict[str, Any],
+    work: Sequence[RungWork],
+    device: str,
+    label: str = "",
+    gated: bool = False,
+    torch_threads: int | None = None,
 ) -> list[dict[str, Any]]:
-    """Trains one batch of rungs on one device; each result is a record row and a checkpoint."""
+    """Trains one batch of rungs on one device, resolved where the task runs (`on_worker`); each
+    result is a record row and a checkpoint."""
+    device, _ = on_worker(device, torch_threads)
     with device_slot(device, gated):
         return [train_rung(setup, space, arch, budget, checkpoint, device) for arch, budget, checkpoint in work]

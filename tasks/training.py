@@ -25,6 +25,7 @@ from prefect.cache_policies import NO_CACHE
 
 from nas_lib.train.progress import BatchProgress
 from tasks.config import TrainingConfig
+from tasks.context import on_worker
 from tasks.data_ref import DataRef
 from tasks.retry import retry_transient
 from tasks.spaces import space_from_dict
@@ -243,8 +244,10 @@ def train_finalist(
     timeout_s: float | None = None,
     torch_threads: int | None = None,
 ) -> dict[str, Any]:
-    """Trains one finalist briefly and scores it on the held-out split (see `train_result`); with
-    `timeout_s`, in a child process killed when the limit passes (`tasks.child`)."""
+    """Trains one finalist briefly and scores it on the held-out split (see `train_result`) on a
+    device resolved where the task runs (`on_worker`); with `timeout_s`, in a child process killed
+    when the limit passes (`tasks.child`)."""
+    device, threads = on_worker(device, torch_threads)
     args = (finalist, space, data, training, seed, with_test, device, progress_every_s)
     if timeout_s is None:
         return train_result(*args)
@@ -253,7 +256,7 @@ def train_finalist(
     progress = TrainingProgress(finalist["arch_id"], training.epochs)
     what = f"train-{finalist['arch_id']}"
     key = "execution.training_timeout_s"
-    return run_in_child(train_in_child_body, args, limit_s=timeout_s, key=key, what=what, on_event=progress.show, torch_threads=torch_threads)
+    return run_in_child(train_in_child_body, args, limit_s=timeout_s, key=key, what=what, on_event=progress.show, torch_threads=threads)
 
 
 def training_frame(rows: Sequence[dict[str, Any]]) -> pd.DataFrame:

@@ -30,6 +30,21 @@ def test_devices_auto_spreads_over_every_gpu(monkeypatch):
     assert context.plan_devices("auto") == ["cpu"]
 
 
+def test_on_a_cluster_at_an_address_the_workers_resolve_the_device(monkeypatch):
+    from tasks.config import ExecutionConfig
+
+    monkeypatch.setattr(context.torch.cuda, "is_available", lambda: False)
+    remote = ExecutionConfig(runner="dask", address="tcp://127.0.0.1:8786")
+    assert context.plan_devices("cuda", remote) == ["cuda"] and context.plan_devices("auto", remote) == ["auto"]
+    with pytest.raises(ValueError, match="unknown device 'gpu'"):
+        context.plan_devices("gpu", remote)
+    with pytest.raises(ValueError, match="CUDA is not available"):  # a local cluster runs on this machine
+        context.plan_devices("cuda", ExecutionConfig(runner="dask"))
+    assert context.on_worker("auto", 2) == ("cpu", 2) and context.torch.get_num_threads() == 2
+    assert context.on_worker("cpu", None) == ("cpu", 2), "outside a cluster worker, None keeps torch's threads"
+    context.torch.set_num_threads(1)
+
+
 def test_a_device_this_machine_lacks_stops_the_run_before_any_step(monkeypatch, tmp_path):
     from typer.testing import CliRunner
 

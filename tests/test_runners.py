@@ -59,6 +59,20 @@ def test_missing_extra_names_the_extra_to_install(monkeypatch):
     check_runner(ExecutionConfig())  # the thread runner needs nothing
 
 
+def test_gpus_are_asked_only_of_a_cluster_that_declares_them(caplog):
+    from flows.runners import _warn_no_gpus, gpus_to_ask
+
+    _warn_no_gpus.cache_clear()  # said once per process: clear what an earlier test said
+
+    def never() -> float:
+        raise AssertionError("the cluster is asked only for CUDA tasks")
+
+    assert gpus_to_ask("cpu", 1.0, never) == 0.0 and gpus_to_ask("auto", 1.0, never) == 0.0 and gpus_to_ask("cuda", 0.0, never) == 0.0
+    assert gpus_to_ask("cuda:0", 0.5, lambda: 2.0) == 0.5
+    assert gpus_to_ask("cuda", 1.0, lambda: 0.0) == 0.0  # no worker could meet it: the task would wait forever
+    assert "no worker of the cluster declares a GPU" in caplog.text
+
+
 @pytest.mark.parametrize("device", ["cpu", "mps", None])
 def test_no_gpu_resources_off_cuda(device):
     import dask

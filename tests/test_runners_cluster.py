@@ -8,6 +8,8 @@ local Ray, both started here, against Prefect's thread runner.
   proxy, tests/runner_proxy.py, logs every score it computes).
 * Tasks on a CUDA device ask for the Dask worker resource ``GPU`` and so land on the worker
   that has it.
+* On a cluster at an address the flow passes the device request, and each worker resolves it and
+  chooses its torch threads from its own cores and task threads.
 """
 
 from __future__ import annotations
@@ -84,7 +86,7 @@ def thread_run(harness, tmp_path_factory) -> str:
 
 class DaskCluster:
     """``dask scheduler`` and two ``dask worker`` processes (no nanny, 1 thread each) on
-    127.0.0.1 at random ports; worker ``b`` has the resource ``GPU=1``."""
+    127.0.0.1 at random ports; worker ``b`` has the resource ``GPU=1`` and 2 threads."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
@@ -105,15 +107,13 @@ class DaskCluster:
             "127.0.0.1",
             "--nworkers",
             "1",
-            "--nthreads",
-            "1",
             "--no-nanny",
             "--no-dashboard",
             "--preload",
             "tests.runner_proxy",
         ]
-        self._start("a", [*worker, "--name", "a"], env)
-        self._start("b", [*worker, "--name", "b", "--resources", "GPU=1"], env)
+        self._start("a", [*worker, "--name", "a", "--nthreads", "1"], env)
+        self._start("b", [*worker, "--name", "b", "--nthreads", "2", "--resources", "GPU=1"], env)
         self.client = self._connect()
 
     def _start(self, name: str, args: list[str], env: dict[str, str]) -> None:
@@ -168,6 +168,9 @@ def test_dask_cluster_gives_the_thread_runner_scores(harness, thread_run, dask_c
     out = nas_pipeline(_config(tmp_path, "execution.runner=dask", f"execution.address={dask_cluster.address}"))
     _assert_same_scores(out["run_dir"], thread_run)
     assert {"06_evaluations", "07_search", "08_training"} <= set(out["ran"])
+    run = RunFolder(Path(out["run_dir"]))  # the flow passed device=auto; the workers resolved it
+    assert set(read_table(run.step_file("06_evaluations"))["device"]) == {"cpu"}
+    assert set(read_table(run.step_file("08_training"))["device"]) == {"cpu"}
 
 
 def test_local_ray_gives_the_thread_runner_scores(harness, thread_run, tmp_path):
@@ -175,9 +178,13 @@ def test_local_ray_gives_the_thread_runner_scores(harness, thread_run, tmp_path)
 
     from flows.pipeline import nas_pipeline
 
+    from tasks.context import cluster_threads
+
     try:
         out = nas_pipeline(_config(tmp_path, "execution.runner=ray", "execution.workers=2"))
         assert ray.is_initialized()  # the run used (and left for later sub-flows) its local Ray
+        threads = ray.remote(cluster_threads)  # a Ray task's threads: the CPUs Ray assigned it
+        assert ray.get([threads.remote(), threads.options(num_cpus=2).remote()], timeout=120) == [1, 2]
     finally:
         ray.shutdown()
     _assert_same_scores(out["run_dir"], thread_run)
@@ -195,6 +202,40 @@ def test_cuda_tasks_go_to_the_gpu_worker(dask_cluster):
     with gpu_resources("dask", "cuda:0", 1.0):
         gpu = [dask_cluster.client.submit(where, pure=False) for _ in range(4)]
     assert {f.result(timeout=120) for f in gpu} == {"b"}
+
+
+def test_each_worker_chooses_its_device_and_threads(dask_cluster):
+    """`on_worker` runs where the task runs: a's one task thread gets every core, b's two share
+    them; a configured thread count is kept; ``auto`` resolves on the worker."""
+    import torch
+
+    from tasks.context import on_worker, usable_cores
+
+    by_name = {w["name"]: addr for addr, w in dask_cluster.client.scheduler_info()["workers"].items()}
+    torch.set_num_threads(1)  # this process (the flow's) says nothing about the workers'
+
+    def chosen(name: str, threads: int | None) -> tuple[str, int]:
+        return dask_cluster.client.submit(on_worker, "auto", threads, workers=[by_name[name]], pure=False).result(timeout=120)
+
+    cores = usable_cores()
+    assert chosen("a", None) == ("cpu", cores)
+    assert chosen("b", None) == ("cpu", max(1, cores // 2))
+    assert chosen("b", 3) == ("cpu", 3)
+
+
+def test_the_flow_asks_for_a_gpu_it_does_not_have(harness, dask_cluster, tmp_path):
+    """device=cuda on a flow without CUDA: nothing is refused on the flow's machine; the tasks ask
+    for GPU=1, land on worker b, and b finds it has no CUDA (said in the run's error)."""
+    from flows.pipeline import nas_pipeline
+    from flows.runners_dask import EhnasDaskTaskRunner
+    from tasks.context import plan_devices
+
+    cfg = _config(tmp_path, "device=cuda", "execution.runner=dask", f"execution.address={dask_cluster.address}")
+    assert plan_devices(cfg.device, cfg.execution) == ["cuda"]
+    with EhnasDaskTaskRunner(address=dask_cluster.address) as runner:
+        assert runner.declared_gpus() == 1.0  # worker b's GPU=1
+    with pytest.raises(Exception, match="CUDA is not available"):
+        nas_pipeline(cfg)
 
 
 def _stored_archs(store: Path) -> set[str]:

@@ -41,7 +41,7 @@ def _execute(config: Any, redo: RedoStep | None, wait: bool = False, resuming: b
     from tasks.context import plan_devices
 
     try:
-        plan_devices(config.device)  # said before Prefect starts (the flow checks again where it runs)
+        plan_devices(config.device, config.execution)  # said before Prefect starts (the flow checks again where it runs)
     except ValueError as err:
         raise CliError(f"device: {err}", ExitCode.USAGE) from None
     preflight(config)

@@ -7,6 +7,14 @@ import re
 import torch
 
 
+def check_device_name(device: str) -> str:
+    """``device`` when it is a device request (``auto``, ``cpu``, ``cuda``, ``cuda:N``), without
+    asking whether this machine has it; ValueError naming the choices otherwise."""
+    if not re.fullmatch(r"auto|cpu|cuda(?::\d+)?", device.strip().lower()):
+        raise ValueError(f"unknown device {device!r}; use 'auto', 'cpu', 'cuda' or 'cuda:N'")
+    return device.strip().lower()
+
+
 def resolve_device(device: str) -> str:
     """Turns a device request into a concrete torch device string.
 
@@ -21,17 +29,14 @@ def resolve_device(device: str) -> str:
         ValueError: the string is none of the above, CUDA was asked for but is unavailable, or
             GPU N does not exist.
     """
-    text = device.strip().lower()
+    text = check_device_name(device)
     if text == "auto":
         return "cuda:0" if torch.cuda.is_available() else "cpu"
     if text == "cpu":
         return "cpu"
-    match = re.fullmatch(r"cuda(?::(\d+))?", text)
-    if not match:
-        raise ValueError(f"unknown device {device!r}; use 'auto', 'cpu', 'cuda' or 'cuda:N'")
     if not torch.cuda.is_available():
         raise ValueError(f"device {device!r} requested but CUDA is not available (torch {torch.__version__}); use 'cpu' or 'auto'")
-    index = int(match.group(1) or 0)
+    index = int(text.partition(":")[2] or 0)
     if index >= torch.cuda.device_count():
         raise ValueError(f"device {device!r} requested but only {torch.cuda.device_count()} CUDA device(s) exist")
     return f"cuda:{index}"
