@@ -177,7 +177,6 @@ def test_local_ray_gives_the_thread_runner_scores(harness, thread_run, tmp_path)
     import ray
 
     from flows.pipeline import nas_pipeline
-
     from tasks.context import cluster_threads
 
     try:
