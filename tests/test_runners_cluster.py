@@ -85,8 +85,8 @@ def thread_run(harness, tmp_path_factory) -> str:
 
 
 class DaskCluster:
-    """``dask scheduler`` and two ``dask worker`` processes (no nanny, 1 thread each) on
-    127.0.0.1 at random ports; worker ``b`` has the resource ``GPU=1`` and 2 threads."""
+    """``dask scheduler`` and two ``dask worker`` processes (no nanny) on 127.0.0.1 at random
+    ports; worker ``a`` has 1 thread, worker ``b`` 2 threads and the resource ``GPU=1``."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
