@@ -63,9 +63,8 @@ def parse_methods(args: argparse.Namespace) -> dict[str, tuple[str, dict[str, An
     return chosen
 
 
-def pool_for(table: CurveTable, size: int | None, seed: int) -> np.ndarray:
-    """The seed's pool: `size` sample rows drawn without replacement, or all of them."""
-    rows = table.rows()
+def pool_for(rows: np.ndarray, size: int | None, seed: int) -> np.ndarray:
+    """The seed's pool: `size` of `rows` drawn without replacement, or all of them."""
     if size is None or size >= len(rows):
         return rows
     return np.sort(np.random.default_rng(seed).choice(rows, size=size, replace=False))
@@ -125,6 +124,9 @@ def main() -> None:
     parser.add_argument("--table", type=Path, required=False)
     parser.add_argument("--seed1", type=Path, default=None, help="the reseeded twin table (default: <table stem>_seed1.csv if it exists)")
     parser.add_argument("--budgets", default="0.1,0.25,0.5", help="budgets as fractions of the pool's full-training cost")
+    parser.add_argument(
+        "--half", choices=("all", "design", "report"), default="all", help="sample rows to draw pools from (CurveTable.half): design, report or all"
+    )
     parser.add_argument("--pool", type=int, default=None, help="rows per seed's pool (default: every sample row)")
     parser.add_argument("--seeds", type=int, default=100)
     parser.add_argument("--seeds-for", action="append", default=[], help="label=n: fewer seeds for a slow method (the first n)")
@@ -147,10 +149,11 @@ def main() -> None:
     mapper = PoolMapper(table.archs)
     methods = parse_methods(args)
     limit = {k: int(v) for k, v in (s.split("=") for s in args.seeds_for)}
-    samples = table.rows()
+    samples = table.half(args.half)
     facts = {
         "table": str(args.table),
         "rows": len(samples),
+        "half": args.half,
         "reference_rows": len(table.rows("reference")),
         "epochs": table.epochs,
         "score": table.score_note,
@@ -172,7 +175,7 @@ def main() -> None:
         runs: dict[str, list[MethodRun]] = {label: [] for label in methods}
         start = time.perf_counter()
         for seed in range(args.seeds):
-            pool = pool_for(table, args.pool, seed)
+            pool = pool_for(samples, args.pool, seed)
             budget = fraction * float(table.seconds[pool].sum())
             for label, (name, options) in methods.items():
                 if seed < limit.get(label, args.seeds):

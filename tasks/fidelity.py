@@ -59,7 +59,7 @@ class RungSetup(BaseModel):
         return cls(
             data=DataRef.of(config),
             kind=f.kind,
-            budgets=tuple(f.budgets),
+            budgets=f.rungs(t.epochs),
             eta=f.eta,
             schedule=f.schedule,
             batch_size=t.batch_size,

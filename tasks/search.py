@@ -61,7 +61,7 @@ class SearchSetup(BaseModel):
         e = config.evaluation
         fitness = FITNESS if e.fidelity.enabled else e.proxies[0]
         predictor = e.predictor if e.predictor.enabled else None
-        budgets = tuple(e.fidelity.budgets) if predictor else ()
+        budgets = e.fidelity.rungs(config.training.epochs) if predictor else ()
         return cls(
             search=config.search,
             population_size=config.population.size,

@@ -43,6 +43,17 @@ def test_bad_predictor_settings_name_the_field(override: str, message: str) -> N
     assert "evaluation" in str(err.value)
 
 
+def test_the_default_rungs_are_half_the_finalists_epochs_and_all_of_them() -> None:
+    setup = RungSetup.of(load_config(None, ["evaluation.fidelity.kind=halving", "training.epochs=12"]))
+    assert setup is not None and setup.budgets == (6, 12) and setup.eta == 2
+    thirds = RungSetup.of(load_config(None, ["evaluation.fidelity.kind=halving", "training.epochs=12", "evaluation.fidelity.eta=3"]))
+    assert thirds is not None and thirds.budgets == (4, 12)
+    one = RungSetup.of(load_config(None, ["evaluation.fidelity.kind=halving", "training.epochs=1"]))
+    assert one is not None and one.budgets == (1,)
+    named = RungSetup.of(load_config(None, ["evaluation.fidelity.kind=halving", "evaluation.fidelity.budgets=[1,3,9]"]))
+    assert named is not None and named.budgets == (1, 3, 9)
+
+
 def test_rung_setup_follows_training_and_schedule() -> None:
     cfg = load_config(None, ["evaluation.fidelity.kind=hyperband", "evaluation.fidelity.budgets=[1,9]", "training.lr=0.01", "seed=3"])
     setup = RungSetup.of(cfg)

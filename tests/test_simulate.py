@@ -57,6 +57,16 @@ def table() -> CurveTable:
     )
 
 
+def test_the_design_and_report_halves_split_the_sample_rows_and_leave_out_references(table: CurveTable) -> None:
+    design, report = table.half("design"), table.half("report")
+    assert len(design) == len(report) == 12
+    assert not set(design) & set(report)
+    assert sorted([*design, *report]) == list(table.rows()) == list(table.half("all"))
+    assert 24 not in design and 24 not in report  # the reference row
+    with pytest.raises(KeyError, match="design, report"):
+        table.half("test")
+
+
 def test_evaluation_charges_the_epochs_trained_and_continuation_only_the_difference(table: CurveTable) -> None:
     obj = TabularObjective(table, range(24), budget=1e9)
     s = table.seconds[3]
@@ -98,10 +108,11 @@ def test_the_incumbent_is_the_best_row_at_the_largest_budget_reached(table: Curv
     assert obj.incumbent() == other  # one row at budget 2 beats every row at budget 1
 
 
-def test_default_rungs_are_powers_of_eta_up_to_the_epochs() -> None:
-    assert default_rungs(12, 3) == (1, 3, 9)
-    assert default_rungs(4, 2) == (1, 2, 4)
-    assert default_rungs(2, 3) == (1,)
+def test_default_rungs_are_one_over_eta_of_the_epochs_and_all_of_them() -> None:
+    assert default_rungs(12, 2) == (6, 12)
+    assert default_rungs(12, 3) == (4, 12)
+    assert default_rungs(4, 2) == (2, 4)
+    assert default_rungs(2, 3) == (2,)  # no rung below one epoch
 
 
 def _pool(table: CurveTable) -> np.ndarray:

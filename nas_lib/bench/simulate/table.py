@@ -55,6 +55,16 @@ class CurveTable:
         """Indices of the rows of one role."""
         return np.array([i for i, r in enumerate(self.roles) if r == role], dtype=int)
 
+    def half(self, name: str) -> np.ndarray:
+        """The sample rows, or one half of them: ``design`` (the 1st, 3rd, ... in table order,
+        the order they were sampled in) to choose a method's options on, ``report`` (the 2nd,
+        4th, ...) to report on, so a recipe tuned on the table is not scored on its own rows."""
+        rows = self.rows()
+        halves: dict[str, np.ndarray] = {"all": rows, "design": rows[0::2], "report": rows[1::2]}
+        if name not in halves:
+            raise KeyError(f"no half {name!r}; known: {', '.join(halves)}")
+        return halves[name]
+
     def column(self, name: str) -> np.ndarray:
         """A per-row numeric column by name (``params``, ``flops``, ``seconds``, ``score``)."""
         if name not in ("params", "flops", "seconds", "score"):
