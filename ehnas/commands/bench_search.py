@@ -48,8 +48,7 @@ def search(
 ) -> None:
     """Run every chosen strategy for BUDGET queries and SEEDS seeds; report the true metric of
     each strategy's answer (mean, std, regret vs the table optimum, ms per query)."""
-    from nas_lib.bench.search import ProxyFitness, benchmark, format_results, load_table, nb201_space_for, plot_curves
-    from nas_lib.search import STRATEGIES
+    from nas_lib.bench.search import ProxyFitness, benchmark, format_results, load_table, nb201_space_for, plot_curves, strategy_class
 
     batch = None
     space: SearchSpace
@@ -70,8 +69,11 @@ def search(
         raise typer.BadParameter("expected nb201 or hybrid", param_hint="--space")
     names = ["all"] if strategies == "all" else [s.strip() for s in strategies.split(",") if s.strip()]
     for name in names:
-        if name != "all" and name not in STRATEGIES:
-            raise typer.BadParameter(f"unknown strategy {name!r}; known: {', '.join(STRATEGIES.names())}", param_hint="--strategies")
+        if name != "all":
+            try:
+                strategy_class(name)
+            except KeyError as err:
+                raise typer.BadParameter(str(err.args[0]), param_hint="--strategies") from None
     seen_fitness = _fitness(fitness, space, images, batch_images, cache, batch)
     try:
         per_strategy = json.loads(options) if options else {}

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from nas_lib.artifacts import atomic_write_json
-from nas_lib.search import STRATEGIES, make_strategy
+from nas_lib.search import STRATEGIES, Strategy
 from nas_lib.space.base import SearchSpace
 from nas_lib.space.nb201 import NUM_EDGES, OPS, NB201Space, parse_nb201
 
@@ -152,7 +152,7 @@ def run_search(
     options: dict[str, Any] | None = None,
 ) -> SearchRun:
     """Runs strategy `name` for `budget` queries and judges its answer with `truth`."""
-    strategy = make_strategy(name, space, seed=seed, **(options or {}))
+    strategy = strategy_class(name)(space, seed=seed, **(options or {}))
     curve: list[float] = []
     overhead = 0.0
     while len(curve) < budget:
@@ -168,6 +168,17 @@ def run_search(
     answer = _answer(strategy)
     note = str(getattr(strategy, "ranker_used", ""))
     return SearchRun(name, seed, answer, truth.get(answer, math.nan), curve, len(curve), overhead, note)
+
+
+def strategy_class(name: str) -> type[Strategy]:
+    """The ask/tell strategy `name` from `STRATEGIES` or the one-shot `ONESHOT_STRATEGIES`
+    (KeyError listing both)."""
+    from nas_lib.oneshot.strategies import ONESHOT_STRATEGIES  # torch-heavy; imported when asked for
+
+    for registry in (STRATEGIES, ONESHOT_STRATEGIES):
+        if name in registry:
+            return registry.get(name)
+    raise KeyError(f"unknown search strategy {name!r}; known: {', '.join(STRATEGIES.names())}; one-shot: {', '.join(ONESHOT_STRATEGIES.names())}")
 
 
 def _answer(strategy: Any) -> str:

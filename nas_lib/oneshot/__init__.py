@@ -1,0 +1,28 @@
+"""One-shot (weight-sharing) NAS on the NAS-Bench-201 cell space: a supernet, its trainers
+(DARTS first and second order, DrNAS, SPOS), inherited-weight scoring with BN recalibration,
+and the ask/tell strategies through which `ehnas bench search` runs them.
+
+`train_supernet(space, data, OneShotConfig(method="darts"), cache_dir)` trains (resumes, or
+loads) a supernet; `METHODS` holds the methods by name. Pure library: torch and numpy only.
+"""
+
+from __future__ import annotations
+
+from nas_lib.oneshot import darts, drnas, spos  # noqa: F401  (modules register themselves)
+from nas_lib.oneshot.scoring import RankCorrelation, inherited_accuracy, rank_correlation, recalibrate_bn
+from nas_lib.oneshot.supernet import Supernet
+from nas_lib.oneshot.trainer import METHODS, OneShotConfig, OneShotMethod, TrainOutcome, checkpoint_folder, train_supernet
+
+__all__ = [
+    "METHODS",
+    "OneShotConfig",
+    "OneShotMethod",
+    "RankCorrelation",
+    "Supernet",
+    "TrainOutcome",
+    "checkpoint_folder",
+    "inherited_accuracy",
+    "rank_correlation",
+    "recalibrate_bn",
+    "train_supernet",
+]
