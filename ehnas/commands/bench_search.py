@@ -36,7 +36,11 @@ def search(
         "--space",
         help="nb201 (the cells of the table) or hybrid (the trained sample of `ehnas bench train`: every move snaps to a trained architecture).",
     ),
-    strategies: str = typer.Option("all", "--strategies", help="'all' or comma-separated strategy names."),
+    strategies: str = typer.Option(
+        "all",
+        "--strategies",
+        help="'all' (the ask/tell strategies) or comma-separated names; the one-shot darts, darts2, drnas and spos train a supernet on images (NB201 only).",
+    ),
     budget: int = typer.Option(100, "--budget", min=1, help="Queries per search."),
     seeds: int = typer.Option(20, "--seeds", min=1, help="Searches per strategy (seeds 0..N-1)."),
     fitness: str = typer.Option("table", "--fitness", help="'table' (strategies see the metric) or 'proxy:<name>' (they see only the proxy score)."),
