@@ -127,6 +127,7 @@ def main() -> None:
     parser.add_argument(
         "--half", choices=("all", "design", "report"), default="all", help="sample rows to draw pools from (CurveTable.half): design, report or all"
     )
+    parser.add_argument("--rows", type=int, default=None, help="only the table's first N sample rows (a figure taken at that size reproduces)")
     parser.add_argument("--pool", type=int, default=None, help="rows per seed's pool (default: every sample row)")
     parser.add_argument("--seeds", type=int, default=100)
     parser.add_argument("--seeds-for", action="append", default=[], help="label=n: fewer seeds for a slow method (the first n)")
@@ -149,11 +150,15 @@ def main() -> None:
     mapper = PoolMapper(table.archs)
     methods = parse_methods(args)
     limit = {k: int(v) for k, v in (s.split("=") for s in args.seeds_for)}
-    samples = table.half(args.half)
+    try:
+        samples = table.half(args.half, args.rows)
+    except ValueError as err:
+        parser.error(f"--rows: {err}")
     facts = {
         "table": str(args.table),
         "rows": len(samples),
         "half": args.half,
+        "first_rows": args.rows,
         "reference_rows": len(table.rows("reference")),
         "epochs": table.epochs,
         "score": table.score_note,

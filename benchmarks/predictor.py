@@ -172,6 +172,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--table", type=Path, action="append", required=True)
     parser.add_argument("--reseed", type=Path, action="append", default=[], help="TABLE=RESEEDED or a reseed of the first --table")
+    parser.add_argument(
+        "--rows", type=int, default=None, help="only each table's first N trained sample rows (a figure taken at that size reproduces)"
+    )
     parser.add_argument("--n", default="10,20,40,80,150")
     parser.add_argument("--splits", type=int, default=20)
     parser.add_argument("--models", default="forest", help="comma list; the first is the main one, the others add tagged rows")
@@ -186,6 +189,8 @@ def main() -> None:
     for path in args.table:
         start = time.perf_counter()
         table = read_table(path, truth=args.truth)
+        if args.rows is not None:
+            table = replace(table, rows=table.rows[: args.rows], arch_ids=table.arch_ids[: args.rows], truth=table.truth[: args.rows])
         result = run_table(table, ns, args.splits, models, curve_epochs)
         result["seconds"] = time.perf_counter() - start
         results[str(path)] = result

@@ -67,6 +67,15 @@ def test_the_design_and_report_halves_split_the_sample_rows_and_leave_out_refere
         table.half("test")
 
 
+def test_first_rows_keep_a_prefix_of_the_table_so_a_grown_table_halves_the_same_way(table: CurveTable) -> None:
+    assert list(table.half("all", 10)) == list(table.rows()[:10])
+    assert list(table.half("report", 10)) == list(table.rows()[1:10:2])
+    assert list(table.half("design", 24)) == list(table.half("design"))
+    for bad in (0, 25):
+        with pytest.raises(ValueError, match="1..24"):
+            table.half("all", bad)
+
+
 def test_evaluation_charges_the_epochs_trained_and_continuation_only_the_difference(table: CurveTable) -> None:
     obj = TabularObjective(table, range(24), budget=1e9)
     s = table.seconds[3]

@@ -55,11 +55,17 @@ class CurveTable:
         """Indices of the rows of one role."""
         return np.array([i for i, r in enumerate(self.roles) if r == role], dtype=int)
 
-    def half(self, name: str) -> np.ndarray:
+    def half(self, name: str, first: int | None = None) -> np.ndarray:
         """The sample rows, or one half of them: ``design`` (the 1st, 3rd, ... in table order,
         the order they were sampled in) to choose a method's options on, ``report`` (the 2nd,
-        4th, ...) to report on, so a recipe tuned on the table is not scored on its own rows."""
+        4th, ...) to report on, so a recipe tuned on the table is not scored on its own rows.
+        `first` keeps only the table's first `first` sample rows before halving: a table grows by
+        appending, so a figure measured at that size stays reproducible."""
         rows = self.rows()
+        if first is not None:
+            if not 0 < first <= len(rows):
+                raise ValueError(f"first must be in 1..{len(rows)} (the table's sample rows), got {first}")
+            rows = rows[:first]
         halves: dict[str, np.ndarray] = {"all": rows, "design": rows[0::2], "report": rows[1::2]}
         if name not in halves:
             raise KeyError(f"no half {name!r}; known: {', '.join(halves)}")
