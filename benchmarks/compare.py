@@ -53,7 +53,8 @@ def parse_methods(args: argparse.Namespace) -> dict[str, tuple[str, dict[str, An
         chosen[label] = (method, dict((k, parse_value(v)) for k, v in (kv.split("=", 1) for kv in opts.split(";") if kv)))
     for method, options in chosen.values():
         if method in HALVING:
-            options.setdefault("eta", args.eta)
+            if args.eta is not None:
+                options.setdefault("eta", args.eta)
             if args.rungs:
                 options.setdefault("budgets", parse_value(args.rungs + ","))
     for item in args.set:  # label.key=value
@@ -134,8 +135,10 @@ def main() -> None:
     parser.add_argument("--methods", default="all", help="comma list of registered methods, or all")
     parser.add_argument("--variant", action="append", default=[], help="label=method:key=value;key=value (an extra configured method)")
     parser.add_argument("--set", action="append", default=[], help="label.key=value (an option of a listed method or variant)")
-    parser.add_argument("--rungs", default="", help="successive-halving rungs in epochs for ehnas and random_sh (default: powers of eta)")
-    parser.add_argument("--eta", type=int, default=3)
+    parser.add_argument(
+        "--rungs", default="", help="successive-halving rungs in epochs for ehnas and random_sh (default: the methods' own, E//eta and E)"
+    )
+    parser.add_argument("--eta", type=int, default=None, help="halving rate for ehnas and random_sh (default: the methods' own, 2)")
     parser.add_argument("--out", type=Path, default=Path("compare.json"))
     parser.add_argument("--list", action="store_true", help="list the registered methods and their options")
     args = parser.parse_args()

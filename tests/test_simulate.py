@@ -295,3 +295,16 @@ def test_a_spent_pool_ends_the_mapping_unless_reuse_is_asked_for(table: CurveTab
     with pytest.raises(BudgetExhausted):
         ctx.map(parse_blocks(table.archs[3]))
     assert ctx.map(parse_blocks(table.archs[3]), reuse=True) == 3
+
+
+def test_compare_leaves_the_halving_methods_their_own_rungs_unless_told() -> None:
+    import argparse
+    import runpy
+
+    compare = runpy.run_path(str(Path(__file__).resolve().parents[1] / "benchmarks" / "compare.py"), run_name="compare")
+    base = {"methods": "ehnas,random_sh,k_largest", "variant": [], "set": [], "rungs": "", "eta": None}
+    chosen = compare["parse_methods"](argparse.Namespace(**base))
+    assert chosen == {"ehnas": ("ehnas", {}), "random_sh": ("random_sh", {}), "k_largest": ("k_largest", {})}
+    assert make_method("ehnas").config.eta == 2  # so a run without --eta measures the default recipe
+    told = compare["parse_methods"](argparse.Namespace(**{**base, "rungs": "1,3,9", "eta": 3}))
+    assert told["ehnas"] == ("ehnas", {"eta": 3, "budgets": (1, 3, 9)}) and told["k_largest"] == ("k_largest", {})
