@@ -13,6 +13,7 @@ from ehnas.cli import app
 from nas_lib.bench.search import benchmark, load_table, nb201_space_for, strategy_class
 from nas_lib.data.datasets import ImageDataset, load_dataset
 from nas_lib.oneshot import METHODS, OneShotConfig, Supernet, rank_correlation, recalibrate_bn, train_supernet
+from nas_lib.oneshot.enas import ENAS
 from nas_lib.oneshot.strategies import ONESHOT_STRATEGIES
 from nas_lib.search import STRATEGIES
 from nas_lib.space.nb201 import NB201Space, parse_nb201
@@ -42,8 +43,13 @@ def answer_of(outcome) -> str:  # noqa: ANN001
 def snapshot(outcome) -> dict[str, torch.Tensor]:  # noqa: ANN001
     """Every tensor of the trained state: weights, BN statistics, architecture parameters."""
     state = {f"model.{k}": v.clone() for k, v in outcome.method.model.state_dict().items()}
-    for i, a in enumerate(outcome.method.arch_state().get("alphas", [])):
+    arch = outcome.method.arch_state()
+    for i, a in enumerate(arch.get("alphas", [])):
         state[f"alpha.{i}"] = a.clone()
+    for k, v in arch.get("controller", {}).items():
+        state[f"controller.{k}"] = v.clone()
+    if "baseline" in arch:
+        state["baseline"] = torch.tensor(arch["baseline"])
     return state
 
 
@@ -54,8 +60,8 @@ def assert_same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
 
 
 def test_methods_are_registered() -> None:
-    assert METHODS.names() == ["darts", "darts2", "drnas", "spos"]
-    assert ONESHOT_STRATEGIES.names() == ["darts", "darts2", "drnas", "spos"]
+    assert METHODS.names() == ["darts", "darts2", "drnas", "enas", "spos"]
+    assert ONESHOT_STRATEGIES.names() == ["darts", "darts2", "drnas", "enas", "spos"]
     assert not set(ONESHOT_STRATEGIES.names()) & set(STRATEGIES.names())  # table-speed tests never build them
     with pytest.raises(KeyError, match="one-shot: darts"):
         strategy_class("nope")
@@ -85,6 +91,32 @@ def test_supernet_on_a_restricted_space() -> None:
     assert [len(e.candidates) for e in net.layers[0].edges] == [3] * 6
     with pytest.raises(ValueError, match="outside the supernet"):
         net.path_of(("nor_conv_3x3",) * 6 if "nor_conv_3x3" not in space.edge_ops[0] else ("none",) * 6)
+
+
+def test_enas_controller_respects_a_restricted_space(digits: ImageDataset) -> None:
+    edge_ops = [("skip_connect",), ("none", "nor_conv_3x3"), *[("nor_conv_1x1", "avg_pool_3x3", "skip_connect")] * 4]
+    space = NB201Space(edge_ops)
+    method = ENAS(space, digits, tiny("enas"))
+    generator = torch.Generator().manual_seed(0)
+    paths = {method.controller(generator).path for _ in range(200)}
+    for path in paths:
+        assert all(0 <= i < len(allowed) for i, allowed in zip(path, space.edge_ops))
+    assert {p[1] for p in paths} == {0, 1} and {p[2] for p in paths} == {0, 1, 2}  # every candidate is reachable
+    assert all(p[0] == 0 for p in paths)  # a single candidate: no choice, probability 1
+    assert space.contains(method.answer(3))
+
+
+def test_enas_reinforce_raises_the_probability_of_the_rewarded_op(digits: ImageDataset) -> None:
+    method = ENAS(NB201Space(), digits, tiny("enas"))
+    target = NB201Space().edge_ops[0].index("nor_conv_3x3")
+    before = method.controller().probs[0].detach()[target]
+    for group in method.controller_optimizer.param_groups:
+        group["lr"] = 0.05  # a few large steps instead of hundreds of small ones
+    torch.manual_seed(0)
+    rewards = [method.reinforce(lambda p: float(p[0] == target)) for _ in range(30)]
+    after = method.controller().probs[0].detach()[target]
+    assert any(r > 0.5 for r in rewards) and any(r < 0.5 for r in rewards)  # both outcomes were seen
+    assert before < 0.25 and after > 0.5
 
 
 @pytest.mark.parametrize("name", METHODS.names())

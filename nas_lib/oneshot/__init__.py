@@ -1,5 +1,5 @@
 """One-shot (weight-sharing) NAS on the NAS-Bench-201 cell space: a supernet, its trainers
-(DARTS first and second order, DrNAS, SPOS), inherited-weight scoring with BN recalibration,
+(DARTS first and second order, DrNAS, SPOS, ENAS), inherited-weight scoring with BN recalibration,
 and the ask/tell strategies through which `ehnas bench search` runs them.
 
 `train_supernet(space, data, OneShotConfig(method="darts"), cache_dir)` trains (resumes, or
@@ -8,7 +8,7 @@ loads) a supernet; `METHODS` holds the methods by name. Pure library: torch and 
 
 from __future__ import annotations
 
-from nas_lib.oneshot import darts, drnas, spos  # noqa: F401  (modules register themselves)
+from nas_lib.oneshot import darts, drnas, enas, spos  # noqa: F401  (modules register themselves)
 from nas_lib.oneshot.scoring import RankCorrelation, inherited_accuracy, rank_correlation, recalibrate_bn
 from nas_lib.oneshot.supernet import Supernet
 from nas_lib.oneshot.trainer import METHODS, OneShotConfig, OneShotMethod, TrainOutcome, checkpoint_folder, train_supernet

@@ -2,7 +2,8 @@
 
 The first `ask` trains (or resumes, or loads from the checkpoint cache) the supernet and asks
 the method's answer: the discretised cell for ``darts``, ``darts2`` and ``drnas``, the best of
-sampled cells by inherited-weight accuracy for ``spos``. The table's fitness is recorded but
+sampled cells by inherited-weight accuracy for ``spos`` and ``enas`` (uniform samples for SPOS,
+the controller's greedy cell and samples for ENAS). The table's fitness is recorded but
 never steers the answer, which stays the one-shot cell (`best`), so the benchmark judges the
 method alone; a budget of 1 query is the natural setting, and any further queries are uniform
 samples that do not change the answer.
@@ -129,3 +130,10 @@ class SPOSStrategy(OneShotStrategy):
     """SPOS with the sandwich rule (Guo et al., ECCV 2020, arXiv 1904.00420); see `nas_lib.oneshot.spos`."""
 
     name = method = "spos"
+
+
+@ONESHOT_STRATEGIES.register("enas")
+class ENASStrategy(OneShotStrategy):
+    """ENAS (Pham et al., ICML 2018, arXiv 1802.03268); see `nas_lib.oneshot.enas`."""
+
+    name = method = "enas"

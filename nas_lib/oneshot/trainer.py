@@ -1,6 +1,6 @@
 """Training a one-shot supernet, with per-epoch checkpoints that make it resumable and cached.
 
-Every method (DARTS, DrNAS, SPOS) is a `OneShotMethod` registered in `METHODS`; this module owns
+Every method (DARTS, DrNAS, SPOS, ENAS) is a `OneShotMethod` registered in `METHODS`; this module owns
 what they share: the supernet and its SGD optimiser, the epoch loop over paired train/val
 batches, and the checkpoint folder. The folder is keyed by the space, the data fingerprint and
 the whole `OneShotConfig`; after each epoch it holds ``last.pt`` (model, optimisers, scheduler,
@@ -90,7 +90,7 @@ class OneShotMethod(ABC):
         """The method's chosen cell."""
 
     def arch_state(self) -> dict[str, Any]:
-        """Architecture parameters and their optimiser (none for SPOS)."""
+        """Architecture parameters (ENAS: the controller and its baseline) and their optimiser (none for SPOS)."""
         return {}
 
     def load_arch_state(self, state: dict[str, Any]) -> None:  # noqa: B027  # optional hook
