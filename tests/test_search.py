@@ -50,7 +50,7 @@ def build(name: str, space, seed: int = 0) -> Strategy:  # noqa: ANN001
 
 
 def test_registry_lists_every_strategy() -> None:
-    assert set(NAMES) == {"random", "rea", "ga", "ednag", "llm_ranker", "surrogate", "reinforce", "nsga2"}
+    assert set(NAMES) == {"random", "rea", "ga", "ednag", "llm_ranker", "surrogate", "reinforce", "nsga2", "pnas"}
     with pytest.raises(KeyError, match="known: .*rea"):
         make_strategy("nope", NB201Space())
 

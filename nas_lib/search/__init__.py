@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from nas_lib.search import ednag, ga, llm_ranker, nsga2, random_search, rea, reinforce, surrogate  # noqa: F401  (modules register themselves)
+from nas_lib.search import ednag, ga, llm_ranker, nsga2, pnas, random_search, rea, reinforce, surrogate  # noqa: F401  (modules register themselves)
 from nas_lib.search.base import Spec, Strategy
 from nas_lib.search.registry import STRATEGIES
 from nas_lib.space.base import SearchSpace
