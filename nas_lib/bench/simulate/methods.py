@@ -79,7 +79,8 @@ class EhnasOptions(HalvingOptions):
 
     # The prefilter measured on the design half of the v2 table (docs/comparison.md): flops ranks
     # its validation accuracy at Spearman 0.50 and params at -0.04; keeping the largest quarter
-    # beat keeping half by 0.1-0.7 points at every budget.
+    # beat keeping half by 0.1-0.7 points at every budget. Against random search with the same rungs
+    # it is no consistent gain (-1.3 to +1.6 points by half and budget; docs/comparison.md).
     proxy: str = "flops"  # table column ranking the pool for free (params or flops); "none": no prefilter
     keep: float = 0.25  # fraction of the pool the prefilter keeps
     strategy: str = "none"  # nas_lib.search strategy proposing each bracket (mapped onto the kept rows); "none": see `draw`
