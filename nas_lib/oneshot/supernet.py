@@ -20,35 +20,9 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from nas_lib.space.nb201 import EDGES, NUM_EDGES, OPS, ResidualReduction, Zero
+from nas_lib.space.nb201 import EDGES, NUM_EDGES, ResidualReduction, make_op
 
 Path = tuple[int, ...]
-
-
-class SearchReLUConvBN(nn.Sequential):
-    """ReLU-conv-BN with a non-affine BN (DARTS' search-time operation)."""
-
-    def __init__(self, channels: int, kernel: int) -> None:
-        super().__init__(
-            nn.ReLU(inplace=False),
-            nn.Conv2d(channels, channels, kernel, padding=kernel // 2, bias=False),
-            nn.BatchNorm2d(channels, affine=False),
-        )
-
-
-def make_search_op(op: str, channels: int) -> nn.Module:
-    """One candidate operation of a mixed edge (ValueError for an unknown name)."""
-    if op == "none":
-        return Zero()
-    if op == "skip_connect":
-        return nn.Identity()
-    if op == "nor_conv_1x1":
-        return SearchReLUConvBN(channels, 1)
-    if op == "nor_conv_3x3":
-        return SearchReLUConvBN(channels, 3)
-    if op == "avg_pool_3x3":
-        return nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False)
-    raise ValueError(f"unknown NB201 operation {op!r}; known: {', '.join(OPS)}")
 
 
 class MixedOp(nn.Module):
@@ -57,7 +31,7 @@ class MixedOp(nn.Module):
     def __init__(self, ops: Sequence[str], channels: int) -> None:
         super().__init__()
         self.names = tuple(ops)
-        self.candidates = nn.ModuleList(make_search_op(op, channels) for op in self.names)
+        self.candidates = nn.ModuleList(make_op(op, channels, affine=False) for op in self.names)
 
     def forward(self, x: torch.Tensor, index: int | None = None, weights: torch.Tensor | None = None) -> torch.Tensor:
         if index is not None:

@@ -190,11 +190,11 @@ class NB201Space(SearchSpace):
 
 
 class ReLUConvBN(nn.Sequential):
-    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int) -> None:
+    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int, affine: bool = True) -> None:
         super().__init__(
             nn.ReLU(inplace=False),
             nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=kernel // 2, bias=False),
-            nn.BatchNorm2d(c_out),
+            nn.BatchNorm2d(c_out, affine=affine),
         )
 
 
@@ -203,18 +203,19 @@ class Zero(nn.Module):
         return x.mul(0.0)
 
 
-def make_op(op: str, channels: int) -> nn.Module:
+def make_op(op: str, channels: int, affine: bool = True) -> nn.Module:
+    """One NB201 operation; `affine=False` gives its convolutions DARTS' search-time BN."""
     if op == "none":
         return Zero()
     if op == "skip_connect":
         return nn.Identity()
     if op == "nor_conv_1x1":
-        return ReLUConvBN(channels, channels, 1, 1)
+        return ReLUConvBN(channels, channels, 1, 1, affine)
     if op == "nor_conv_3x3":
-        return ReLUConvBN(channels, channels, 3, 1)
+        return ReLUConvBN(channels, channels, 3, 1, affine)
     if op == "avg_pool_3x3":
         return nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False)
-    raise ValueError(f"unknown NB201 operation {op!r}")
+    raise ValueError(f"unknown NB201 operation {op!r}; known: {', '.join(OPS)}")
 
 
 class NB201Cell(nn.Module):
