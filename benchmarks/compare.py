@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from nas_lib.artifacts import atomic_write_json  # noqa: E402
 from nas_lib.bench.paired import mean_se, paired_difference  # noqa: E402
-from nas_lib.bench.simulate import METHODS, CurveTable, MethodRun, PoolMapper, load_curve_table, make_method, run_method  # noqa: E402
+from nas_lib.bench.simulate import METHODS, CurveTable, MethodRun, PoolMapper, load_curve_table, make_method, pool_for, run_method  # noqa: E402
 from nas_lib.bench.simulate.methods import options_of  # noqa: E402
 
 HALVING = ("ehnas", "random_sh")  # the methods --rungs/--eta configure
@@ -62,13 +62,6 @@ def parse_methods(args: argparse.Namespace) -> dict[str, tuple[str, dict[str, An
         label, _, field = key.partition(".")
         chosen[label][1][field] = parse_value(value)
     return chosen
-
-
-def pool_for(rows: np.ndarray, size: int | None, seed: int) -> np.ndarray:
-    """The seed's pool: `size` of `rows` drawn without replacement, or all of them."""
-    if size is None or size >= len(rows):
-        return rows
-    return np.sort(np.random.default_rng(seed).choice(rows, size=size, replace=False))
 
 
 def summarise(runs: dict[str, list[MethodRun]], table: CurveTable) -> dict[str, Any]:

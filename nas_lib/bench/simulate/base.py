@@ -13,7 +13,7 @@ import dataclasses
 import math
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -112,10 +112,29 @@ class MethodRun:
     overhead_seconds: float  # real seconds the method's own code took
 
 
-def run_method(method: Method, table: CurveTable, pool: np.ndarray, budget: float, seed: int, mapper: PoolMapper) -> MethodRun:
-    """Runs `method` on one seed's pool and budget and scores its winner on the table."""
+def pool_for(rows: np.ndarray, size: int | None, seed: int) -> np.ndarray:
+    """The seed's pool: `size` of `rows` drawn without replacement, or all of them."""
+    if size is None or size >= len(rows):
+        return rows
+    return np.sort(np.random.default_rng(seed).choice(rows, size=size, replace=False))
+
+
+ObjectiveFactory = Callable[[CurveTable, Iterable[int], float], TabularObjective]
+
+
+def run_method(
+    method: Method,
+    table: CurveTable,
+    pool: np.ndarray,
+    budget: float,
+    seed: int,
+    mapper: PoolMapper,
+    objective_factory: ObjectiveFactory = TabularObjective,
+) -> MethodRun:
+    """Runs `method` on one seed's pool and budget and scores its winner (by the objective's
+    `report`: the table's score, or a real training's test accuracy for `TrainingObjective`)."""
     rows = table.rows(REFERENCE) if method.rows == "reference" else pool
-    objective = TabularObjective(table, rows, budget)
+    objective = objective_factory(table, rows, budget)
     ctx = SimContext(table, np.asarray(pool, dtype=int), objective, mapper, np.random.default_rng(seed), seed)
     start = time.perf_counter()
     try:
@@ -125,14 +144,14 @@ def run_method(method: Method, table: CurveTable, pool: np.ndarray, budget: floa
     overhead = time.perf_counter() - start
     row = objective.incumbent()
     samples = table.score[table.rows()]
-    score = math.nan if row is None else float(table.score[row])
+    score = math.nan if row is None else objective.report(row)
     top = max(objective.trained.values(), default=0)
     return MethodRun(
         method=method.name,
         seed=seed,
         winner="" if row is None else table.archs[row],
         row=-1 if row is None else row,
-        val=math.nan if row is None else float(table.curves[row, top - 1]),
+        val=math.nan if row is None else objective.value(row, top),
         score=score,
         percentile=math.nan if row is None else float((samples < score).mean()),
         spent=objective.spent,

@@ -76,11 +76,24 @@ class TabularObjective:
         cost = self.cost(row, budget)
         if self.spent + cost > self.budget * (1 + 1e-12):
             raise BudgetExhausted(f"{cost:.1f} s needed, {self.remaining:.1f} s left")
+        value = self._train(row, budget)
         self.spent += cost
         self.trained[row] = max(self.trained.get(row, 0), budget)
-        value = float(self.table.curves[row, budget - 1])
         self.log.append(Evaluation(row, budget, value, cost))
         return value
+
+    def _train(self, row: int, budget: int) -> float:
+        """The validation accuracy of `row` after `budget` epochs: here the table's record."""
+        return float(self.table.curves[row, budget - 1])
+
+    def value(self, row: int, epoch: int) -> float:
+        """The validation accuracy `row` had after `epoch` epochs (evaluated rows only)."""
+        return float(self.table.curves[row, epoch - 1])
+
+    def report(self, row: int) -> float:
+        """The winner's reported score: its table score (test accuracy after the full E
+        epochs, seed-averaged where the table allows), never charged."""
+        return float(self.table.score[row])
 
     def incumbent(self) -> int | None:
         """The answer of any method: among the rows evaluated at the largest budget any row
@@ -89,7 +102,7 @@ class TabularObjective:
         if not reached:
             return None
         top = max(reached.values())
-        ranked = [(self.table.curves[row, top - 1], -row) for row, epochs in reached.items() if epochs == top]
+        ranked = [(self.value(row, top), -row) for row, epochs in reached.items() if epochs == top]
         ranked = [r for r in ranked if not math.isnan(r[0])]
         return -max(ranked)[1] if ranked else None
 
