@@ -308,3 +308,25 @@ def test_compare_leaves_the_halving_methods_their_own_rungs_unless_told() -> Non
     assert make_method("ehnas").config.eta == 2  # so a run without --eta measures the default recipe
     told = compare["parse_methods"](argparse.Namespace(**{**base, "rungs": "1,3,9", "eta": 3}))
     assert told["ehnas"] == ("ehnas", {"eta": 3, "budgets": (1, 3, 9)}) and told["k_largest"] == ("k_largest", {})
+
+
+def test_compare_over_disjoint_blocks_of_rows_gives_an_interval_over_the_blocks(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    out = tmp_path / "c.json"
+    cmd = [sys.executable, "benchmarks/compare.py", "--table", str(TABLES / "hybrid_mnist14.csv"), "--blocks", "3", "--pool", "20"]
+    cmd += ["--budgets", "0.25", "--seeds", "4", "--methods", "ehnas,random_sh,k_largest", "--out", str(out)]
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=TABLES.parents[1], timeout=300)
+    assert done.returncode == 0, done.stderr
+    entry = json.loads(out.read_text())["budgets"]["0.25"]
+    assert len(entry["blocks"]) == 3 and "across 3 disjoint blocks" in done.stdout
+    for label in ("random_sh", "k_largest"):
+        blocks = [b[label]["vs_ehnas"]["mean"] for b in entry["blocks"]]
+        across = entry["across_blocks"][label]["vs_ehnas"]
+        assert across["blocks"] == blocks and across["mean"] == pytest.approx(np.mean(blocks))
+        half = stats.t.ppf(0.975, 2) * np.std(blocks, ddof=1) / np.sqrt(3)
+        assert across["ci95"] == pytest.approx([np.mean(blocks) - half, np.mean(blocks) + half])
+    assert "ehnas" not in entry["across_blocks"] or "vs_ehnas" not in entry["across_blocks"]["ehnas"]
+    bad = subprocess.run([*cmd[:4], "--blocks", "1000"], capture_output=True, text=True, cwd=TABLES.parents[1], timeout=120)
+    assert bad.returncode == 2 and "--blocks must lie in" in bad.stderr
