@@ -109,6 +109,7 @@ def main() -> None:
     parser.add_argument("--pool", type=int, default=20, help="rows per seed's pool")
     parser.add_argument("--budgets", default="0.1", help="budgets as fractions of the pool's full-training cost (table seconds)")
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--first-seed", type=int, default=0, help="start at this seed (processes sharing --out can split the seeds)")
     parser.add_argument("--methods", default="ehnas,random_sh", help="comma list of registered comparison methods, each at its defaults")
     parser.add_argument("--train-seed", type=int, default=1, help="training seed of the real runs (the table's rows were trained with 0)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
@@ -145,7 +146,7 @@ def main() -> None:
     factory = Trainer(space, data, rung, args.device)
     done = done_keys(args.out)
     for fraction in args.budgets.split(","):
-        for seed in range(args.seeds):
+        for seed in range(args.first_seed, args.seeds):
             pool = pool_for(samples, args.pool, seed)
             budget = float(fraction) * float(table.seconds[pool].sum())
             for name in args.methods.split(","):

@@ -107,7 +107,7 @@ class PruningConfig(_Section):
     )
     # 400 each: on the trained hybrid table, 12/16 samples made cuts of 61-75% that lost 67-73% of
     # the true top 5%; 400/400 cut 0-82% (mean 41%) keeping 88% of it (docs/hybrid_benchmark.md).
-    # Every sample is a params score (milliseconds), cached in the evaluation store.
+    # Every sample is a score of the first evaluation proxy (flops: a forward pass), cached in the evaluation store.
     measure_samples: int = Field(400, ge=1, description="Architectures of the unpruned space each layer's retention is measured on.")
     offline_samples: int = Field(400, ge=1, description="Proxy-scored samples the offline provider ranks per layer.")
     retention_floor: float = Field(0.8, ge=0.0, le=1.0, description="The guard relaxes a cut whose top-1% retention falls below this.")
@@ -128,10 +128,13 @@ class PopulationConfig(_Section):
 
 
 class EvaluationConfig(_Section):
-    # params: on 300 hybrids trained on real MNIST (data/tables/hybrid_mnist14.csv) it ranks best
-    # of all proxies (Spearman 0.55; nwot, the NB201 favourite, 0.18) and costs milliseconds, which
-    # lets pruning score 400 samples per layer (docs/hybrid_benchmark.md).
-    proxies: list[str] = Field(default_factory=lambda: ["params"], description="Proxies to score; the first is the search fitness.")
+    # flops: on the v2 ground truth (real CIFAR-10, 12-epoch training, data/tables/hybrid_cifar10_v2.csv)
+    # it is the only free signal, Spearman 0.54 with validation accuracy, where params says nothing
+    # (-0.02; docs/hybrid_benchmark_v2.md), and the EHNAS recipe of the comparison prefilters by it
+    # (docs/comparison.md). params ranked the 14 px MNIST table better (0.55 against 0.26), but that
+    # table is an under-training regime. flops needs a forward pass: the embedded digits run takes
+    # about 1.9x as long as with params (416 s against 219 s on a loaded 2-core machine).
+    proxies: list[str] = Field(default_factory=lambda: ["flops"], description="Proxies to score; the first is the search fitness.")
     batch_size: int = Field(6, ge=1, description="Architectures per Prefect task (larger = less per-task overhead).")
     store: str | None = Field(None, description="Persistent evaluation store (None = <runs_root>/evaluations.sqlite, shared by runs).")
     fidelity: FidelityConfig = Field(default_factory=FidelityConfig, description="Training rungs (successive halving, Hyperband).")

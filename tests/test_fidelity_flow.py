@@ -161,7 +161,7 @@ def test_search_fitness_is_the_top_rung(harness, tmp_path) -> None:
     search = read_table(run.step_file("07_search"))
     evaluations = read_table(run.step_file("06_evaluations"))
     assert set(search["fitness_proxy"]) == {FITNESS}
-    assert set(evaluations["proxy"]) >= {"params", "train@1", "train@2", FITNESS}
+    assert set(evaluations["proxy"]) >= {*cfg.evaluation.proxies, "train@1", "train@2", FITNESS}
     top = evaluations[evaluations["proxy"] == FITNESS].set_index("arch_id")["value"]
     population = search[search["generation"] == 0].set_index("arch_id")["fitness"]
     assert population.to_dict() == top.to_dict()
