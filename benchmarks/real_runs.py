@@ -87,7 +87,7 @@ def summary(lines: list[dict[str, Any]]) -> str:
             real, two, sim = mean_se(column(m, "real_score")), mean_se(column(m, "two_seed_score")), mean_se(column(m, "sim_score"))
             d = paired_difference(column(m, "real_score"), column(m, "sim_score"))
             same = sum(by[(m, s)]["real_row"] == by[(m, s)]["sim_row"] for s in seeds if (m, s) in by)
-            wall = np.mean(column(m, "wall_s"))
+            wall = np.nanmean(column(m, "wall_s"))
             out.append(
                 f"{m:<12} {real.mean:.4f} ± {real.se:.4f} {two.mean:.4f} ± {two.se:.4f} {sim.mean:.4f} ± {sim.se:.4f} "
                 f"{d.mean:+.4f} [{d.low:+.4f}, {d.high:+.4f}] {same:>7}/{real.n:<3} {wall:7.0f}"
