@@ -175,7 +175,10 @@ def main() -> None:
     if args.table is None:
         parser.error("--table is required")
     seed1 = args.seed1 or args.table.with_name(args.table.stem + "_seed1.csv")
-    table = load_curve_table(args.table, seed1 if seed1.exists() else None)
+    try:
+        table = load_curve_table(args.table, seed1 if seed1.exists() else None)
+    except (OSError, ValueError) as err:
+        parser.error(str(err))
     mapper = PoolMapper(table.archs)
     methods = parse_methods(args)
     limit = {k: int(v) for k, v in (s.split("=") for s in args.seeds_for)}

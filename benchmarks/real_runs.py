@@ -37,7 +37,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from nas_lib.bench.paired import mean_se, paired_difference  # noqa: E402
-from nas_lib.bench.simulate import CurveTable, PoolMapper, TabularObjective, load_curve_table, make_method, pool_for, run_method  # noqa: E402
+from nas_lib.bench.simulate import METHODS, CurveTable, PoolMapper, TabularObjective, load_curve_table, make_method, pool_for, run_method  # noqa: E402
 from nas_lib.bench.simulate.real import TrainingObjective  # noqa: E402
 from nas_lib.bench.train import build_space, load_protocol_data, read_protocol  # noqa: E402
 from nas_lib.fidelity.training import RungProtocol  # noqa: E402
@@ -55,16 +55,23 @@ class Trainer:
         return self.last
 
 
-def done_keys(path: Path) -> set[tuple[str, int, str]]:
-    """(budget, seed, method) of the lines already in `path` (a torn last line is ignored)."""
-    keys = set()
-    for line in path.read_text().splitlines() if path.exists() else []:
+def read_lines(path: Path) -> list[dict[str, Any]]:
+    """The finished lines of `path` (none if it does not exist). A torn last line, from a run
+    killed while writing it, is dropped; a damaged line before it is an error naming the line."""
+    texts = [t for t in path.read_text().splitlines() if t.strip()] if path.exists() else []
+    lines = []
+    for number, text in enumerate(texts, 1):
         try:
-            r = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        keys.add((r["budget_fraction"], r["seed"], r["method"]))
-    return keys
+            lines.append(json.loads(text))
+        except json.JSONDecodeError as err:
+            if number < len(texts):
+                raise ValueError(f"{path}, line {number}: not a JSON line ({err.msg}); remove or mend it") from None
+    return lines
+
+
+def done_keys(path: Path) -> set[tuple[str, int, str]]:
+    """(budget, seed, method) of the lines already in `path`."""
+    return {(r["budget_fraction"], r["seed"], r["method"]) for r in read_lines(path)}
 
 
 def _column(by: dict[tuple[str, int], dict[str, Any]], seeds: list[int], method: str, key: str) -> list[float]:
@@ -120,31 +127,31 @@ def main() -> None:
     if args.summary is not None:
         if not args.summary.exists():
             parser.error(f"--summary: {args.summary} does not exist")
-        lines = [json.loads(line) for line in args.summary.read_text().splitlines() if line.strip()]
-        print(summary(lines))
+        try:
+            print(summary(read_lines(args.summary)))
+        except ValueError as err:
+            parser.error(f"--summary: {err}")
         return
+    unknown = [m for m in args.methods.split(",") if m not in METHODS.names()]
+    if unknown:
+        parser.error(f"--methods: unknown {', '.join(unknown)}; known: {', '.join(METHODS.names())}")
 
     torch.set_num_threads(args.threads)
-    protocol = read_protocol(args.table)
-    seed1 = args.table.with_name(args.table.stem + "_seed1.csv")
-    sim_table = load_curve_table(args.table, seed1 if seed1.exists() else None)  # what compare.py scores by
-    table = load_curve_table(args.table)  # one seed: the winner's table test accuracy, training seed 0
+    try:
+        protocol = read_protocol(args.table)
+        seed1 = args.table.with_name(args.table.stem + "_seed1.csv")
+        sim_table = load_curve_table(args.table, seed1 if seed1.exists() else None)  # what compare.py scores by
+        table = load_curve_table(args.table)  # one seed: the winner's table test accuracy, training seed 0
+        done = done_keys(args.out)
+    except (OSError, ValueError) as err:
+        parser.error(str(err))
     mapper = PoolMapper(table.archs)
     try:
         samples = table.half(args.half, args.rows)
     except ValueError as err:
         parser.error(f"--rows: {err}")
     space, data = build_space(protocol.space), load_protocol_data(protocol)
-    rung = RungProtocol(
-        horizon=protocol.epochs,
-        batch_size=protocol.batch_size,
-        lr=protocol.lr,
-        max_batches_per_epoch=protocol.max_batches_per_epoch,
-        seed=args.train_seed,
-    )
-
-    factory = Trainer(space, data, rung, args.device)
-    done = done_keys(args.out)
+    factory = Trainer(space, data, protocol.rung_protocol(args.train_seed), args.device)
     for fraction in args.budgets.split(","):
         for seed in range(args.first_seed, args.seeds):
             pool = pool_for(samples, args.pool, seed)

@@ -19,7 +19,6 @@ from ehnas.cli import app
 from nas_lib.bench.simulate import CurveTable, PoolMapper, load_curve_table, make_method, run_method
 from nas_lib.bench.simulate.real import TrainingObjective
 from nas_lib.bench.train import build_space, load_protocol_data, read_protocol, read_rows
-from nas_lib.fidelity.training import RungProtocol
 from tests.test_bench_train import _npz_with_test_split
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -51,8 +50,8 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _objective(path: Path, table: CurveTable, seed: int, budget: float = 1e9) -> TrainingObjective:
     protocol = read_protocol(path)
-    rung = RungProtocol(horizon=protocol.epochs, batch_size=protocol.batch_size, lr=protocol.lr, seed=seed)
-    return TrainingObjective(table, table.rows(), budget, space=build_space(protocol.space), data=load_protocol_data(protocol), protocol=rung)
+    space, data = build_space(protocol.space), load_protocol_data(protocol)
+    return TrainingObjective(table, table.rows(), budget, space=space, data=data, protocol=protocol.rung_protocol(seed))
 
 
 def test_with_the_tables_seed_real_training_reproduces_its_curves_and_promotion_continues(trained: Path) -> None:
@@ -113,3 +112,26 @@ def test_real_runs_script_appends_one_line_per_method_and_seed_and_resumes(train
     assert again.returncode == 0 and again.stdout == "" and len(out.read_text().splitlines()) == 2  # nothing retrained
     shown = subprocess.run([*cmd[:4], "--summary", str(out)], capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert shown.returncode == 0 and "random_sh" in shown.stdout and "real - sim" in shown.stdout
+
+
+def test_real_runs_script_answers_bad_input_with_a_usage_error_and_tolerates_a_torn_last_line(trained: Path, tmp_path: Path) -> None:
+    script = [sys.executable, str(ROOT / "benchmarks" / "real_runs.py")]
+    missing = subprocess.run([*script, "--table", str(tmp_path / "none.csv")], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert missing.returncode == 2 and "protocol.json beside it" in missing.stderr
+    unknown = subprocess.run([*script, "--table", str(trained), "--methods", "nosuch"], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert unknown.returncode == 2 and "unknown nosuch; known: ehnas" in unknown.stderr
+    good = json.dumps({"budget_fraction": "0.5", "seed": 0, "method": "random_sh"})
+    damaged = tmp_path / "damaged.jsonl"
+    damaged.write_text('{"budget\n' + good + "\n")
+    shown = subprocess.run([*script, "--table", str(trained), "--summary", str(damaged)], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert shown.returncode == 2 and "line 1: not a JSON line" in shown.stderr
+    torn = tmp_path / "torn.jsonl"
+    torn.write_text(good + '\n{"budget_fra')  # killed while writing its last line
+    run = real_runs_module()
+    assert run["done_keys"](torn) == {("0.5", 0, "random_sh")}
+
+
+def real_runs_module() -> dict[str, object]:
+    import runpy
+
+    return runpy.run_path(str(ROOT / "benchmarks" / "real_runs.py"), run_name="real_runs")

@@ -28,7 +28,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field, replace
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -36,6 +36,9 @@ import torch
 from nas_lib.artifacts import atomic_write_json
 from nas_lib.space.base import SearchSpace
 from nas_lib.train.progress import OnBatches
+
+if TYPE_CHECKING:
+    from nas_lib.fidelity.training import RungProtocol
 
 COLUMNS = (
     "arch", "arch_id", "depth", "params", "flops", "val_accuracy", "history", "seconds", "state", "error", "train_seed", "test_accuracy", "role",
@@ -81,6 +84,19 @@ class TrainProtocol:
 
     def with_seed(self, seed: int) -> TrainProtocol:
         return replace(self, seed=seed)
+
+    def rung_protocol(self, seed: int | None = None) -> RungProtocol:
+        """The pipeline's rung protocol of this training (the long schedule over `epochs`), under
+        `seed` (default: the table's); trained straight to `epochs` it gives this table's curves."""
+        from nas_lib.fidelity.training import RungProtocol
+
+        return RungProtocol(
+            horizon=self.epochs,
+            batch_size=self.batch_size,
+            lr=self.lr,
+            max_batches_per_epoch=self.max_batches_per_epoch,
+            seed=self.seed if seed is None else seed,
+        )
 
 
 def build_space(space: dict[str, Any]) -> SearchSpace:
