@@ -68,9 +68,9 @@ def check_names(config: PipelineConfig) -> None:
     """Search strategy, proxies and pruning layers are registered names."""
     from nas_lib.proxies import PROXIES
     from nas_lib.pruning import LAYER_REGISTRY
-    from nas_lib.search import STRATEGIES
+    from nas_lib.search import strategy_names
 
-    _unknown("search.strategy", [config.search.strategy], STRATEGIES.names())
+    _unknown("search.strategy", [config.search.strategy], strategy_names())
     _unknown("evaluation.proxies", config.evaluation.proxies, PROXIES.names())
     if not config.evaluation.proxies:
         raise CliError(

@@ -52,12 +52,15 @@ class SearchSetup(BaseModel):
     fitness_proxy: str
     predictor: PredictorSection | None = None  # the learned predictor over the rungs (evaluation.predictor)
     budgets: tuple[int, ...] = ()  # the rungs' budgets, when the predictor is on
+    data: dict[str, Any] | None = None  # the run's data reference, for strategies that train on images (one-shot)
 
     @classmethod
     def of(cls, config: Any, space: dict[str, Any]) -> SearchSetup:
         """The setup of a `PipelineConfig` searching `space` (the pruned space's dict); with
         ``evaluation.fidelity`` on, the fitness is the score at the highest training rung, or with
         ``evaluation.predictor`` on, the trained or predicted score at the top rung."""
+        from tasks.data_ref import DataRef
+
         e = config.evaluation
         fitness = FITNESS if e.fidelity.enabled else e.proxies[0]
         predictor = e.predictor if e.predictor.enabled else None
@@ -70,6 +73,7 @@ class SearchSetup(BaseModel):
             fitness_proxy=fitness,
             predictor=predictor,
             budgets=budgets,
+            data=DataRef.of(config).model_dump(),
         )
 
 
@@ -78,9 +82,11 @@ def _records(rows: Sequence[dict[str, Any]]) -> list[EvalRecord]:
 
 
 def _strategy(setup: SearchSetup, state: dict[str, Any] | None) -> Any:
-    from nas_lib.search import fitted_options, make_strategy
+    from nas_lib.search import fitted_options, make_strategy, strategy_class
 
     options = fitted_options(setup.search.strategy, dict(setup.search.options), setup.population_size)
+    if getattr(strategy_class(setup.search.strategy), "takes_data", False) and "data" not in options:
+        options["data"] = setup.data
     strategy = make_strategy(setup.search.strategy, space_from_dict(setup.space), seed=setup.seed, **options)
     if state is not None:
         strategy.load_state_dict(state)

@@ -52,7 +52,8 @@ def search(
 ) -> None:
     """Run every chosen strategy for BUDGET queries and SEEDS seeds; report the true metric of
     each strategy's answer (mean, std, regret vs the table optimum, ms per query)."""
-    from nas_lib.bench.search import ProxyFitness, benchmark, format_results, load_table, nb201_space_for, plot_curves, strategy_class
+    from nas_lib.bench.search import ProxyFitness, benchmark, format_results, load_table, nb201_space_for, plot_curves
+    from nas_lib.search import strategy_class
 
     batch = None
     space: SearchSpace

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from nas_lib.artifacts import atomic_write_json
-from nas_lib.search import STRATEGIES, Strategy
+from nas_lib.search import STRATEGIES, strategy_class
 from nas_lib.space.base import SearchSpace
 from nas_lib.space.nb201 import NUM_EDGES, OPS, NB201Space, parse_nb201
 
@@ -168,17 +168,6 @@ def run_search(
     answer = _answer(strategy)
     note = str(getattr(strategy, "ranker_used", ""))
     return SearchRun(name, seed, answer, truth.get(answer, math.nan), curve, len(curve), overhead, note)
-
-
-def strategy_class(name: str) -> type[Strategy]:
-    """The ask/tell strategy `name` from `STRATEGIES` or the one-shot `ONESHOT_STRATEGIES`
-    (KeyError listing both)."""
-    from nas_lib.oneshot.strategies import ONESHOT_STRATEGIES  # torch-heavy; imported when asked for
-
-    for registry in (STRATEGIES, ONESHOT_STRATEGIES):
-        if name in registry:
-            return registry.get(name)
-    raise KeyError(f"unknown search strategy {name!r}; known: {', '.join(STRATEGIES.names())}; one-shot: {', '.join(ONESHOT_STRATEGIES.names())}")
 
 
 def _answer(strategy: Any) -> str:

@@ -103,15 +103,20 @@ class MambaBlock(TokenBlock):
         x, z = self.in_proj(self.norm(tokens)).chunk(2, dim=-1)
         x = F.silu(self.conv(x.transpose(1, 2))[..., :length].transpose(1, 2))
         dt, b, c = self.x_proj(x).split([self.heads, self.d_state, self.d_state], dim=-1)
-        a = -torch.exp(self.a_log.float())
-        xh = x.view(bsz, length, self.heads, self.head_dim)
-        if _fused_scan is not None and x.is_cuda:
-            y = _fused_scan(xh, dt, a, b.unsqueeze(2), c.unsqueeze(2), CHUNK, D=self.skip, dt_bias=self.dt_bias, dt_softplus=True)
-        else:
-            dt = F.softplus(dt + self.dt_bias)
-            y = chunked_scan(xh, dt, a, b, c) + xh * self.skip.view(1, 1, -1, 1)
-        y = y.reshape(bsz, length, self.inner) * F.silu(z)
-        return self.out_proj(y)
+        y = selective_scan(x.view(bsz, length, self.heads, self.head_dim), dt, self.dt_bias, self.a_log, self.skip, b, c)
+        return self.out_proj(y.reshape(bsz, length, self.inner) * F.silu(z))
+
+
+def selective_scan(
+    xh: torch.Tensor, dt: torch.Tensor, dt_bias: torch.Tensor, a_log: torch.Tensor, skip: torch.Tensor, b: torch.Tensor, c: torch.Tensor
+) -> torch.Tensor:
+    """The SSM of a Mamba block on (batch, length, heads, head_dim) inputs, with raw steps `dt`
+    (softplus(dt + dt_bias) is the step), decay rates -exp(a_log) and the skip term; the fused
+    kernel when it is installed and the tensors are on a GPU."""
+    a = -torch.exp(a_log.float())
+    if _fused_scan is not None and xh.is_cuda:
+        return _fused_scan(xh, dt, a, b.unsqueeze(2), c.unsqueeze(2), CHUNK, D=skip, dt_bias=dt_bias, dt_softplus=True)
+    return chunked_scan(xh, F.softplus(dt + dt_bias), a, b, c) + xh * skip.view(1, 1, -1, 1)
 
 
 def make_mamba(in_channels: int, hw: tuple[int, int], p: Params) -> BuiltBlock:

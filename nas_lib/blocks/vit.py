@@ -10,6 +10,8 @@ queries, keys and values across heads, so qkv_dim % num_heads == 0 is required.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -30,30 +32,48 @@ class WindowAttentionBlock(TokenBlock):
         self.mlp = nn.Sequential(nn.Linear(dim, mlp_ratio * dim), nn.GELU(), nn.Linear(mlp_ratio * dim, dim))
 
     def attend(self, x: torch.Tensor, h: int, w: int) -> torch.Tensor:
-        b, _, c = x.shape
-        ws = balanced_window(self.window_size, h, w)
-        pad_h, pad_w = (-h) % ws, (-w) % ws
-        grid = x.view(b, h, w, c)
-        if pad_h or pad_w:
-            grid = F.pad(grid, (0, 0, 0, pad_w, 0, pad_h))
-        hp, wp = h + pad_h, w + pad_w
-        # (B, Hp, Wp, C) -> (B * windows, ws*ws, C)
-        windows = grid.view(b, hp // ws, ws, wp // ws, ws, c).permute(0, 1, 3, 2, 4, 5).reshape(-1, ws * ws, c)
-        head_dim = self.qkv_dim // self.num_heads
-        # Split q, k, v where the linear left them (dim 2), then view each as (windows, heads, tokens,
-        # head_dim): the backward stacks the three gradients straight into the linear's layout. A
-        # permute first would make the backward copy the whole qkv gradient once more, and
-        # indexing would zero-fill it for each of q, k and v.
-        qkv = self.qkv(windows).view(windows.shape[0], ws * ws, 3, self.num_heads, head_dim)
-        q, k, v = (t.transpose(1, 2) for t in qkv.unbind(2))
-        out = F.scaled_dot_product_attention(q, k, v)
-        out = self.proj(out.transpose(1, 2).reshape(windows.shape[0], ws * ws, self.qkv_dim))
-        out = out.view(b, hp // ws, wp // ws, ws, ws, c).permute(0, 1, 3, 2, 4, 5).reshape(b, hp, wp, c)
-        return out[:, :h, :w].reshape(b, h * w, c)
+        return windowed(x, h, w, self.window_size, self.mix)
+
+    def mix(self, windows: torch.Tensor) -> torch.Tensor:
+        """Multi-head attention inside each window: (windows, tokens, C) -> the same shape."""
+        return multi_head_attention(windows, self.qkv, self.proj, self.num_heads, self.qkv_dim)
 
     def forward_tokens(self, tokens: torch.Tensor, h: int, w: int) -> torch.Tensor:
         tokens = tokens + self.attend(self.norm1(tokens), h, w)
         return tokens + self.mlp(self.norm2(tokens))
+
+
+def windowed(x: torch.Tensor, h: int, w: int, window_size: int, fn: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    """Applies `fn` to each non-overlapping window of the token map: (B, H*W, C) in raster order
+    is cut into (B * windows, ws*ws, C) (zero-padded to a multiple of the `balanced_window`
+    side), `fn` maps that to the same shape, and the windows are folded back."""
+    b, _, c = x.shape
+    ws = balanced_window(window_size, h, w)
+    pad_h, pad_w = (-h) % ws, (-w) % ws
+    grid = x.view(b, h, w, c)
+    if pad_h or pad_w:
+        grid = F.pad(grid, (0, 0, 0, pad_w, 0, pad_h))
+    hp, wp = h + pad_h, w + pad_w
+    windows = grid.view(b, hp // ws, ws, wp // ws, ws, c).permute(0, 1, 3, 2, 4, 5).reshape(-1, ws * ws, c)
+    out = fn(windows)
+    out = out.view(b, hp // ws, wp // ws, ws, ws, c).permute(0, 1, 3, 2, 4, 5).reshape(b, hp, wp, c)
+    return out[:, :h, :w].reshape(b, h * w, c)
+
+
+def multi_head_attention(
+    windows: torch.Tensor, qkv: Callable[[torch.Tensor], torch.Tensor], proj: Callable[[torch.Tensor], torch.Tensor], num_heads: int, qkv_dim: int
+) -> torch.Tensor:
+    """Self-attention over the tokens of each window: `qkv` maps C to 3 * qkv_dim (q, k, v in
+    that order), `proj` maps qkv_dim back to C."""
+    n, tokens, _ = windows.shape
+    head_dim = qkv_dim // num_heads
+    # Split q, k, v where the linear left them (dim 2), then view each as (windows, heads, tokens,
+    # head_dim): the backward stacks the three gradients straight into the linear's layout. A
+    # permute first would make the backward copy the whole qkv gradient once more, and
+    # indexing would zero-fill it for each of q, k and v.
+    q, k, v = (t.transpose(1, 2) for t in qkv(windows).view(n, tokens, 3, num_heads, head_dim).unbind(2))
+    out = F.scaled_dot_product_attention(q, k, v)
+    return proj(out.transpose(1, 2).reshape(n, tokens, qkv_dim))
 
 
 def balanced_window(window_size: int, h: int, w: int) -> int:

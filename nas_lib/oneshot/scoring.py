@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -18,13 +19,13 @@ from scipy.stats import spearmanr
 from torch import nn
 
 from nas_lib.data.datasets import ImageDataset
-from nas_lib.oneshot.supernet import Path, Supernet
+from nas_lib.oneshot.supernet import Supernet
 from nas_lib.space.nb201 import NB201Space
 
 RECALIBRATION_SEED = 0  # the same recalibration batches for every cell, so scores compare
 
 
-def recalibrate_bn(model: Supernet, path: Path, x: torch.Tensor, batches: int = 4, batch_size: int = 64) -> None:
+def recalibrate_bn(model: nn.Module, path: Any, x: torch.Tensor, batches: int = 4, batch_size: int = 64) -> None:
     """Re-estimates every BN's running statistics for the subnet `path` from `batches` batches of
     `x` (a fixed seeded choice); leaves the model in eval mode."""
     norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
@@ -44,7 +45,7 @@ def recalibrate_bn(model: Supernet, path: Path, x: torch.Tensor, batches: int = 
     model.eval()
 
 
-def inherited_accuracy(model: Supernet, path: Path, data: ImageDataset, recal_batches: int = 4, batch_size: int = 64) -> float:
+def inherited_accuracy(model: nn.Module, path: Any, data: ImageDataset, recal_batches: int = 4, batch_size: int = 64) -> float:
     """Val-half accuracy (%) of the subnet `path` with the supernet's weights, after BN
     recalibration on the train half."""
     recalibrate_bn(model, path, data.train_x, recal_batches, batch_size)

@@ -1,17 +1,29 @@
-"""One-shot methods behind the ask/tell `Strategy` interface, so `ehnas bench search` runs them.
+"""One-shot methods behind the ask/tell `Strategy` interface, so `ehnas bench search` and the
+pipeline (``search.strategy``) run them.
 
 The first `ask` trains (or resumes, or loads from the checkpoint cache) the supernet and asks
-the method's answer: the discretised cell for ``darts``, ``darts2`` and ``drnas``, the best of
-sampled cells by inherited-weight accuracy for ``spos`` and ``enas`` (uniform samples for SPOS,
-the controller's greedy cell and samples for ENAS). The table's fitness is recorded but
-never steers the answer, which stays the one-shot cell (`best`), so the benchmark judges the
-method alone; a budget of 1 query is the natural setting, and any further queries are uniform
-samples that do not change the answer.
+the method's answer.
+
+- On NB201: the discretised cell for ``darts``, ``darts2`` and ``drnas``, the best of sampled
+  cells by inherited-weight accuracy for ``spos`` and ``enas`` (uniform samples for SPOS, the
+  controller's greedy cell and samples for ENAS). The table's fitness is recorded but never
+  steers the answer, which stays the one-shot cell (`best`), so the benchmark judges the method
+  alone; a budget of 1 query is the natural setting, and any further queries are uniform samples
+  that do not change the answer.
+- On the hybrid space (``spos`` only: `nas_lib.oneshot.hybrid_spos`): ``candidates``
+  depth-stratified samples are ranked by inherited-weight accuracy once, and every `ask` hands
+  out the next ones of that ranking, best first (uniform samples once it is spent). In the
+  pipeline the evaluation then scores them like any other strategy's, so the supernet's ranking
+  decides what the run's budget is spent on.
+
+The images: ``data`` (a data reference: ``kind``, ``path``, ``image_size``, ``val_fraction``,
+``seed``, ``max_items``; the pipeline passes its run's), else ``images`` (a cifar10_npz file)
+split in half. The supernet trains on the train part and scores on the validation part.
 
 They live in their own registry, `ONESHOT_STRATEGIES`, not in `nas_lib.search.STRATEGIES`: they
 need images and minutes of training, so they cannot take part in the table-speed tests and
-``--strategies all`` that every ask/tell strategy joins. `nas_lib.bench.search` looks names up
-in both registries.
+``--strategies all`` that every ask/tell strategy joins. `nas_lib.search.strategy_class` looks
+names up in both.
 """
 
 from __future__ import annotations
@@ -24,6 +36,7 @@ from typing import Any, ClassVar
 from nas_lib.registry import Registry
 from nas_lib.search.base import Spec, Strategy
 from nas_lib.space.base import SearchSpace
+from nas_lib.space.hybrid import HybridSpace
 from nas_lib.space.nb201 import NB201Space
 
 ONESHOT_STRATEGIES: Registry[type[Strategy]] = Registry("one-shot strategy")
@@ -34,6 +47,7 @@ class OneShotOptions:
     """Options of a one-shot strategy (the defaults are the scale measured in docs/search.md)."""
 
     images: str = "../shared/data/cifar10/cifar10_5000.npz"  # cifar10_npz: its 'train' rows are split in half
+    data: dict[str, Any] | None = None  # a data reference (load_dataset's arguments); replaces images when set
     image_size: int = 16  # 32 px costs about 4x the time
     max_items: int | None = None  # stratified cap on the images before the split (tests)
     cache_dir: str | None = "~/.cache/ehnas/oneshot"  # checkpoint folders (like the LLM cache); None: none
@@ -42,52 +56,87 @@ class OneShotOptions:
     epochs: int = 10
     batch_size: int = 64
     arch_lr: float = 3e-4
-    candidates: int = 100  # spos: cells sampled and scored for the answer
+    candidates: int = 100  # spos: architectures sampled and scored for the answer (hybrid: for the ranking)
+    sandwich: bool = True  # spos: also train the largest and smallest (hybrid: widest and narrowest) of each path
 
 
 class OneShotStrategy(Strategy):
     """Trains the supernet of `method` on the first `ask`; its answer is the one-shot cell."""
 
     method: ClassVar[str] = ""
+    takes_data: ClassVar[bool] = True  # the pipeline passes its run's data reference as the `data` option
     Config = OneShotOptions
 
     def __init__(self, space: SearchSpace, seed: int = 0, **options: Any) -> None:
-        if not isinstance(space, NB201Space):
-            raise TypeError(f"strategy {self.name!r} searches the NB201 cell space only, got {type(space).__name__}")
+        hybrid = self.method == "spos" and isinstance(space, HybridSpace)
+        if not (isinstance(space, NB201Space) or hybrid):
+            raise TypeError(
+                f"strategy {self.name!r} searches the NB201 cell space"
+                + (" or the hybrid space" if self.method == "spos" else "")
+                + f", got {type(space).__name__}"
+            )
         super().__init__(space, seed, **options)
+        self.hybrid = hybrid
         self.answer: Spec | None = None
+        self.ranked: list[str] | None = None  # hybrid: the ranking still to hand out, best first
         self.outcome: Any = None  # the last TrainOutcome (None after a resume from state)
 
     def _propose(self, n: int) -> list[Spec]:
         specs: list[Spec] = []
         if self.answer is None:
-            self.answer = self.space.from_string(self.search())
+            if self.hybrid:
+                self.ranked = self.search_ranking()
+            self.answer = self.space.from_string(self.ranked.pop(0) if self.ranked else self.search())
             specs.append(self.answer)
+        while self.ranked and len(specs) < n:
+            specs.append(self.space.from_string(self.ranked.pop(0)))
         while len(specs) < n:
             specs.append(self.fresh(lambda: self.space.sample(self.rng)))
         return specs
 
-    def search(self) -> str:
-        """Trains (or loads) the supernet and returns the method's cell as an NB201 string."""
+    def train(self) -> Any:
+        """Trains (or resumes, or loads) the supernet; the `TrainOutcome`."""
         from nas_lib.data.datasets import load_dataset
         from nas_lib.oneshot.trainer import OneShotConfig, train_supernet
 
         c = self.config
-        data = load_dataset("cifar10_npz", c.images, image_size=c.image_size, val_fraction=0.5, seed=0, max_items=c.max_items)
+        if c.data is not None:
+            d = c.data
+            data = load_dataset(
+                d["kind"],
+                d.get("path"),
+                image_size=d.get("image_size"),
+                val_fraction=d.get("val_fraction", 0.2),
+                seed=d.get("seed", 0),
+                max_items=d.get("max_items"),
+            )
+        else:
+            data = load_dataset("cifar10_npz", c.images, image_size=c.image_size, val_fraction=0.5, seed=0, max_items=c.max_items)
         config = OneShotConfig(
-            method=self.method,
+            method="hybrid_spos" if self.hybrid else self.method,
             channels=c.channels,
             cells_per_stage=c.cells_per_stage,
             epochs=c.epochs,
             batch_size=c.batch_size,
             arch_lr=c.arch_lr,
+            sandwich=c.sandwich,
             seed=self.seed,
         )
         cache = None if c.cache_dir is None else Path(c.cache_dir).expanduser()
-        self.outcome = train_supernet(self.space, data, config, cache)  # type: ignore[arg-type]
-        method = self.outcome.method
-        cell = method.answer(c.candidates) if self.method == "spos" else method.answer()
+        self.outcome = train_supernet(self.space, data, config, cache)
+        return self.outcome
+
+    def search(self) -> str:
+        """Trains (or loads) the supernet and returns the method's cell as an NB201 string."""
+        method = self.train().method
+        cell = method.answer(self.config.candidates) if self.method == "spos" else method.answer()
         return self.space.to_string(cell)
+
+    def search_ranking(self) -> list[str]:
+        """Hybrid: trains (or loads) the supernet and ranks ``candidates`` sampled architectures
+        by inherited-weight accuracy, best first."""
+        method = self.train().method
+        return [self.space.to_string(arch) for arch, _ in method.ranking(self.config.candidates)]
 
     def best(self) -> tuple[Spec, float]:
         """The one-shot cell and the fitness it was told (NaN before it was told)."""
@@ -97,11 +146,12 @@ class OneShotStrategy(Strategy):
         return self.answer, (told[0] if told else math.nan)
 
     def _extra_state(self) -> dict[str, Any]:
-        return {"answer": None if self.answer is None else self.space.to_string(self.answer)}
+        return {"answer": None if self.answer is None else self.space.to_string(self.answer), "ranked": self.ranked}
 
     def _load_extra_state(self, state: dict[str, Any]) -> None:
         answer = state.get("answer")
         self.answer = None if answer is None else self.space.from_string(answer)
+        self.ranked = state.get("ranked")
 
 
 @ONESHOT_STRATEGIES.register("darts")
@@ -127,7 +177,8 @@ class DrNASStrategy(OneShotStrategy):
 
 @ONESHOT_STRATEGIES.register("spos")
 class SPOSStrategy(OneShotStrategy):
-    """SPOS with the sandwich rule (Guo et al., ECCV 2020, arXiv 1904.00420); see `nas_lib.oneshot.spos`."""
+    """SPOS with the sandwich rule (Guo et al., ECCV 2020, arXiv 1904.00420); see `nas_lib.oneshot.spos`
+    (NB201) and `nas_lib.oneshot.hybrid_spos` (hybrid)."""
 
     name = method = "spos"
 

@@ -29,7 +29,7 @@ from nas_lib.artifacts import atomic_write_bytes, atomic_write_json
 from nas_lib.data.datasets import ImageDataset
 from nas_lib.oneshot.supernet import Supernet
 from nas_lib.registry import Registry
-from nas_lib.space.nb201 import NB201Arch, NB201Space
+from nas_lib.space.base import SearchSpace
 
 CHECKPOINT_VERSION = 1  # bump when the checkpoint layout or the training semantics change
 
@@ -39,8 +39,8 @@ class OneShotConfig:
     """What a supernet training depends on (all of it is part of the checkpoint key)."""
 
     method: str = "darts"  # a name in METHODS
-    channels: int = 8  # NB201 uses 16; 8 keeps a CPU epoch short
-    cells_per_stage: int = 1  # NB201 uses 5
+    channels: int = 8  # NB201 supernet only (NB201 uses 16; 8 keeps a CPU epoch short)
+    cells_per_stage: int = 1  # NB201 supernet only (NB201 uses 5)
     epochs: int = 10
     batch_size: int = 64
     lr: float = 0.025  # weights: SGD, cosine to lr_min (DARTS' settings)
@@ -64,7 +64,8 @@ class OneShotMethod(ABC):
     """A supernet plus how one training step updates it and how the answer is read off.
 
     Args:
-        space: the NB201 space (its per-edge operations are the supernet's candidates).
+        space: the space whose supernet `build_model` makes (NB201: its per-edge operations are
+            the candidates; hybrid: `nas_lib.oneshot.hybrid`).
         data: the train half trains the weights; the val half trains the architecture
             parameters (bilevel methods) and scores subnets.
         config: the options.
@@ -72,21 +73,26 @@ class OneShotMethod(ABC):
 
     name: ClassVar[str] = "base"
 
-    def __init__(self, space: NB201Space, data: ImageDataset, config: OneShotConfig) -> None:
+    def __init__(self, space: Any, data: ImageDataset, config: OneShotConfig) -> None:
         self.space, self.data, self.config = space, data, config
         torch.manual_seed(config.seed)
-        self.model = Supernet(space.edge_ops, config.channels, config.cells_per_stage, data.input_shape[0], data.num_classes)
+        self.model: Any = self.build_model()  # the NB201 `Supernet` or the `HybridSupernet`
         self.optimizer = torch.optim.SGD(self.model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=config.epochs, eta_min=config.lr_min)
         self.criterion = nn.CrossEntropyLoss()
 
     # -- what a method defines ------------------------------------------------------------------
+    def build_model(self) -> nn.Module:
+        """The supernet (the NB201 one; the hybrid space's methods build theirs)."""
+        c = self.config
+        return Supernet(self.space.edge_ops, c.channels, c.cells_per_stage, self.data.input_shape[0], self.data.num_classes)
+
     @abstractmethod
     def step(self, x_train: Tensor, y_train: Tensor, x_val: Tensor, y_val: Tensor) -> float:
         """One training step on a train batch (and a val batch for bilevel methods); the loss."""
 
     @abstractmethod
-    def answer(self) -> NB201Arch:
+    def answer(self) -> Any:
         """The method's chosen cell."""
 
     def arch_state(self) -> dict[str, Any]:
@@ -162,11 +168,11 @@ class TrainOutcome:
         return self.resumed_from >= self.method.config.epochs
 
     def answer(self) -> str:
-        """The method's cell as an NB201 string."""
+        """The method's architecture as the space's string."""
         return self.method.space.to_string(self.method.answer())
 
 
-def checkpoint_folder(root: str | Path, space: NB201Space, data: ImageDataset, config: OneShotConfig) -> Path:
+def checkpoint_folder(root: str | Path, space: SearchSpace, data: ImageDataset, config: OneShotConfig) -> Path:
     """``root/<method>-<hash of space, data fingerprint, config>``."""
     key = {"version": CHECKPOINT_VERSION, "space": space.state_key(), "data": data.fingerprint, "config": dataclasses.asdict(config)}
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
@@ -174,19 +180,19 @@ def checkpoint_folder(root: str | Path, space: NB201Space, data: ImageDataset, c
 
 
 def train_supernet(
-    space: NB201Space, data: ImageDataset, config: OneShotConfig, cache_dir: str | Path | None = None, stop_after: int | None = None
+    space: SearchSpace, data: ImageDataset, config: OneShotConfig, cache_dir: str | Path | None = None, stop_after: int | None = None
 ) -> TrainOutcome:
     """Trains (or resumes, or loads) the supernet of `config.method` for `config.epochs` epochs.
 
     Args:
-        space: the NB201 space to search.
+        space: the space to search (NB201, or hybrid for the ``hybrid_*`` methods).
         data: the train half trains weights, the val half the architecture.
         config: the method and its options.
         cache_dir: where checkpoint folders live; None trains without checkpoints.
         stop_after: stop once this many epochs are done (as if the process were killed then).
 
     Returns:
-        The `TrainOutcome` (its ``answer()`` is the method's cell as an NB201 string).
+        The `TrainOutcome` (its ``answer()`` is the method's architecture as the space's string).
     """
     start = time.perf_counter()
     method = METHODS.get(config.method)(space, data, config)
