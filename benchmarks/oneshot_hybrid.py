@@ -1,13 +1,14 @@
 """How well the hybrid supernet ranks a trained hybrid table, by the supernet's training budget.
 
-Trains the ``hybrid_spos`` supernet (`nas_lib.oneshot`) on the table's own data and split, under
-the table's space, and after each epoch count in ``--at`` scores every ok row of the table by
-inherited-weight accuracy on the validation split (BN recalibrated per row). Each scored
-checkpoint appends one JSON line to ``--out``: the Spearman rho of inherited accuracy with the
-table's validation and test accuracy, the supernet's training seconds so far and the scoring
-seconds. The supernet checkpoints in ``--cache``, so a killed run resumes from its last epoch and
-a rerun skips the checkpoints already in ``--out``. ``--summary`` prints the lines beside what
-the table itself offers at a comparable cost (flops, and every row trained for 1 or 2 epochs).
+Trains the ``--method`` supernet (`nas_lib.oneshot`: ``hybrid_spos`` or ``hybrid_enas``) on the
+table's own data and split, under the table's space, and after each epoch count in ``--at`` scores
+every ok row of the table by inherited-weight accuracy on the validation split (BN recalibrated
+per row). Each scored checkpoint appends one JSON line to ``--out``: the Spearman rho of inherited
+accuracy with the table's validation and test accuracy, the supernet's training seconds so far
+and the scoring seconds. The supernet checkpoints in ``--cache``, so a killed run resumes from
+its last epoch, and a rerun of the same variant (method, optimizer, lr, epochs, sandwich, seed)
+skips the checkpoints already in ``--out``. ``--summary`` prints the lines beside what the table
+itself offers at a comparable cost (flops, and every row trained for 1 or 2 epochs).
 
     .venv/bin/python benchmarks/oneshot_hybrid.py --table data/tables/hybrid_cifar10_v2.csv \
         --epochs 10 --at 2,5,10 --out data/tables/hybrid_cifar10_v2.oneshot.jsonl [--summary]
@@ -32,6 +33,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from nas_lib.bench.train import build_space, load_protocol_data, read_protocol, read_rows  # noqa: E402
 from nas_lib.oneshot import OneShotConfig, inherited_accuracy, train_supernet  # noqa: E402
 
+VARIANT = ("method", "optimizer", "lr", "epochs", "sandwich", "seed")  # the keys that name one supernet training
+
 
 def _rho(a: list[float], b: list[float]) -> float:
     return float(spearmanr(a, b).statistic)
@@ -46,9 +49,20 @@ def run(args: argparse.Namespace) -> None:
     rows = [r for r in read_rows(args.table) if r["state"] == "ok" and r.get("test_accuracy")]
     out = Path(args.out)
     lines = [json.loads(line) for line in out.read_text().splitlines() if line.strip()] if out.exists() else []
+    variant = (args.method, args.optimizer, args.lr, args.epochs, not args.no_sandwich, args.seed)
+    lines = [line for line in lines if tuple(line[k] for k in VARIANT) == variant]
     done = {line["epoch"] for line in lines}
     trained = max((line["train_seconds"] for line in lines), default=0.0)  # training seconds before this process
-    config = OneShotConfig(method="hybrid_spos", epochs=args.epochs, batch_size=args.batch_size, sandwich=not args.no_sandwich, seed=args.seed)
+    config = OneShotConfig(
+        method=args.method,
+        optimizer=args.optimizer,
+        lr=args.lr,
+        weight_decay=args.weight_decay,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        sandwich=not args.no_sandwich,
+        seed=args.seed,
+    )
     for epoch in sorted(set(args.at)):
         if epoch in done:
             continue
@@ -59,6 +73,9 @@ def run(args: argparse.Namespace) -> None:
         scores = [inherited_accuracy(model, space.from_string(r["arch"]), data) for r in rows]
         line = {
             "epoch": epoch,
+            "method": args.method,
+            "optimizer": args.optimizer,
+            "lr": args.lr,
             "epochs": args.epochs,
             "sandwich": config.sandwich,
             "seed": args.seed,
@@ -85,7 +102,8 @@ def summary(args: argparse.Namespace) -> None:
         print(f"every row trained {b} epoch(s): rho test {_rho(curve, test):.3f}, {seconds / 60:.0f} core-minutes (table's seconds)")
     for line in (json.loads(x) for x in Path(args.out).read_text().splitlines() if x.strip()):
         print(
-            f"supernet epoch {line['epoch']}/{line['epochs']} (sandwich {line['sandwich']}, seed {line['seed']}): rho val {line['rho_val']:.3f}, "
+            f"{line.get('method', 'hybrid_spos')} epoch {line['epoch']}/{line['epochs']} ({line.get('optimizer', 'sgd')}, sandwich {line['sandwich']}, "
+            f"seed {line['seed']}): rho val {line['rho_val']:.3f}, "
             f"test {line['rho_test']:.3f}; scoring {line['score_seconds'] / 60:.1f} min"
         )
         ids = [r["arch_id"] for r in rows]
@@ -103,6 +121,10 @@ def main() -> None:
     parser.add_argument("--out", required=True)
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--at", type=lambda s: [int(x) for x in s.split(",")], default=[2, 5, 10])
+    parser.add_argument("--method", choices=["hybrid_spos", "hybrid_enas"], default="hybrid_spos")
+    parser.add_argument("--optimizer", choices=["adamw", "sgd"], default="adamw")
+    parser.add_argument("--lr", type=float, default=3e-3)
+    parser.add_argument("--weight-decay", type=float, default=5e-4)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-sandwich", action="store_true")

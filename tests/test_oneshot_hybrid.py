@@ -151,17 +151,24 @@ def test_sandwich_extremes_keep_the_path_and_move_only_widths() -> None:
             assert (w.p["planes"], w.p["base_width"], n.p["planes"], n.p["base_width"]) == (32, 64, 16, 32)
             assert a.p["stride"] == w.p["stride"] == n.p["stride"] and a.p["cardinality"] == w.p["cardinality"]
     assert space.contains(wide) and space.contains(narrow)
+    with pytest.raises(ValueError, match="optimizer must be"):
+        OneShotConfig(method="hybrid_spos", optimizer="adam")
     with pytest.raises(ValueError, match="does not fit"):
         HybridSupernet(space, (3, 8, 8))(torch.zeros(1, 3, 8, 8), path=HybridArch(arch.blocks * 2))
 
 
 def snapshot(outcome) -> dict[str, torch.Tensor]:  # noqa: ANN001
-    return {k: v.clone() for k, v in outcome.method.model.state_dict().items()}
+    """The weights and BN statistics, and for ENAS the controller."""
+    state = {f"model.{k}": v.clone() for k, v in outcome.method.model.state_dict().items()}
+    for k, v in outcome.method.arch_state().get("controller", {}).items():
+        state[f"controller.{k}"] = v.clone()
+    return state
 
 
-def test_killed_hybrid_training_resumes_to_the_uninterrupted_result_and_caches(digits: ImageDataset, tmp_path) -> None:  # noqa: ANN001
+@pytest.mark.parametrize("method", ["hybrid_spos", "hybrid_enas"])
+def test_killed_hybrid_training_resumes_to_the_uninterrupted_result_and_caches(method: str, digits: ImageDataset, tmp_path) -> None:  # noqa: ANN001
     space = small_space()
-    config = OneShotConfig(method="hybrid_spos", epochs=2, batch_size=32, seed=1)
+    config = OneShotConfig(method=method, epochs=2, batch_size=32, seed=1)
     straight = train_supernet(space, digits, config, tmp_path / "a")
     killed = train_supernet(space, digits, config, tmp_path / "b", stop_after=1)
     assert killed.epochs_done == 1 and (killed.folder / "last.pt").is_file()
@@ -190,12 +197,13 @@ def test_spos_strategy_hands_out_the_supernet_ranking_in_order(tmp_path) -> None
     first = strategy.ask(2)
     ranked = list(strategy.ranked or [])
     assert len(ranked) == 3 and strategy.best()[0] == first[0]
+    assert isinstance(strategy.outcome.method.optimizer, torch.optim.AdamW)  # the hybrid default: the v2 table's optimiser
     strategy.tell(first, [1.0, 2.0])
     again = make_strategy("spos", space, seed=0, **options)
     again.load_state_dict(json.loads(json.dumps(strategy.state_dict())))  # a resumed search keeps the rest of the ranking
     assert [space.to_string(a) for a in again.ask(3)] == ranked
     assert len(again.ask(2)) == 2  # then uniform samples
-    for name in ("darts", "drnas", "enas"):
+    for name in ("darts", "drnas"):
         with pytest.raises(TypeError, match="NB201 cell space, got HybridSpace"):
             make_strategy(name, space)
 

@@ -1,6 +1,7 @@
 """One-shot (weight-sharing) NAS: on the NAS-Bench-201 cell space a supernet and its trainers
 (DARTS first and second order, DrNAS, SPOS, ENAS); on the hybrid space a supernet of the widest
-blocks with subnets by path and width, trained by SPOS with the sandwich rule (``hybrid_spos``);
+blocks with subnets by path and width, trained by SPOS with the sandwich rule (``hybrid_spos``)
+or by ENAS (``hybrid_enas``);
 inherited-weight scoring with BN recalibration; and the ask/tell strategies through which
 `ehnas bench search` and the pipeline run them.
 
@@ -10,7 +11,7 @@ loads) a supernet; `METHODS` holds the methods by name. Pure library: torch and 
 
 from __future__ import annotations
 
-from nas_lib.oneshot import darts, drnas, enas, hybrid_spos, spos  # noqa: F401  (modules register themselves)
+from nas_lib.oneshot import darts, drnas, enas, hybrid, spos  # noqa: F401  (modules register themselves)
 from nas_lib.oneshot.scoring import RankCorrelation, inherited_accuracy, rank_correlation, recalibrate_bn
 from nas_lib.oneshot.supernet import Supernet
 from nas_lib.oneshot.trainer import METHODS, OneShotConfig, OneShotMethod, TrainOutcome, checkpoint_folder, train_supernet

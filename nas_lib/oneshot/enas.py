@@ -104,14 +104,22 @@ class ENAS(OneShotMethod):
 
     def __init__(self, space: NB201Space, data: ImageDataset, config: OneShotConfig) -> None:
         super().__init__(space, data, config)
-        self.controller = Controller(space.edge_ops, self.hidden)
+        self.controller = Controller(self.decisions(), self.hidden)
         self.controller_optimizer = torch.optim.Adam(self.controller.parameters(), lr=self.controller_lr)
         self.baseline: float | None = None
+
+    def decisions(self) -> Sequence[Sequence[Any]]:
+        """The options of each decision the controller takes in turn (NB201: each edge's operations)."""
+        return self.space.edge_ops
+
+    def subnet(self, path: Path) -> Any:
+        """What the supernet runs for the controller's choices `path` (NB201: the path itself)."""
+        return path
 
     def step(self, x_train: Tensor, y_train: Tensor, x_val: Tensor, y_val: Tensor) -> float:
         with torch.no_grad():
             path = self.controller().path
-        loss = self.criterion(self.model(x_train, path=path), y_train)
+        loss = self.criterion(self.model(x_train, path=self.subnet(path)), y_train)
         self.weight_update(loss)
         self.reinforce(lambda p: self.batch_accuracy(p, x_val, y_val))
         return float(loss.detach())
@@ -119,7 +127,7 @@ class ENAS(OneShotMethod):
     def batch_accuracy(self, path: Path, x: Tensor, y: Tensor) -> float:
         """The fraction of `x` the subnet `path` classifies right (shared weights, current mode)."""
         with torch.no_grad():
-            return float((self.model(x, path=path).argmax(1) == y).float().mean())
+            return float((self.model(x, path=self.subnet(path)).argmax(1) == y).float().mean())
 
     def reinforce(self, reward_of: Callable[[Path], float]) -> float:
         """One REINFORCE step of the controller on a path it samples; returns the reward."""
@@ -133,12 +141,17 @@ class ENAS(OneShotMethod):
         self.controller_optimizer.step()
         return reward
 
-    def answer(self, candidates: int = 10) -> NB201Arch:
-        """The best by inherited accuracy of the greedy cell and `candidates` - 1 sampled ones."""
+    def drawn(self, candidates: int) -> list[Path]:
+        """The controller's greedy choice and `candidates` - 1 samples (seeded by the config's
+        seed), duplicates dropped."""
         generator = torch.Generator().manual_seed(self.config.seed)
         with torch.no_grad():
             drawn = [self.controller(greedy=True).path] + [self.controller(generator).path for _ in range(candidates - 1)]
-        paths = list(dict.fromkeys(drawn))
+        return list(dict.fromkeys(drawn))
+
+    def answer(self, candidates: int = 10) -> NB201Arch:
+        """The best by inherited accuracy of the greedy cell and `candidates` - 1 sampled ones."""
+        paths = self.drawn(candidates)
         scores = [inherited_accuracy(self.model, p, self.data) for p in paths]
         return NB201Arch(self.model.ops_of(paths[int(np.argmax(scores))]))
 

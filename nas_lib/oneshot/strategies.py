@@ -10,9 +10,10 @@ the method's answer.
   steers the answer, which stays the one-shot cell (`best`), so the benchmark judges the method
   alone; a budget of 1 query is the natural setting, and any further queries are uniform samples
   that do not change the answer.
-- On the hybrid space (``spos`` only: `nas_lib.oneshot.hybrid_spos`): ``candidates``
-  depth-stratified samples are ranked by inherited-weight accuracy once, and every `ask` hands
-  out the next ones of that ranking, best first (uniform samples once it is spent). In the
+- On the hybrid space (``spos`` and ``enas``: `nas_lib.oneshot.hybrid`): ``candidates``
+  architectures (SPOS: depth-stratified samples; ENAS: the controller's greedy choice and
+  samples) are ranked by inherited-weight accuracy once, and every `ask` hands out the next ones
+  of that ranking, best first (uniform samples once it is spent). In the
   pipeline the evaluation then scores them like any other strategy's, so the supernet's ranking
   decides what the run's budget is spent on.
 
@@ -40,6 +41,7 @@ from nas_lib.space.hybrid import HybridSpace
 from nas_lib.space.nb201 import NB201Space
 
 ONESHOT_STRATEGIES: Registry[type[Strategy]] = Registry("one-shot strategy")
+HYBRID_METHODS = {"spos": "hybrid_spos", "enas": "hybrid_enas"}  # strategy -> its method on the hybrid space
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,7 +58,10 @@ class OneShotOptions:
     epochs: int = 10
     batch_size: int = 64
     arch_lr: float = 3e-4
-    candidates: int = 100  # spos: architectures sampled and scored for the answer (hybrid: for the ranking)
+    candidates: int = 100  # spos: architectures sampled and scored for the answer; hybrid (spos, enas): for the ranking
+    optimizer: str | None = None  # weights: None = "sgd" on NB201 (DARTS'), "adamw" on the hybrid space (the v2 table's)
+    lr: float | None = None  # None = 0.025 (sgd) or 3e-3 (adamw)
+    weight_decay: float | None = None  # None = 3e-4 (sgd) or 5e-4 (adamw)
     sandwich: bool = True  # spos: also train the largest and smallest (hybrid: widest and narrowest) of each path
 
 
@@ -68,11 +73,11 @@ class OneShotStrategy(Strategy):
     Config = OneShotOptions
 
     def __init__(self, space: SearchSpace, seed: int = 0, **options: Any) -> None:
-        hybrid = self.method == "spos" and isinstance(space, HybridSpace)
+        hybrid = self.method in HYBRID_METHODS and isinstance(space, HybridSpace)
         if not (isinstance(space, NB201Space) or hybrid):
             raise TypeError(
                 f"strategy {self.name!r} searches the NB201 cell space"
-                + (" or the hybrid space" if self.method == "spos" else "")
+                + (" or the hybrid space" if self.method in HYBRID_METHODS else "")
                 + f", got {type(space).__name__}"
             )
         super().__init__(space, seed, **options)
@@ -112,8 +117,13 @@ class OneShotStrategy(Strategy):
             )
         else:
             data = load_dataset("cifar10_npz", c.images, image_size=c.image_size, val_fraction=0.5, seed=0, max_items=c.max_items)
+        optimizer = c.optimizer or ("adamw" if self.hybrid else "sgd")
+        adamw = optimizer == "adamw"
         config = OneShotConfig(
-            method="hybrid_spos" if self.hybrid else self.method,
+            method=HYBRID_METHODS[self.method] if self.hybrid else self.method,
+            optimizer=optimizer,
+            lr=c.lr if c.lr is not None else (3e-3 if adamw else 0.025),
+            weight_decay=c.weight_decay if c.weight_decay is not None else (5e-4 if adamw else 3e-4),
             channels=c.channels,
             cells_per_stage=c.cells_per_stage,
             epochs=c.epochs,

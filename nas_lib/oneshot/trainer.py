@@ -1,7 +1,7 @@
 """Training a one-shot supernet, with per-epoch checkpoints that make it resumable and cached.
 
 Every method (DARTS, DrNAS, SPOS, ENAS) is a `OneShotMethod` registered in `METHODS`; this module owns
-what they share: the supernet and its SGD optimiser, the epoch loop over paired train/val
+what they share: the supernet and its weight optimiser (SGD, or AdamW), the epoch loop over paired train/val
 batches, and the checkpoint folder. The folder is keyed by the space, the data fingerprint and
 the whole `OneShotConfig`; after each epoch it holds ``last.pt`` (model, optimisers, scheduler,
 architecture parameters, torch RNG state, epoch). A killed run resumes from its last epoch and,
@@ -43,7 +43,8 @@ class OneShotConfig:
     cells_per_stage: int = 1  # NB201 supernet only (NB201 uses 5)
     epochs: int = 10
     batch_size: int = 64
-    lr: float = 0.025  # weights: SGD, cosine to lr_min (DARTS' settings)
+    optimizer: str = "sgd"  # weights: "sgd" (with momentum; DARTS') or "adamw" (the hybrid tables' training)
+    lr: float = 0.025  # weights, cosine to lr_min (DARTS' settings; the hybrid methods default to AdamW at 3e-3)
     lr_min: float = 0.001
     momentum: float = 0.9
     weight_decay: float = 3e-4
@@ -58,6 +59,8 @@ class OneShotConfig:
         for name in ("channels", "cells_per_stage", "epochs", "batch_size"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.optimizer not in ("sgd", "adamw"):
+            raise ValueError(f"optimizer must be 'sgd' or 'adamw', got {self.optimizer!r}")
 
 
 class OneShotMethod(ABC):
@@ -77,7 +80,11 @@ class OneShotMethod(ABC):
         self.space, self.data, self.config = space, data, config
         torch.manual_seed(config.seed)
         self.model: Any = self.build_model()  # the NB201 `Supernet` or the `HybridSupernet`
-        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+        params = self.model.parameters()
+        if config.optimizer == "adamw":
+            self.optimizer: torch.optim.Optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+        else:
+            self.optimizer = torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=config.epochs, eta_min=config.lr_min)
         self.criterion = nn.CrossEntropyLoss()
 
