@@ -123,7 +123,7 @@ def main() -> None:
     parser.add_argument("--at", type=lambda s: [int(x) for x in s.split(",")], default=[2, 5, 10])
     parser.add_argument("--method", choices=["hybrid_spos", "hybrid_enas"], default="hybrid_spos")
     parser.add_argument("--optimizer", choices=["adamw", "sgd"], default="adamw")
-    parser.add_argument("--lr", type=float, default=3e-3)
+    parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--weight-decay", type=float, default=5e-4)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--seed", type=int, default=0)

@@ -60,7 +60,7 @@ class OneShotOptions:
     arch_lr: float = 3e-4
     candidates: int = 100  # spos: architectures sampled and scored for the answer; hybrid (spos, enas): for the ranking
     optimizer: str | None = None  # weights: None = "sgd" on NB201 (DARTS'), "adamw" on the hybrid space (the v2 table's)
-    lr: float | None = None  # None = 0.025 (sgd) or 3e-3 (adamw)
+    lr: float | None = None  # None = 0.025 (sgd) or 1e-3 (adamw; 3e-3 trained the hybrid supernet no better, docs/search.md)
     weight_decay: float | None = None  # None = 3e-4 (sgd) or 5e-4 (adamw)
     sandwich: bool = True  # spos: also train the largest and smallest (hybrid: widest and narrowest) of each path
 
@@ -122,7 +122,7 @@ class OneShotStrategy(Strategy):
         config = OneShotConfig(
             method=HYBRID_METHODS[self.method] if self.hybrid else self.method,
             optimizer=optimizer,
-            lr=c.lr if c.lr is not None else (3e-3 if adamw else 0.025),
+            lr=c.lr if c.lr is not None else (1e-3 if adamw else 0.025),
             weight_decay=c.weight_decay if c.weight_decay is not None else (5e-4 if adamw else 3e-4),
             channels=c.channels,
             cells_per_stage=c.cells_per_stage,
@@ -188,13 +188,14 @@ class DrNASStrategy(OneShotStrategy):
 @ONESHOT_STRATEGIES.register("spos")
 class SPOSStrategy(OneShotStrategy):
     """SPOS with the sandwich rule (Guo et al., ECCV 2020, arXiv 1904.00420); see `nas_lib.oneshot.spos`
-    (NB201) and `nas_lib.oneshot.hybrid_spos` (hybrid)."""
+    (NB201) and `nas_lib.oneshot.hybrid` (hybrid)."""
 
     name = method = "spos"
 
 
 @ONESHOT_STRATEGIES.register("enas")
 class ENASStrategy(OneShotStrategy):
-    """ENAS (Pham et al., ICML 2018, arXiv 1802.03268); see `nas_lib.oneshot.enas`."""
+    """ENAS (Pham et al., ICML 2018, arXiv 1802.03268); see `nas_lib.oneshot.enas` (NB201) and
+    `nas_lib.oneshot.hybrid` (hybrid)."""
 
     name = method = "enas"

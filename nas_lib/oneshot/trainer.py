@@ -44,7 +44,7 @@ class OneShotConfig:
     epochs: int = 10
     batch_size: int = 64
     optimizer: str = "sgd"  # weights: "sgd" (with momentum; DARTS') or "adamw" (the hybrid tables' training)
-    lr: float = 0.025  # weights, cosine to lr_min (DARTS' settings; the hybrid methods default to AdamW at 3e-3)
+    lr: float = 0.025  # weights, cosine from lr to lr_min (DARTS'); hybrid default: AdamW at 1e-3 = lr_min, constant
     lr_min: float = 0.001
     momentum: float = 0.9
     weight_decay: float = 3e-4
