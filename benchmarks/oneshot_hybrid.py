@@ -1,14 +1,15 @@
 """How well the hybrid supernet ranks a trained hybrid table, by the supernet's training budget.
 
-Trains the ``--method`` supernet (`nas_lib.oneshot`: ``hybrid_spos`` or ``hybrid_enas``) on the
-table's own data and split, under the table's space, and after each epoch count in ``--at`` scores
-every ok row of the table by inherited-weight accuracy on the validation split (BN recalibrated
-per row). Each scored checkpoint appends one JSON line to ``--out``: the Spearman rho of inherited
-accuracy with the table's validation and test accuracy, the supernet's training seconds so far
-and the scoring seconds. The supernet checkpoints in ``--cache``, so a killed run resumes from
-its last epoch, and a rerun of the same variant (method, optimizer, lr, epochs, sandwich, seed)
-skips the checkpoints already in ``--out``. ``--summary`` prints the lines beside what the table
-itself offers at a comparable cost (flops, and every row trained for 1 or 2 epochs).
+Trains the ``--method`` supernet (`nas_lib.oneshot`: ``hybrid_spos``, ``hybrid_enas`` or
+``hybrid_gdas``) on the table's own data and split, under the table's space, and after each
+epoch count in ``--at`` scores every ok row of the table by inherited-weight accuracy on the
+validation split (BN recalibrated per row). Each scored checkpoint appends one JSON line to
+``--out``: the Spearman rho of inherited accuracy with the table's validation and test accuracy,
+the supernet's training seconds so far and the scoring seconds. The supernet checkpoints in
+``--cache``, so a killed run resumes from its last epoch, and a rerun of the same variant
+(method, optimizer, lr, epochs, sandwich, seed) skips the checkpoints already in ``--out``.
+``--summary`` prints the lines beside what the table itself offers at a comparable cost (flops,
+and every row trained for 1 or 2 epochs).
 
     .venv/bin/python benchmarks/oneshot_hybrid.py --table data/tables/hybrid_cifar10_v2.csv \
         --epochs 10 --at 2,5,10 --out data/tables/hybrid_cifar10_v2.oneshot.jsonl [--summary]
@@ -121,7 +122,7 @@ def main() -> None:
     parser.add_argument("--out", required=True)
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--at", type=lambda s: [int(x) for x in s.split(",")], default=[2, 5, 10])
-    parser.add_argument("--method", choices=["hybrid_spos", "hybrid_enas"], default="hybrid_spos")
+    parser.add_argument("--method", choices=["hybrid_spos", "hybrid_enas", "hybrid_gdas"], default="hybrid_spos")
     parser.add_argument("--optimizer", choices=["adamw", "sgd"], default="adamw")
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--weight-decay", type=float, default=5e-4)

@@ -60,7 +60,7 @@ def assert_same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
 
 
 def test_methods_are_registered() -> None:
-    assert METHODS.names() == ["darts", "darts2", "drnas", "enas", "hybrid_enas", "hybrid_spos", "spos"]
+    assert METHODS.names() == ["darts", "darts2", "drnas", "enas", "hybrid_enas", "hybrid_gdas", "hybrid_spos", "spos"]
     assert ONESHOT_STRATEGIES.names() == ["darts", "darts2", "drnas", "enas", "spos"]
     assert not set(ONESHOT_STRATEGIES.names()) & set(STRATEGIES.names())  # table-speed tests never build them
     with pytest.raises(KeyError, match="one-shot: darts"):

@@ -14,11 +14,13 @@ from torch import nn
 from nas_lib.blocks.mamba import MambaBlock
 from nas_lib.blocks.vit import WindowAttentionBlock
 from nas_lib.data.datasets import ImageDataset, load_dataset
-from nas_lib.oneshot import OneShotConfig, inherited_accuracy, train_supernet
+from nas_lib.oneshot import METHODS, OneShotConfig, inherited_accuracy, train_supernet
+from nas_lib.oneshot.hybrid import HybridGDAS
 from nas_lib.oneshot.hybrid_supernet import HybridSupernet, Position, extreme
 from nas_lib.search import make_strategy, strategy_class, strategy_names
 from nas_lib.space import HybridConstraints
 from nas_lib.space.builder import ConnectedBlock, HybridNetwork
+from nas_lib.space.constraints import CONNECTIONS
 from nas_lib.space.hybrid import HybridArch, HybridSpace
 
 torch.set_num_threads(1)
@@ -158,14 +160,17 @@ def test_sandwich_extremes_keep_the_path_and_move_only_widths() -> None:
 
 
 def snapshot(outcome) -> dict[str, torch.Tensor]:  # noqa: ANN001
-    """The weights and BN statistics, and for ENAS the controller."""
+    """The weights and BN statistics, for ENAS the controller, for GDAS the logits."""
     state = {f"model.{k}": v.clone() for k, v in outcome.method.model.state_dict().items()}
-    for k, v in outcome.method.arch_state().get("controller", {}).items():
+    arch = outcome.method.arch_state()
+    for k, v in arch.get("controller", {}).items():
         state[f"controller.{k}"] = v.clone()
+    for i, alpha in enumerate(arch.get("alphas", [])):
+        state[f"alpha.{i}"] = alpha.clone()
     return state
 
 
-@pytest.mark.parametrize("method", ["hybrid_spos", "hybrid_enas"])
+@pytest.mark.parametrize("method", ["hybrid_spos", "hybrid_enas", "hybrid_gdas"])
 def test_killed_hybrid_training_resumes_to_the_uninterrupted_result_and_caches(method: str, digits: ImageDataset, tmp_path) -> None:  # noqa: ANN001
     space = small_space()
     config = OneShotConfig(method=method, epochs=2, batch_size=32, seed=1)
@@ -181,6 +186,37 @@ def test_killed_hybrid_training_resumes_to_the_uninterrupted_result_and_caches(m
     ranking = again.method.ranking(6)
     assert [s for _, s in ranking] == sorted((s for _, s in ranking), reverse=True)
     assert ranking[0][1] == inherited_accuracy(again.method.model, ranking[0][0], digits)  # recalibration makes scores repeatable
+
+
+def test_gdas_draws_valid_paths_whose_gates_carry_the_gradient(digits: ImageDataset) -> None:
+    space = small_space()
+    method = METHODS.get("hybrid_gdas")(space, digits, OneShotConfig(method="hybrid_gdas", epochs=2, batch_size=32))
+    assert method.tau() == 10.0
+    depths = set()
+    for _ in range(20):
+        arch, (per_block, features) = method.draw(None)
+        space.validate(arch)  # infeasible options are masked, so every draw is in the space
+        depths.add(arch.depth)
+        assert len(per_block) == arch.depth and torch.allclose(torch.stack([*per_block, features]), torch.ones(arch.depth + 1))
+    assert depths == {4, 5}
+    x, y = digits.val_x[:16], digits.val_y[:16]
+    method.model.eval()
+    gated = method.model(x, path=arch, gates=(per_block, features))
+    with torch.no_grad():
+        assert torch.allclose(gated, method.model(x, path=arch), atol=1e-6)  # gates of value 1 change nothing forward
+    nn.functional.cross_entropy(gated, y).backward(inputs=method.alphas)
+    assert all(a.grad is not None and float(a.grad.abs().sum()) > 0 for a in method.alphas)  # depth, types, connections
+    before = [a.detach().clone() for a in method.alphas]
+    method.model.train()
+    method.step(digits.train_x[:16], digits.train_y[:16], x, y)
+    assert not any(torch.equal(b, a) for b, a in zip(before, method.alphas))  # one step moves every logit tensor
+    with torch.no_grad():
+        method.alphas[0][:] = torch.tensor([0.0, 50.0])  # depth 5
+        method.alphas[1][:, space.types.index("mamba")] = 50.0
+        method.alphas[2][:, CONNECTIONS.index("residual")] = 50.0
+    greedy = method.candidates(4)[0]  # the argmax path follows the logits
+    assert greedy.types == ("mamba",) * 5 and {b.connection for b in greedy.blocks} == {"residual"}
+    assert method.candidates(4) == method.candidates(4)  # seeded: the same ranking from the same state
 
 
 def test_spos_strategy_hands_out_the_supernet_ranking_in_order(tmp_path) -> None:  # noqa: ANN001
@@ -203,7 +239,9 @@ def test_spos_strategy_hands_out_the_supernet_ranking_in_order(tmp_path) -> None
     again.load_state_dict(json.loads(json.dumps(strategy.state_dict())))  # a resumed search keeps the rest of the ranking
     assert [space.to_string(a) for a in again.ask(3)] == ranked
     assert len(again.ask(2)) == 2  # then uniform samples
-    for name in ("darts", "drnas"):
+    gdas = make_strategy("darts", space, seed=0, **options)  # darts on the hybrid space: GDAS' sampled relaxation
+    assert len(gdas.ask(2)) == 2 and isinstance(gdas.outcome.method, HybridGDAS)
+    for name in ("darts2", "drnas"):
         with pytest.raises(TypeError, match="NB201 cell space, got HybridSpace"):
             make_strategy(name, space)
 

@@ -39,7 +39,7 @@ def search(
     strategies: str = typer.Option(
         "all",
         "--strategies",
-        help="'all' (the ask/tell strategies) or comma-separated names; the one-shot darts, darts2, drnas, spos and enas train a supernet on images (NB201 only).",
+        help="'all' (the ask/tell strategies) or comma-separated names; the one-shot darts2, drnas (NB201), darts, spos and enas (NB201 or hybrid) train a supernet on images first.",
     ),
     budget: int = typer.Option(100, "--budget", min=1, help="Queries per search."),
     seeds: int = typer.Option(20, "--seeds", min=1, help="Searches per strategy (seeds 0..N-1)."),

@@ -1,7 +1,7 @@
 """One-shot (weight-sharing) NAS: on the NAS-Bench-201 cell space a supernet and its trainers
 (DARTS first and second order, DrNAS, SPOS, ENAS); on the hybrid space a supernet of the widest
-blocks with subnets by path and width, trained by SPOS with the sandwich rule (``hybrid_spos``)
-or by ENAS (``hybrid_enas``);
+blocks with subnets by path and width, trained by SPOS with the sandwich rule (``hybrid_spos``),
+by ENAS (``hybrid_enas``) or by GDAS' sampled differentiable relaxation (``hybrid_gdas``);
 inherited-weight scoring with BN recalibration; and the ask/tell strategies through which
 `ehnas bench search` and the pipeline run them.
 

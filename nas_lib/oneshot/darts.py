@@ -26,19 +26,14 @@ from nas_lib.oneshot.trainer import METHODS, OneShotConfig, OneShotMethod
 from nas_lib.space.nb201 import NB201Arch, NB201Space
 
 
-class ArchitectureParameters(OneShotMethod):
-    """A method with one logit vector per edge, trained by Adam on the val half."""
+class Alphas(OneShotMethod):
+    """Architecture logits (`alphas`), trained by Adam on the val half (DARTS' settings) and kept
+    in the checkpoint with their optimiser."""
 
-    skips_none_in_argmax: ClassVar[bool] = True
-
-    def __init__(self, space: NB201Space, data: ImageDataset, config: OneShotConfig) -> None:
-        super().__init__(space, data, config)
-        self.alphas = [nn.Parameter(1e-3 * torch.randn(len(ops))) for ops in space.edge_ops]
-        self.arch_optimizer = torch.optim.Adam(self.alphas, lr=config.arch_lr, betas=(0.5, 0.999), weight_decay=config.arch_weight_decay)
-
-    def op_weights(self) -> list[Tensor]:
-        """The per-edge op weights of the relaxation (softmax of alpha)."""
-        return [a.softmax(0) for a in self.alphas]
+    def init_alphas(self, shapes: list[tuple[int, ...]]) -> None:
+        c = self.config
+        self.alphas = [nn.Parameter(1e-3 * torch.randn(*shape)) for shape in shapes]
+        self.arch_optimizer = torch.optim.Adam(self.alphas, lr=c.arch_lr, betas=(0.5, 0.999), weight_decay=c.arch_weight_decay)
 
     def arch_state(self) -> dict[str, Any]:
         return {"alphas": [a.detach().clone() for a in self.alphas], "optimizer": self.arch_optimizer.state_dict()}
@@ -48,6 +43,20 @@ class ArchitectureParameters(OneShotMethod):
             for a, saved in zip(self.alphas, state["alphas"], strict=True):
                 a.copy_(saved)
         self.arch_optimizer.load_state_dict(state["optimizer"])
+
+
+class ArchitectureParameters(Alphas):
+    """A method with one logit vector per edge."""
+
+    skips_none_in_argmax: ClassVar[bool] = True
+
+    def __init__(self, space: NB201Space, data: ImageDataset, config: OneShotConfig) -> None:
+        super().__init__(space, data, config)
+        self.init_alphas([(len(ops),) for ops in space.edge_ops])
+
+    def op_weights(self) -> list[Tensor]:
+        """The per-edge op weights of the relaxation (softmax of alpha)."""
+        return [a.softmax(0) for a in self.alphas]
 
     def answer(self) -> NB201Arch:
         ops = []

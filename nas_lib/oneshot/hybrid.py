@@ -15,9 +15,26 @@ architecture through `HybridSpace.project` (seeded by the code itself, so one co
 architecture). The weights train on the paths the controller samples, and the controller learns
 by REINFORCE from their accuracy on a validation batch.
 
-Both rank architectures by inherited-weight accuracy on the val half after BN recalibration
-(`ranking`, best first): ``hybrid_spos`` ``candidates`` depth-stratified samples, ``hybrid_enas``
-the controller's greedy choice and ``candidates`` - 1 samples of it. The answer is the first.
+``hybrid_gdas``: differentiable search with a sampled relaxation, GDAS (Dong & Yang, "Searching
+for a Robust Neural Architecture in Four GPU Hours", CVPR 2019, arXiv 1910.04465). DARTS' mixed
+operation, a softmax-weighted sum of every candidate's output, cannot be formed here: a CNN, a
+ViT and a Mamba block at one position give outputs of different widths, and depth is a choice.
+So the relaxation samples. Architecture logits (one per allowed depth, one per block type and one
+per connection at every position) define a policy; a step draws one choice per decision by
+Gumbel-max (infeasible options masked, so every draw is a valid architecture;
+`HybridSpace.sample` with a policy) and multiplies each block's output (and the pooled features,
+for the depth) by straight-through gates ``1 - p + p.detach()`` of value 1, where p is the
+Gumbel-softmax probability at temperature tau of the choice taken. The weights follow the train
+batch through one such path, the logits (Adam on the val half, DARTS' settings) the val batch's
+gradient through the gates of another; tau falls linearly from 10 to 0.1 over the epochs, as in
+GDAS. Hyperparameters other than type, connection and depth stay uniform draws.
+Discretisation: the argmax path (DARTS' rule), with hyperparameters drawn by the config's seed.
+
+All three rank architectures by inherited-weight accuracy on the val half after BN
+recalibration (`ranking`, best first): ``hybrid_spos`` ``candidates`` depth-stratified samples,
+``hybrid_enas`` the controller's greedy choice and ``candidates`` - 1 samples of it,
+``hybrid_gdas`` the argmax path and ``candidates`` - 1 draws of its policy. The answer is the
+first.
 """
 
 from __future__ import annotations
@@ -29,11 +46,13 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from nas_lib.oneshot.darts import Alphas
 from nas_lib.oneshot.enas import ENAS
 from nas_lib.oneshot.hybrid_supernet import HybridSupernet, extreme
 from nas_lib.oneshot.scoring import inherited_accuracy
 from nas_lib.oneshot.supernet import Path
 from nas_lib.oneshot.trainer import METHODS, OneShotMethod
+from nas_lib.space.constraints import CONNECTIONS
 from nas_lib.space.hybrid import HybridArch, HybridSpace
 
 
@@ -95,3 +114,63 @@ class HybridENAS(HybridMethod, ENAS):  # type: ignore[misc]  # answer: HybridMet
 
     def candidates(self, n: int) -> list[HybridArch]:
         return [self.subnet(p) for p in self.drawn(n)]
+
+
+@METHODS.register("hybrid_gdas")
+class HybridGDAS(HybridMethod, Alphas):
+    """GDAS' sampled differentiable relaxation of the hybrid space (see the module docstring)."""
+
+    def __init__(self, space: HybridSpace, data: Any, config: Any) -> None:
+        super().__init__(space, data, config)
+        self.depths = [d for d, n in self.space.size_by_depth().items() if n]
+        positions = self.space.constraints.max_depth
+        self.init_alphas([(len(self.depths),), (positions, len(self.space.types)), (positions, len(CONNECTIONS))])
+
+    def tau(self) -> float:
+        """The Gumbel-softmax temperature of the current epoch: 10 down to 0.1."""
+        epochs, done = self.config.epochs, self.scheduler.last_epoch
+        return 10.0 - (10.0 - 0.1) * min(done, epochs - 1) / max(epochs - 1, 1)
+
+    def draw(self, noise: torch.Generator | None, greedy: bool = False) -> tuple[HybridArch, tuple[list[Tensor], Tensor]]:
+        """A path from the policy (Gumbel-max; `greedy`: the argmax) and its straight-through gates."""
+        tau = self.tau()
+        gates: list[Tensor] = []
+
+        def choose(logits: Tensor, options: Sequence[Any], allowed: Sequence[Any]) -> Any:
+            masked = logits.masked_fill(torch.tensor([o not in allowed for o in options]), -torch.inf)
+            if not greedy:
+                uniform = torch.rand(masked.shape, generator=noise).clamp(1e-10, 1.0)
+                masked = masked - torch.log(-torch.log(uniform))
+            k = int(masked.argmax())
+            p = (masked / tau).softmax(0)[k]
+            gates.append(1.0 - p.detach() + p)
+            return options[k]
+
+        depth_alpha, type_alpha, connection_alpha = self.alphas
+        depth = choose(depth_alpha, self.depths, self.depths)
+        rows = {"type": (type_alpha, self.space.types), "connection": (connection_alpha, CONNECTIONS)}
+
+        def policy(decision: str, i: int, allowed: Sequence[str]) -> str:
+            logits, options = rows[decision]
+            return str(choose(logits[i], options, allowed))
+
+        seed = self.config.seed if greedy else int(torch.randint(2**31 - 1, (), generator=noise))  # the hyperparameters' draw
+        arch = self.space.sample(np.random.default_rng(seed), depth=depth, policy=policy)
+        per_block = [gates[1 + 2 * k] * gates[2 + 2 * k] for k in range(arch.depth)]  # type x connection
+        return arch, (per_block, gates[0])
+
+    def step(self, x_train: Tensor, y_train: Tensor, x_val: Tensor, y_val: Tensor) -> float:
+        arch, gates = self.draw(None)
+        self.arch_optimizer.zero_grad(set_to_none=True)
+        self.criterion(self.model(x_val, path=arch, gates=gates), y_val).backward(inputs=self.alphas)
+        self.arch_optimizer.step()
+        arch, _ = self.draw(None)
+        loss = self.criterion(self.model(x_train, path=arch), y_train)
+        self.weight_update(loss)
+        return float(loss.detach())
+
+    def candidates(self, n: int) -> list[HybridArch]:
+        """The argmax path, then `n` - 1 draws of the policy (seeded by the config's seed)."""
+        with torch.no_grad():
+            noise = torch.Generator().manual_seed(self.config.seed)
+            return [self.draw(None, greedy=True)[0]] + [self.draw(noise)[0] for _ in range(n - 1)]

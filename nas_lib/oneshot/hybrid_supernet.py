@@ -21,7 +21,7 @@ classifier), so inherited-weight accuracy scores the network the pipeline would 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -221,13 +221,21 @@ class HybridSupernet(nn.Module):
         self.classifier = SlicedLinear(channels, num_classes)
         self.num_classes = num_classes
 
-    def forward(self, x: torch.Tensor, path: HybridArch) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, path: HybridArch, gates: tuple[Sequence[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
+        """The logits of the subnet `path`. `gates` (one scalar per block, one for the pooled
+        features) multiply those outputs: straight-through gates of value 1 that carry a
+        gradient to the architecture parameters of a sampled relaxation (`nas_lib.oneshot.hybrid`)."""
         if path.depth > len(self.positions):
             raise ValueError(f"a {path.depth}-block subnet does not fit a supernet of {len(self.positions)} positions")
         x = self.stem(x)
-        for position, block in zip(self.positions, path.blocks):
+        for k, (position, block) in enumerate(zip(self.positions, path.blocks)):
             x = position(x, block)
-        return self.classifier.run(self.norm(x).mean((2, 3)), self.num_classes)
+            if gates is not None:
+                x = x * gates[0][k]
+        features = self.norm(x).mean((2, 3))
+        if gates is not None:
+            features = features * gates[1]
+        return self.classifier.run(features, self.num_classes)
 
 
 def extreme(space: HybridSpace, arch: HybridArch, largest: bool) -> HybridArch:

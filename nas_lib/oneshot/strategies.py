@@ -10,9 +10,10 @@ the method's answer.
   steers the answer, which stays the one-shot cell (`best`), so the benchmark judges the method
   alone; a budget of 1 query is the natural setting, and any further queries are uniform samples
   that do not change the answer.
-- On the hybrid space (``spos`` and ``enas``: `nas_lib.oneshot.hybrid`): ``candidates``
-  architectures (SPOS: depth-stratified samples; ENAS: the controller's greedy choice and
-  samples) are ranked by inherited-weight accuracy once, and every `ask` hands out the next ones
+- On the hybrid space (``spos``, ``enas`` and ``darts``, the last as GDAS' sampled relaxation:
+  `nas_lib.oneshot.hybrid`): ``candidates`` architectures (SPOS: depth-stratified samples; ENAS:
+  the controller's greedy choice and samples; GDAS: the argmax path and draws of its policy) are
+  ranked by inherited-weight accuracy once, and every `ask` hands out the next ones
   of that ranking, best first (uniform samples once it is spent). In the
   pipeline the evaluation then scores them like any other strategy's, so the supernet's ranking
   decides what the run's budget is spent on.
@@ -41,7 +42,7 @@ from nas_lib.space.hybrid import HybridSpace
 from nas_lib.space.nb201 import NB201Space
 
 ONESHOT_STRATEGIES: Registry[type[Strategy]] = Registry("one-shot strategy")
-HYBRID_METHODS = {"spos": "hybrid_spos", "enas": "hybrid_enas"}  # strategy -> its method on the hybrid space
+HYBRID_METHODS = {"spos": "hybrid_spos", "enas": "hybrid_enas", "darts": "hybrid_gdas"}  # strategy -> its method on the hybrid space
 
 
 @dataclasses.dataclass(frozen=True)
@@ -166,7 +167,8 @@ class OneShotStrategy(Strategy):
 
 @ONESHOT_STRATEGIES.register("darts")
 class DARTSStrategy(OneShotStrategy):
-    """First-order DARTS (Liu et al., ICLR 2019, arXiv 1806.09055); see `nas_lib.oneshot.darts`."""
+    """First-order DARTS (Liu et al., ICLR 2019, arXiv 1806.09055); see `nas_lib.oneshot.darts`. On the
+    hybrid space its sampled variant GDAS (arXiv 1910.04465); see `nas_lib.oneshot.hybrid`."""
 
     name = method = "darts"
 

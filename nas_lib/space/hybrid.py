@@ -76,6 +76,9 @@ class HybridArch:
         return " > ".join(str(b) for b in self.blocks)
 
 
+Policy = Callable[[str, int, Sequence[str]], str]  # (decision, block index, valid options) -> the option taken
+
+
 class HybridSpace(SearchSpace):
     """The hybrid space under a set of `HybridConstraints` (the full space by default)."""
 
@@ -158,9 +161,13 @@ class HybridSpace(SearchSpace):
         return sum(self.size_by_depth().values())
 
     # -- sampling -----------------------------------------------------------------------------
-    def sample(self, rng: np.random.Generator, depth: int | None = None) -> HybridArch:
+    def sample(self, rng: np.random.Generator, depth: int | None = None, policy: Policy | None = None) -> HybridArch:
         """Uniform over the whole space, or over the architectures of one `depth` when given
-        (uniform sampling of the full space almost always picks the deepest networks)."""
+        (uniform sampling of the full space almost always picks the deepest networks).
+
+        With `policy`, block i's type is ``policy("type", i, types)`` and its connection
+        ``policy("connection", i, connections)``, each chosen among the options that still lead
+        to a valid architecture (a learned sampler's; the hyperparameters stay uniform)."""
         by_depth = self.size_by_depth()
         if depth is not None:
             by_depth = {depth: by_depth.get(depth, 0)}
@@ -177,11 +184,12 @@ class HybridSpace(SearchSpace):
                 step = self._step(i, depth, hist, t)
                 if step:
                     options.append((t, step * ways(i + 1, *self._push(hist, counts, t))))
-            t = _pick(options, randbelow(rng, sum(w for _, w in options)))
+            t = _pick(options, randbelow(rng, sum(w for _, w in options))) if policy is None else policy("type", i, [t for t, _ in options])
             stage = stage_of(i, depth)
             conns = self.constraints.connections(stage, hist[-1] if hist else None, t)
             params = self.combos[t][int(rng.integers(len(self.combos[t])))]
-            blocks.append(BlockSpec(t, params, conns[int(rng.integers(len(conns)))]))
+            conn = conns[int(rng.integers(len(conns)))] if policy is None else policy("connection", i, list(conns))
+            blocks.append(BlockSpec(t, params, conn))
             hist, counts = self._push(hist, counts, t)
         return HybridArch(tuple(blocks))
 
