@@ -7,7 +7,7 @@ validation split (BN recalibrated per row). Each scored checkpoint appends one J
 ``--out``: the Spearman rho of inherited accuracy with the table's validation and test accuracy,
 the supernet's training seconds so far and the scoring seconds. The supernet checkpoints in
 ``--cache``, so a killed run resumes from its last epoch, and a rerun of the same variant
-(method, optimizer, lr, epochs, sandwich, seed) skips the checkpoints already in ``--out``.
+(method, optimizer, lr, epochs, sandwich, sampling, seed) skips the checkpoints already in ``--out``.
 ``--summary`` prints the lines beside what the table itself offers at a comparable cost (flops,
 and every row trained for 1 or 2 epochs).
 
@@ -34,7 +34,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from nas_lib.bench.train import build_space, load_protocol_data, read_protocol, read_rows  # noqa: E402
 from nas_lib.oneshot import OneShotConfig, inherited_accuracy, train_supernet  # noqa: E402
 
-VARIANT = ("method", "optimizer", "lr", "epochs", "sandwich", "seed")  # the keys that name one supernet training
+VARIANT = {
+    "method": None,
+    "optimizer": None,
+    "lr": None,
+    "epochs": None,
+    "sandwich": None,
+    "sampling": "architecture",
+    "seed": None,
+}  # the keys that name one supernet training (a default: lines older than the key)
 
 
 def _rho(a: list[float], b: list[float]) -> float:
@@ -50,8 +58,8 @@ def run(args: argparse.Namespace) -> None:
     rows = [r for r in read_rows(args.table) if r["state"] == "ok" and r.get("test_accuracy")]
     out = Path(args.out)
     lines = [json.loads(line) for line in out.read_text().splitlines() if line.strip()] if out.exists() else []
-    variant = (args.method, args.optimizer, args.lr, args.epochs, not args.no_sandwich, args.seed)
-    lines = [line for line in lines if tuple(line[k] for k in VARIANT) == variant]
+    variant = (args.method, args.optimizer, args.lr, args.epochs, not args.no_sandwich, args.sampling, args.seed)
+    lines = [line for line in lines if tuple(line.get(k, default) for k, default in VARIANT.items()) == variant]
     done = {line["epoch"] for line in lines}
     trained = max((line["train_seconds"] for line in lines), default=0.0)  # training seconds before this process
     config = OneShotConfig(
@@ -62,6 +70,7 @@ def run(args: argparse.Namespace) -> None:
         epochs=args.epochs,
         batch_size=args.batch_size,
         sandwich=not args.no_sandwich,
+        sampling=args.sampling,
         seed=args.seed,
     )
     for epoch in sorted(set(args.at)):
@@ -79,6 +88,7 @@ def run(args: argparse.Namespace) -> None:
             "lr": args.lr,
             "epochs": args.epochs,
             "sandwich": config.sandwich,
+            "sampling": config.sampling,
             "seed": args.seed,
             "rows": len(rows),
             "rho_val": _rho(scores, [float(r["val_accuracy"]) for r in rows]),
@@ -129,6 +139,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-sandwich", action="store_true")
+    parser.add_argument("--sampling", choices=["decision", "architecture"], default="decision", help="hybrid_spos: how a path is drawn")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--cache", default=str(Path("~/.cache/ehnas/oneshot").expanduser()))
     parser.add_argument("--summary", action="store_true", help="print the lines of --out beside the table's own cheap rankings")

@@ -188,6 +188,24 @@ def test_killed_hybrid_training_resumes_to_the_uninterrupted_result_and_caches(m
     assert ranking[0][1] == inherited_accuracy(again.method.model, ranking[0][0], digits)  # recalibration makes scores repeatable
 
 
+def test_decision_sampling_trains_every_type_equally_often(digits: ImageDataset) -> None:
+    """Uniform architectures are mostly of the type with the most hyperparameter combinations;
+    per-decision draws give every type a third of the blocks (and stay valid)."""
+    space = small_space()
+    shares = {}
+    for sampling in ("architecture", "decision"):
+        method = METHODS.get("hybrid_spos")(space, digits, OneShotConfig(method="hybrid_spos", sampling=sampling))
+        paths = [method.sample_path() for _ in range(200)]
+        for arch in paths:
+            space.validate(arch)
+        types = [t for arch in paths for t in arch.types]
+        shares[sampling] = {t: types.count(t) / len(types) for t in space.types}
+    assert all(0.27 < share < 0.40 for share in shares["decision"].values()), shares
+    assert shares["architecture"]["cnn"] > shares["decision"]["cnn"] + 0.1, shares
+    with pytest.raises(ValueError, match="sampling must be"):
+        OneShotConfig(method="hybrid_spos", sampling="path")
+
+
 def test_gdas_draws_valid_paths_whose_gates_carry_the_gradient(digits: ImageDataset) -> None:
     space = small_space()
     method = METHODS.get("hybrid_gdas")(space, digits, OneShotConfig(method="hybrid_gdas", epochs=2, batch_size=32))

@@ -1,8 +1,14 @@
 """One-shot methods on the hybrid space's supernet (`nas_lib.oneshot.hybrid_supernet`).
 
 ``hybrid_spos``: single-path one-shot. Each training step draws a path: a depth uniform over the
-depths the space holds, then an architecture uniform among that depth's (`HybridSpace.sample`; a
-uniform draw of the whole space is almost always of the maximal depth). With ``sandwich``
+depths the space holds (a uniform draw of the whole space is almost always of the maximal
+depth), then, with ``sampling="decision"`` (the default), each block's type and connection
+uniform among the options that keep the architecture valid, its hyperparameters uniform; with
+``sampling="architecture"`` an architecture uniform among that depth's. The second trains the
+type with the most hyperparameter combinations most often (CNN: 72% of the blocks on the v2
+space), and its supernet then ranks by that type's share instead of by quality (measured in
+docs/search.md); the first gives every type a fair share, as FairNAS argues (Chu et al., ICCV
+2021, arXiv 1907.01845). With ``sandwich``
 (BigNAS' rule, Yu et al., ECCV 2020, arXiv 2003.11142) the step also trains that path at its
 largest and its smallest widths (`extreme`) and sums the three losses: the width dimension is
 nested here, unlike NB201's operations, so the rule applies as BigNAS states it. The draw's
@@ -85,8 +91,15 @@ class HybridSPOS(HybridMethod):
     """Uniform single-path training of the hybrid supernet (plus the sandwich's extremes)."""
 
     def sample_path(self) -> HybridArch:
+        """A uniform depth, then (``sampling``) a uniform architecture of that depth, or every
+        type and connection uniform among the options that stay valid."""
         rng = np.random.default_rng(int(torch.randint(2**31 - 1, ())))
-        return self.space.spread_sample(1, rng)[0]
+        if self.config.sampling == "architecture":
+            return self.space.spread_sample(1, rng)[0]
+        depths = [d for d, n in self.space.size_by_depth().items() if n]
+        return self.space.sample(
+            rng, depth=depths[int(rng.integers(len(depths)))], policy=lambda _d, _i, options: options[int(rng.integers(len(options)))]
+        )
 
     def step(self, x_train: Tensor, y_train: Tensor, x_val: Tensor, y_val: Tensor) -> float:
         path = self.sample_path()

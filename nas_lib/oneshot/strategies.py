@@ -64,6 +64,7 @@ class OneShotOptions:
     lr: float | None = None  # None = 0.025 (sgd) or 1e-3 (adamw; 3e-3 trained the hybrid supernet no better, docs/search.md)
     weight_decay: float | None = None  # None = 3e-4 (sgd) or 5e-4 (adamw)
     sandwich: bool = True  # spos: also train the largest and smallest (hybrid: widest and narrowest) of each path
+    sampling: str = "decision"  # hybrid spos: paths uniform per "decision" or per "architecture" (OneShotConfig)
 
 
 class OneShotStrategy(Strategy):
@@ -131,6 +132,7 @@ class OneShotStrategy(Strategy):
             batch_size=c.batch_size,
             arch_lr=c.arch_lr,
             sandwich=c.sandwich,
+            sampling=c.sampling,
             seed=self.seed,
         )
         cache = None if c.cache_dir is None else Path(c.cache_dir).expanduser()

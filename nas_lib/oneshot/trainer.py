@@ -53,6 +53,7 @@ class OneShotConfig:
     arch_weight_decay: float = 1e-3
     drnas_kl: float = 1e-3  # DrNAS: weight of KL(Dir(beta) || Dir(1)) on the concentration
     sandwich: bool = True  # SPOS: also train the largest and the smallest cell every step
+    sampling: str = "decision"  # hybrid SPOS paths: every type/connection uniform per "decision", or a uniform "architecture" of a uniform depth
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -61,6 +62,8 @@ class OneShotConfig:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.optimizer not in ("sgd", "adamw"):
             raise ValueError(f"optimizer must be 'sgd' or 'adamw', got {self.optimizer!r}")
+        if self.sampling not in ("architecture", "decision"):
+            raise ValueError(f"sampling must be 'architecture' or 'decision', got {self.sampling!r}")
 
 
 class OneShotMethod(ABC):
