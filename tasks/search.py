@@ -85,8 +85,11 @@ def _strategy(setup: SearchSetup, state: dict[str, Any] | None) -> Any:
     from nas_lib.search import fitted_options, make_strategy, strategy_class
 
     options = fitted_options(setup.search.strategy, dict(setup.search.options), setup.population_size)
-    if getattr(strategy_class(setup.search.strategy), "takes_data", False) and "data" not in options:
-        options["data"] = setup.data
+    if getattr(strategy_class(setup.search.strategy), "takes_data", False) and "data" not in options and setup.data is not None:
+        from tasks.data_ref import local_path
+
+        path = setup.data.get("path")
+        options["data"] = {**setup.data, "path": local_path(path) if path else None}  # a URL read through this worker's copy
     strategy = make_strategy(setup.search.strategy, space_from_dict(setup.space), seed=setup.seed, **options)
     if state is not None:
         strategy.load_state_dict(state)

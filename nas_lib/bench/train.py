@@ -110,17 +110,9 @@ def build_space(space: dict[str, Any]) -> SearchSpace:
 
 def load_protocol_data(protocol: TrainProtocol) -> Any:
     """The protocol's `ImageDataset`."""
-    from nas_lib.data.datasets import load_dataset
+    from nas_lib.data.datasets import load_reference
 
-    d = protocol.data
-    return load_dataset(
-        d["kind"],
-        d.get("path"),
-        image_size=d.get("image_size"),
-        val_fraction=d.get("val_fraction", 0.2),
-        seed=d.get("seed", 0),
-        max_items=d.get("max_items"),
-    )
+    return load_reference(protocol.data)
 
 
 def train_architecture(

@@ -27,6 +27,7 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -222,6 +223,15 @@ def load_dataset(
     options = {"kind": kind, "image_size": image_size, "val_fraction": val_fraction, "seed": seed, "max_items": max_items}
     data = _assemble(kind, pool, train_idx, val_idx, options, test if len(test.y) else None)
     return replace(data, skipped=raw.skipped) if raw.skipped else data
+
+
+def load_reference(ref: Mapping[str, Any]) -> ImageDataset:
+    """`load_dataset` from a data reference: a mapping of ``kind`` and any of its keyword
+    arguments (``path``, ``image_size``, ``val_fraction``, ``seed``, ``max_items``,
+    ``max_corrupt_fraction``), as a hybrid table's protocol or a run's `tasks.data_ref.DataRef`
+    holds them; other keys are ignored."""
+    keys = ("image_size", "val_fraction", "seed", "max_items", "max_corrupt_fraction")
+    return load_dataset(ref["kind"], ref.get("path"), **{k: ref[k] for k in keys if ref.get(k) is not None})
 
 
 def _subset(raw: RawImages, rows: np.ndarray) -> RawImages:

@@ -103,20 +103,12 @@ class OneShotStrategy(Strategy):
 
     def train(self) -> Any:
         """Trains (or resumes, or loads) the supernet; the `TrainOutcome`."""
-        from nas_lib.data.datasets import load_dataset
+        from nas_lib.data.datasets import load_dataset, load_reference
         from nas_lib.oneshot.trainer import OneShotConfig, train_supernet
 
         c = self.config
         if c.data is not None:
-            d = c.data
-            data = load_dataset(
-                d["kind"],
-                d.get("path"),
-                image_size=d.get("image_size"),
-                val_fraction=d.get("val_fraction", 0.2),
-                seed=d.get("seed", 0),
-                max_items=d.get("max_items"),
-            )
+            data = load_reference(c.data)
         else:
             data = load_dataset("cifar10_npz", c.images, image_size=c.image_size, val_fraction=0.5, seed=0, max_items=c.max_items)
         optimizer = c.optimizer or ("adamw" if self.hybrid else "sgd")
