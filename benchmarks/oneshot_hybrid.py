@@ -31,6 +31,7 @@ from scipy.stats import spearmanr
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from nas_lib.artifacts import append_json_line, read_json_lines  # noqa: E402
 from nas_lib.bench.train import build_space, load_protocol_data, read_protocol, read_rows  # noqa: E402
 from nas_lib.oneshot import OneShotConfig, inherited_accuracy, train_supernet  # noqa: E402
 
@@ -57,7 +58,7 @@ def run(args: argparse.Namespace) -> None:
     space, data = build_space(protocol.space), load_protocol_data(protocol)
     rows = [r for r in read_rows(args.table) if r["state"] == "ok" and r.get("test_accuracy")]
     out = Path(args.out)
-    lines = [json.loads(line) for line in out.read_text().splitlines() if line.strip()] if out.exists() else []
+    lines = read_json_lines(out)
     variant = (args.method, args.optimizer, args.lr, args.epochs, not args.no_sandwich, args.sampling, args.seed)
     lines = [line for line in lines if tuple(line.get(k, default) for k, default in VARIANT.items()) == variant]
     done = {line["epoch"] for line in lines}
@@ -97,8 +98,7 @@ def run(args: argparse.Namespace) -> None:
             "score_seconds": time.perf_counter() - start,
             "inherited": dict(zip([r["arch_id"] for r in rows], scores)),
         }
-        with out.open("a", encoding="utf-8") as fh:
-            fh.write(json.dumps(line) + "\n")
+        append_json_line(out, line)
         print(f"epoch {epoch}: rho val {line['rho_val']:.3f} test {line['rho_test']:.3f} ({line['score_seconds']:.0f} s scoring)", flush=True)
 
 
@@ -111,7 +111,7 @@ def summary(args: argparse.Namespace) -> None:
         curve = [json.loads(r["history"])[b - 1] for r in rows]
         seconds = sum(float(r["seconds"]) * b / protocol_epochs(args.table) for r in rows)
         print(f"every row trained {b} epoch(s): rho test {_rho(curve, test):.3f}, {seconds / 60:.0f} core-minutes (table's seconds)")
-    for line in (json.loads(x) for x in Path(args.out).read_text().splitlines() if x.strip()):
+    for line in read_json_lines(args.out):
         print(
             f"{line.get('method', 'hybrid_spos')} epoch {line['epoch']}/{line['epochs']} ({line.get('optimizer', 'sgd')}, sandwich {line['sandwich']}, "
             f"seed {line['seed']}): rho val {line['rho_val']:.3f}, "
@@ -148,6 +148,10 @@ def main() -> None:
         parser.error(f"--at epochs must lie in 1..{args.epochs}")
     if not Path(args.table).exists():
         parser.error(f"no table at {args.table}")
+    try:
+        read_json_lines(args.out)
+    except ValueError as err:  # a damaged line of --out: nothing is appended to it
+        parser.error(str(err))
     summary(args) if args.summary else run(args)
 
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import json
 import math
 import sys
 from collections.abc import Iterable
@@ -36,6 +35,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from nas_lib.artifacts import append_json_line, read_json_lines  # noqa: E402
 from nas_lib.bench.paired import mean_se, paired_difference  # noqa: E402
 from nas_lib.bench.simulate import METHODS, CurveTable, PoolMapper, TabularObjective, load_curve_table, make_method, pool_for, run_method  # noqa: E402
 from nas_lib.bench.simulate.real import TrainingObjective  # noqa: E402
@@ -55,23 +55,9 @@ class Trainer:
         return self.last
 
 
-def read_lines(path: Path) -> list[dict[str, Any]]:
-    """The finished lines of `path` (none if it does not exist). A torn last line, from a run
-    killed while writing it, is dropped; a damaged line before it is an error naming the line."""
-    texts = [t for t in path.read_text().splitlines() if t.strip()] if path.exists() else []
-    lines = []
-    for number, text in enumerate(texts, 1):
-        try:
-            lines.append(json.loads(text))
-        except json.JSONDecodeError as err:
-            if number < len(texts):
-                raise ValueError(f"{path}, line {number}: not a JSON line ({err.msg}); remove or mend it") from None
-    return lines
-
-
 def done_keys(path: Path) -> set[tuple[str, int, str]]:
     """(budget, seed, method) of the lines already in `path`."""
-    return {(r["budget_fraction"], r["seed"], r["method"]) for r in read_lines(path)}
+    return {(r["budget_fraction"], r["seed"], r["method"]) for r in read_json_lines(path)}
 
 
 def _column(by: dict[tuple[str, int], dict[str, Any]], seeds: list[int], method: str, key: str) -> list[float]:
@@ -128,7 +114,7 @@ def main() -> None:
         if not args.summary.exists():
             parser.error(f"--summary: {args.summary} does not exist")
         try:
-            print(summary(read_lines(args.summary)))
+            print(summary(read_json_lines(args.summary)))
         except ValueError as err:
             parser.error(f"--summary: {err}")
         return
@@ -183,8 +169,7 @@ def main() -> None:
                     "wall_s": objective.wall,
                     "failures": {str(k): v for k, v in objective.failures.items()},
                 }
-                with args.out.open("a") as f:
-                    f.write(json.dumps(line) + "\n")
+                append_json_line(args.out, line)
                 print(
                     f"budget {fraction} seed {seed} {name}: real {real.score:.4f} (row {real.row}), simulated {sim.score:.4f} (row {sim.row}), "
                     f"{objective.wall:.0f} s trained for {real.spent:.0f} s charged",

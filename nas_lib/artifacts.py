@@ -95,6 +95,38 @@ def atomic_write_json(path: str | Path, obj: Any) -> Path:
     return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
 
 
+def read_json_lines(path: str | Path) -> list[dict[str, Any]]:
+    """The finished lines of an append-only JSON-lines file (none if it does not exist). A torn
+    last line, from a run killed while writing it, is dropped; a damaged line before it is a
+    ValueError naming the line."""
+    path = Path(path)
+    texts = [t for t in path.read_text().splitlines() if t.strip()] if path.exists() else []
+    lines = []
+    for number, text in enumerate(texts, 1):
+        try:
+            lines.append(json.loads(text))
+        except json.JSONDecodeError as err:
+            if number < len(texts):
+                raise ValueError(f"{path}, line {number}: not a JSON line ({err.msg}); remove or mend it") from None
+    return lines
+
+
+def append_json_line(path: str | Path, obj: Any) -> None:
+    """Appends `obj` to a JSON-lines file as one line, flushed to disk. A torn last line (no
+    final newline: a run killed while writing it) is cut off first, so the new line stands on
+    its own and every earlier one stays readable."""
+    with open(path, "a+b") as fh:
+        size = fh.seek(0, os.SEEK_END)
+        if size:
+            fh.seek(0)
+            data = fh.read()
+            if not data.endswith(b"\n"):
+                fh.truncate(data.rfind(b"\n") + 1)
+        fh.write((json.dumps(obj) + "\n").encode("utf-8"))
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
 def write_table(path: str | Path, rows: Iterable[Mapping[str, Any]] | pd.DataFrame, schema: pa.Schema) -> Path:
     """Writes rows as Parquet with exactly `schema` (missing columns are null, extra ones raise)."""
     path = Path(path)
