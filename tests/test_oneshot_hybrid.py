@@ -17,7 +17,7 @@ from nas_lib.data.datasets import ImageDataset, load_dataset
 from nas_lib.oneshot import METHODS, OneShotConfig, inherited_accuracy, train_supernet
 from nas_lib.oneshot.hybrid import HybridGDAS
 from nas_lib.oneshot.hybrid_supernet import HybridSupernet, Position, extreme
-from nas_lib.search import make_strategy, strategy_class, strategy_names
+from nas_lib.search import check_options, make_strategy, strategy_class, strategy_names
 from nas_lib.space import HybridConstraints
 from nas_lib.space.builder import ConnectedBlock, HybridNetwork
 from nas_lib.space.constraints import CONNECTIONS
@@ -204,6 +204,8 @@ def test_decision_sampling_trains_every_type_equally_often(digits: ImageDataset)
     assert shares["architecture"]["cnn"] > shares["decision"]["cnn"] + 0.1, shares
     with pytest.raises(ValueError, match="sampling must be"):
         OneShotConfig(method="hybrid_spos", sampling="path")
+    with pytest.raises(ValueError, match="sampling must be"):  # a pipeline config fails when it is checked
+        check_options("spos", {"sampling": "path"})
 
 
 def test_gdas_draws_valid_paths_whose_gates_carry_the_gradient(digits: ImageDataset) -> None:

@@ -59,12 +59,24 @@ class OneShotOptions:
     epochs: int = 10
     batch_size: int = 64
     arch_lr: float = 3e-4
-    candidates: int = 100  # spos: architectures sampled and scored for the answer; hybrid (spos, enas): for the ranking
+    candidates: int = 100  # spos: architectures sampled and scored for the answer; hybrid (spos, enas, darts): for the ranking
     optimizer: str | None = None  # weights: None = "sgd" on NB201 (DARTS'), "adamw" on the hybrid space (the v2 table's)
     lr: float | None = None  # None = 0.025 (sgd) or 1e-3 (adamw; 3e-3 trained the hybrid supernet no better, docs/search.md)
     weight_decay: float | None = None  # None = 3e-4 (sgd) or 5e-4 (adamw)
     sandwich: bool = True  # spos: also train the largest and smallest (hybrid: widest and narrowest) of each path
     sampling: str = "decision"  # hybrid spos: paths uniform per "decision" or per "architecture" (OneShotConfig)
+
+    def __post_init__(self) -> None:
+        """Bad values fail here, when the pipeline's config is checked, not minutes into a run."""
+        for name in ("channels", "cells_per_stage", "epochs", "batch_size", "candidates", "image_size"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.optimizer not in (None, "sgd", "adamw"):
+            raise ValueError(f"optimizer must be 'sgd' or 'adamw', got {self.optimizer!r}")
+        if self.sampling not in ("architecture", "decision"):
+            raise ValueError(f"sampling must be 'architecture' or 'decision', got {self.sampling!r}")
+        if self.data is not None and "kind" not in self.data:
+            raise ValueError("data must be a data reference with a 'kind' (load_dataset's arguments)")
 
 
 class OneShotStrategy(Strategy):
