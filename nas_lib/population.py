@@ -47,7 +47,7 @@ def _draw(space: Any, rng: np.random.Generator) -> Any:
     depths = getattr(space, "depths", None)
     if depths is None:
         return space.sample(rng)
-    allowed = [d for d, n in space.size_by_depth().items() if n > 0]
+    allowed = space.held_depths()
     return space.sample(rng, depth=int(allowed[int(rng.integers(len(allowed)))]))
 
 

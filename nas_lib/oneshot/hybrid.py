@@ -96,7 +96,7 @@ class HybridSPOS(HybridMethod):
         rng = np.random.default_rng(int(torch.randint(2**31 - 1, ())))
         if self.config.sampling == "architecture":
             return self.space.spread_sample(1, rng)[0]
-        depths = [d for d, n in self.space.size_by_depth().items() if n]
+        depths = self.space.held_depths()
         return self.space.sample(
             rng, depth=depths[int(rng.integers(len(depths)))], policy=lambda _d, _i, options: options[int(rng.integers(len(options)))]
         )
@@ -135,7 +135,7 @@ class HybridGDAS(HybridMethod, Alphas):
 
     def __init__(self, space: HybridSpace, data: Any, config: Any) -> None:
         super().__init__(space, data, config)
-        self.depths = [d for d, n in self.space.size_by_depth().items() if n]
+        self.depths = self.space.held_depths()
         positions = self.space.constraints.max_depth
         self.init_alphas([(len(self.depths),), (positions, len(self.space.types)), (positions, len(CONNECTIONS))])
 

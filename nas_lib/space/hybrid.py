@@ -160,6 +160,10 @@ class HybridSpace(SearchSpace):
     def size(self) -> int:
         return sum(self.size_by_depth().values())
 
+    def held_depths(self) -> list[int]:
+        """The depths at which the space holds at least one architecture."""
+        return [d for d, n in self.size_by_depth().items() if n]
+
     # -- sampling -----------------------------------------------------------------------------
     def sample(self, rng: np.random.Generator, depth: int | None = None, policy: Policy | None = None) -> HybridArch:
         """Uniform over the whole space, or over the architectures of one `depth` when given
@@ -367,7 +371,7 @@ class HybridSpace(SearchSpace):
     def spread_sample(self, k: int, rng: np.random.Generator) -> list[HybridArch]:
         """K depth-stratified draws (a uniform depth, then a uniform architecture of that depth):
         uniform draws are almost all of the maximal depth, which would hide the shallow nets."""
-        depths = [d for d, n in self.size_by_depth().items() if n]
+        depths = self.held_depths()
         return [self.sample(rng, depth=depths[int(rng.integers(len(depths)))]) for _ in range(k)]
 
     def describe(self) -> str:
